@@ -1,0 +1,193 @@
+"""HTTP handlers: thin. Each decodes, calls one engine method, encodes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from litestar import Request, Response, get, post
+from litestar.datastructures import State
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ledger.api.openapi import body_operation
+from ledger.api.problems import decode_body
+from ledger.engine import errors
+from ledger.engine.ledger import Ledger
+from ledger.engine.model import (
+    Account,
+    Balance,
+    IdempotencyKey,
+    NewAccount,
+    NewTransaction,
+    Page,
+    PostingResult,
+    ReversalRequest,
+    Transaction,
+)
+from ledger.settings import Settings
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+CLIENT_HEADER = "Ledger-Client-Id"
+REPLAYED_HEADER = "Idempotent-Replayed"
+_MAX_CLIENT_ID = 128
+
+
+def _ledger(state: State) -> Ledger:
+    return state.ledger
+
+
+def _settings(state: State) -> Settings:
+    return state.settings
+
+
+def _key(request: Request) -> IdempotencyKey:
+    """The client's idempotency key. Keys are scoped by the `Ledger-Client-Id`
+    header (default "default"): two clients may use the same key."""
+    client = request.headers.get(CLIENT_HEADER, "default")
+    if not client or len(client) > _MAX_CLIENT_ID or not client.isprintable():
+        raise errors.InvalidValue(
+            f"{CLIENT_HEADER} must be 1 to {_MAX_CLIENT_ID} printable characters",
+            field=CLIENT_HEADER,
+        )
+    return IdempotencyKey(client_id=client, key=request.headers.get(IDEMPOTENCY_HEADER, ""))
+
+
+def _posting_response(result: PostingResult) -> Response[Transaction]:
+    if result.replayed:
+        return Response(result.transaction, status_code=200, headers={REPLAYED_HEADER: "true"})
+    return Response(result.transaction, status_code=201)
+
+
+def _as_of(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise errors.InvalidValue(
+            f"as_of must be an RFC 3339 time such as 2026-01-31T23:59:59Z; got {raw!r}",
+            field="as_of",
+        ) from exc
+    if value.tzinfo is None:
+        raise errors.InvalidValue(
+            "as_of must carry a time zone offset (Z or +hh:mm)", field="as_of"
+        )
+    return value
+
+
+# --- accounts -------------------------------------------------------------------------
+
+
+@post("/accounts", operation_class=body_operation(NewAccount), tags=["accounts"])
+async def create_account(request: Request, state: State) -> Response[Account]:
+    """Create an account. Creating it again with identical attributes returns
+    it with status 200 and `Idempotent-Replayed: true`."""
+    cmd = decode_body(await request.body(), NewAccount, _settings(state).max_body_bytes)
+    account, created = await _ledger(state).create_account(cmd)
+    if created:
+        return Response(account, status_code=201)
+    return Response(account, status_code=200, headers={REPLAYED_HEADER: "true"})
+
+
+@get("/accounts/{account_id:str}", tags=["accounts"])
+async def get_account(account_id: str, state: State) -> Account:
+    return await _ledger(state).get_account(account_id)
+
+
+@get("/accounts", tags=["accounts"])
+async def list_accounts(state: State, cursor: str | None = None, limit: int = 50) -> Page:
+    """Accounts in id order; follow `next_cursor` until it is null."""
+    return await _ledger(state).list_accounts(cursor, limit)
+
+
+@get("/accounts/{account_id:str}/balance", tags=["accounts"])
+async def get_balance(account_id: str, state: State, as_of: str | None = None) -> Balance:
+    """Posted debits, credits and the balance on the account's normal side;
+    with `as_of` (RFC 3339), summed exactly from the journal up to that time."""
+    return await _ledger(state).balance(account_id, _as_of(as_of))
+
+
+@get("/accounts/{account_id:str}/entries", tags=["accounts"])
+async def list_entries(
+    account_id: str, state: State, cursor: str | None = None, limit: int = 50
+) -> Page:
+    """The account's entries, oldest first; follow `next_cursor`."""
+    return await _ledger(state).account_entries(account_id, cursor, limit)
+
+
+# --- transactions ---------------------------------------------------------------------
+
+
+@post("/transactions", operation_class=body_operation(NewTransaction), tags=["transactions"])
+async def post_transaction(request: Request, state: State) -> Response[Transaction]:
+    """Post a balanced transaction. Requires an `Idempotency-Key` header:
+    the same key and body again returns the original with status 200 and
+    `Idempotent-Replayed: true`; the same key with another body is 409."""
+    cmd = decode_body(await request.body(), NewTransaction, _settings(state).max_body_bytes)
+    return _posting_response(await _ledger(state).post_transaction(cmd, _key(request)))
+
+
+@get("/transactions/{transaction_id:str}", tags=["transactions"])
+async def get_transaction(transaction_id: str, state: State) -> Transaction:
+    return await _ledger(state).get_transaction(transaction_id)
+
+
+@post(
+    "/transactions/{transaction_id:str}/reversal",
+    operation_class=body_operation(ReversalRequest, required=False),
+    tags=["transactions"],
+)
+async def reverse_transaction(
+    transaction_id: str, request: Request, state: State
+) -> Response[Transaction]:
+    """Append a transaction with every leg swapped. Requires an
+    `Idempotency-Key`; a second reversal of the same transaction is 409."""
+    cmd = decode_body(
+        await request.body(), ReversalRequest, _settings(state).max_body_bytes, allow_empty=True
+    )
+    result = await _ledger(state).reverse_transaction(transaction_id, cmd, _key(request))
+    return _posting_response(result)
+
+
+# --- operations -----------------------------------------------------------------------
+
+
+@get("/health", tags=["operations"])
+async def health(state: State, ready: int = 0) -> Response[dict]:
+    """Process up. With `?ready=1` (what HAProxy asks), the same as /ready."""
+    if ready:
+        return await _readiness(state)
+    return Response({"status": "ok"})
+
+
+@get("/ready", tags=["operations"])
+async def ready_endpoint(state: State) -> Response[dict]:
+    """The database answers, and the process is not shutting down."""
+    return await _readiness(state)
+
+
+async def _readiness(state: State) -> Response[dict]:
+    if getattr(state, "draining", False):
+        return Response({"status": "draining"}, status_code=503)
+    if await _ledger(state).ready():
+        return Response({"status": "ready"})
+    return Response({"status": "database unreachable"}, status_code=503)
+
+
+@get("/metrics", tags=["operations"], include_in_schema=False)
+async def metrics() -> Response[bytes]:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+HANDLERS = [
+    create_account,
+    get_account,
+    list_accounts,
+    get_balance,
+    list_entries,
+    post_transaction,
+    get_transaction,
+    reverse_transaction,
+    health,
+    ready_endpoint,
+    metrics,
+]

@@ -1,0 +1,77 @@
+"""The Litestar application factory. The lifespan owns the database engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+
+from ledger import __version__
+from ledger.api.openapi import components
+from ledger.api.problems import EXCEPTION_HANDLERS
+from ledger.api.routes import HANDLERS
+from ledger.engine.ledger import Ledger
+from ledger.engine.model import NewAccount, NewTransaction, ReversalRequest
+from ledger.engine.rules import Limits
+from ledger.settings import Settings
+from ledger.storage.database import create_engine
+from ledger.storage.retry import RetryPolicy
+from ledger.storage.store import SqlStore
+
+
+def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
+    return Ledger(
+        store,
+        Limits(
+            max_legs=settings.max_legs,
+            max_amount=settings.max_amount,
+            max_metadata_bytes=settings.max_metadata_bytes,
+            max_description_chars=settings.max_description_chars,
+        ),
+        max_page_size=settings.max_page_size,
+        max_idempotency_key_chars=settings.max_idempotency_key_chars,
+    )
+
+
+def build_store(url: str, settings: Settings, *, role: str | None = None) -> SqlStore:
+    policy = RetryPolicy(
+        settings.retry_attempts, settings.retry_base_seconds, settings.retry_cap_seconds
+    )
+    return SqlStore(create_engine(url, settings, role=role), policy)
+
+
+def create_app(settings: Settings, database_url: str) -> Litestar:
+    """The service for one database. `database_url` is required here: the CLI
+    resolves the embedded default before it calls this."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        store = build_store(database_url, settings)
+        app.state.settings = settings
+        app.state.ledger = build_ledger(store, settings)
+        app.state.draining = False
+        try:
+            yield
+        finally:
+            app.state.draining = True
+            await store.engine.dispose()
+
+    return Litestar(
+        route_handlers=HANDLERS,
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Ledger",
+            version=__version__,
+            description="A double-entry ledger. Errors are RFC 9457 problem JSON; "
+            "the `type` of each is stable.",
+            path="/schema",
+            render_plugins=[RedocRenderPlugin(), SwaggerRenderPlugin()],
+            components=components(NewAccount, NewTransaction, ReversalRequest),
+        ),
+        debug=False,
+    )

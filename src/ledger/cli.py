@@ -1,0 +1,189 @@
+"""`ledger serve | migrate | verify`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from ledger.settings import Settings
+
+
+def _database_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        help="postgresql+psycopg://... or cockroachdb+psycopg://...; "
+        "default: the embedded PostgreSQL in --data-dir (env LEDGER_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="embedded PostgreSQL data directory (default .ledger/pgdata)"
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env().with_overrides(
+        database_url=getattr(args, "database_url", None),
+        data_dir=getattr(args, "data_dir", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+@contextlib.contextmanager
+def database(settings: Settings, *, quiet: bool = False) -> Iterator[tuple[str, bool]]:
+    """The database URL to use, starting the embedded server when no URL is
+    given (and stopping it afterwards). Yields (url, embedded)."""
+    if settings.database_url:
+        yield settings.database_url, False
+        return
+    from ledger.storage.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(settings.data_dir)
+    url = embedded.start()
+    if not quiet:
+        print(f"ledger: embedded PostgreSQL, data in {embedded.data_dir}", flush=True)
+    try:
+        yield url, True
+    finally:
+        embedded.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ledger.app import create_app
+    from ledger.storage import migrate
+
+    settings = _settings(args)
+    with database(settings) as (url, embedded):
+        if embedded or args.migrate:
+            migrate.upgrade(url, role=settings.db_role or "ledger_writer")
+        app = create_app(settings, url)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            # uvicorn stops accepting on SIGTERM and waits this long for
+            # in-flight requests before it closes them.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            access_log=False,
+            log_level="warning",
+        )
+        server = uvicorn.Server(config)
+        # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal to the
+        # handler that was installed before it. The default one would kill the
+        # process before the embedded database is stopped, so install one that
+        # lets the code below run.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: None)
+        print(
+            f"ledger: listening on http://{settings.host}:{settings.port} (API docs at /schema)",
+            flush=True,
+        )
+        server.run()
+        print("ledger: stopped", flush=True)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from ledger.storage import migrate
+
+    settings = _settings(args)
+    if args.sql:
+        if not settings.database_url:
+            print("--sql needs --database-url (only its dialect is used)", file=sys.stderr)
+            return 2
+        print(migrate.render_sql(settings.database_url, partitions=args.partitions))
+        return 0
+    with database(settings) as (url, _):
+        migrate.upgrade(url, partitions=args.partitions, role=settings.db_role or "ledger_writer")
+    print("ledger: schema is up to date")
+    return 0
+
+
+async def _verify(url: str, settings: Settings):
+    from ledger.app import build_ledger, build_store
+
+    store = build_store(url, settings)
+    try:
+        return await build_ledger(store, settings).verify()
+    finally:
+        await store.engine.dispose()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with database(settings, quiet=args.json) as (url, _):
+        report = asyncio.run(_verify(url, settings))
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    else:
+        print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def format_report(report) -> str:
+    lines = [
+        f"accounts {report.accounts}, transactions {report.transactions}, entries {report.entries}"
+    ]
+    for currency, (debits, credits) in sorted(report.per_currency.items()):
+        mark = "ok" if debits == credits else "UNBALANCED"
+        lines.append(f"  {currency}: debits {debits} credits {credits} {mark}")
+    for d in report.drift:
+        lines.append(
+            f"  DRIFT {d.account_id}: cached {d.cached_debits}/{d.cached_credits} "
+            f"journal {d.journal_debits}/{d.journal_credits}"
+        )
+    for u in report.unbalanced:
+        lines.append(
+            f"  UNBALANCED transaction {u.transaction_id} in {u.currency}: "
+            f"debits {u.debits} credits {u.credits}"
+        )
+    for t in report.short_transactions:
+        lines.append(f"  SHORT transaction {t}: fewer than two entries")
+    if report.currency_mismatches:
+        lines.append(f"  {report.currency_mismatches} entries differ from their account's currency")
+    lines.append("verify: clean" if report.ok else "verify: DIFFERENCES FOUND")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="ledger", description="A double-entry ledger service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP service")
+    _database_args(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply migrations before serving an external database (always done on embedded)",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    mig = sub.add_parser("migrate", help="apply the schema migrations")
+    _database_args(mig)
+    mig.add_argument("--partitions", type=int, default=16, help="hash partitions of entries")
+    mig.add_argument("--sql", action="store_true", help="print the DDL instead of running it")
+    mig.set_defaults(func=cmd_migrate)
+
+    ver = sub.add_parser("verify", help="recompute balances from the journal and compare")
+    _database_args(ver)
+    ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.set_defaults(func=cmd_verify)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The ledger's vocabulary: what comes in (commands) and what goes out (records).
+
+These are plain msgspec Structs. The API decodes request bodies straight into
+the command types (so the wire schema and the engine's input are one
+definition) and encodes the record types as responses. Field names are part
+of the public contract: add fields freely, rename none.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+Direction = Literal["debit", "credit"]
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+class AccountFlags(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    debits_must_not_exceed_credits: bool = False
+    credits_must_not_exceed_debits: bool = False
+
+
+class NewAccount(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    currency: str
+    scale: int
+    normal_side: Direction
+    id: str | None = None
+    flags: AccountFlags = AccountFlags()
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Leg(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    account_id: str
+    direction: Direction
+    amount: int
+    # Optional: when given, it must be the account's currency. Clients that
+    # state it are protected from posting dollars into a euro account.
+    currency: str | None = None
+
+
+class NewTransaction(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    entries: list[Leg]
+    description: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ReversalRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    description: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class IdempotencyKey(msgspec.Struct, frozen=True):
+    """A client's key; keys of different clients never collide."""
+
+    client_id: str
+    key: str
+
+
+# --- records ----------------------------------------------------------------------
+
+
+class Account(msgspec.Struct, frozen=True):
+    id: str
+    currency: str
+    scale: int
+    normal_side: Direction
+    flags: AccountFlags
+    metadata: dict[str, Any]
+    created_at: datetime
+
+
+class PostedLeg(msgspec.Struct, frozen=True):
+    account_id: str
+    direction: Direction
+    amount: int
+    currency: str
+    entry_id: str
+
+
+class Transaction(msgspec.Struct, frozen=True):
+    id: str
+    entries: list[PostedLeg]
+    description: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    reverses: str | None = None
+    reversed_by: str | None = None
+
+
+class PostingResult(msgspec.Struct, frozen=True):
+    transaction: Transaction
+    # True when the answer is the stored result of an earlier request with the
+    # same key and body: nothing new was written.
+    replayed: bool
+
+
+class BalanceTotals(msgspec.Struct, frozen=True):
+    debits: int
+    credits: int
+    balance: int
+
+
+class Balance(msgspec.Struct, frozen=True):
+    account_id: str
+    currency: str
+    scale: int
+    normal_side: Direction
+    as_of: datetime
+    posted: BalanceTotals
+
+
+class AccountEntry(msgspec.Struct, frozen=True):
+    entry_id: str
+    transaction_id: str
+    account_id: str
+    direction: Direction
+    amount: int
+    currency: str
+    created_at: datetime
+
+
+class Page(msgspec.Struct, frozen=True):
+    items: list[Any]
+    next_cursor: str | None
+
+
+# --- what storage hands the engine ---------------------------------------------------
+
+
+class AccountState(msgspec.Struct, frozen=True):
+    """An account with its cached posted totals, read under a lock."""
+
+    account: Account
+    posted_debits: int
+    posted_credits: int
+
+
+class StoredPosting(msgspec.Struct, frozen=True):
+    """What an idempotency key points at."""
+
+    fingerprint: str
+    transaction: Transaction
+
+
+class NewEntry(msgspec.Struct, frozen=True):
+    """One leg to write; storage assigns its id."""
+
+    account_id: str
+    leg: int
+    direction: Direction
+    amount: int
+    currency: str
+
+
+class TransactionHeader(msgspec.Struct, frozen=True):
+    """The transaction row to write; storage assigns its id."""
+
+    client_id: str
+    idempotency_key: str
+    fingerprint: str
+    description: str | None
+    metadata: dict[str, Any]
+    reverses: str | None = None
+
+
+class BalanceDelta(msgspec.Struct, frozen=True):
+    account_id: str
+    debits: int
+    credits: int
+
+
+# --- verification ------------------------------------------------------------------
+
+
+class AccountDrift(msgspec.Struct, frozen=True):
+    account_id: str
+    cached_debits: int
+    cached_credits: int
+    journal_debits: int
+    journal_credits: int
+
+
+class UnbalancedRecord(msgspec.Struct, frozen=True):
+    transaction_id: str
+    currency: str
+    debits: int
+    credits: int
+
+
+class JournalFacts(msgspec.Struct, frozen=True):
+    """Raw sums storage reads in one consistent snapshot for `verify`."""
+
+    accounts: int
+    transactions: int
+    entries: int
+    # account_id -> (cached debits, cached credits, journal debits, journal credits)
+    per_account: dict[str, tuple[int, int, int, int]]
+    unbalanced: list[UnbalancedRecord]
+    short_transactions: list[str]
+    currency_mismatches: int
+    # currency -> (total debits, total credits)
+    per_currency: dict[str, tuple[int, int]]
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    ok: bool
+    accounts: int
+    transactions: int
+    entries: int
+    drift: list[AccountDrift]
+    unbalanced: list[UnbalancedRecord]
+    short_transactions: list[str]
+    currency_mismatches: int
+    per_currency: dict[str, tuple[int, int]]

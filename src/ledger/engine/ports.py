@@ -1,0 +1,93 @@
+"""What the engine needs from storage, as Protocols. Storage implements them;
+the engine never imports storage."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from ledger.engine.model import (
+    Account,
+    AccountEntry,
+    AccountState,
+    BalanceDelta,
+    IdempotencyKey,
+    JournalFacts,
+    NewAccount,
+    NewEntry,
+    StoredPosting,
+    Transaction,
+    TransactionHeader,
+)
+
+T = TypeVar("T")
+
+
+class PostingUnit(Protocol):
+    """One database transaction of a posting. Everything done through it
+    commits together or not at all."""
+
+    # True when an earlier attempt of this same unit ended in an ambiguous
+    # commit: a stored posting with our key and fingerprint is then our own.
+    after_ambiguous: bool
+
+    async def find_by_key(self, key: IdempotencyKey) -> StoredPosting | None: ...
+
+    async def lock_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
+        """Read the accounts with their cached totals, locking the balance rows
+        in account-id order. Missing accounts are absent from the result."""
+        ...
+
+    async def get_transaction(self, transaction_id: str) -> Transaction | None: ...
+
+    async def append(
+        self,
+        header: TransactionHeader,
+        entries: Sequence[NewEntry],
+        deltas: Sequence[BalanceDelta],
+    ) -> Transaction:
+        """Insert the header and entries and add the deltas to the cached
+        balances. Raises AlreadyReversed when `header.reverses` was reversed by
+        a transaction committed in the meantime."""
+        ...
+
+
+class Store(Protocol):
+    async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
+        """Run `work` in one SERIALIZABLE database transaction, retrying the
+        whole of it on conflicts. Raises RetriesExhausted or OutcomeUnknown
+        when it cannot get an answer."""
+        ...
+
+    async def insert_account(self, account_id: str, cmd: NewAccount) -> Account | None:
+        """Insert the account and its zero balance row; None if the id is taken."""
+        ...
+
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def list_accounts(self, after: str | None, limit: int) -> list[Account]: ...
+
+    async def get_transaction(self, transaction_id: str) -> Transaction | None: ...
+
+    async def cached_totals(self, account_id: str) -> tuple[Account, int, int, datetime] | None:
+        """The account, its cached posted debits and credits, and the time read."""
+        ...
+
+    async def journal_totals(
+        self, account_id: str, as_of: datetime
+    ) -> tuple[Account, int, int] | None:
+        """The account and the sums of its entries created at or before `as_of`."""
+        ...
+
+    async def account_entries(
+        self, account_id: str, after: str | None, limit: int
+    ) -> list[AccountEntry]: ...
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        ...
+
+    async def journal_facts(self) -> JournalFacts:
+        """All the sums `verify` judges, read in one consistent snapshot."""
+        ...

@@ -1,0 +1,270 @@
+"""The rules of double entry, as pure functions: no I/O, no SQL, no HTTP.
+
+Each function either returns or raises one `LedgerError` subclass naming the
+mistake. `ledger.engine.ledger` calls them in order before and while it
+writes; the unit tests call them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import msgspec
+
+from ledger.engine import errors
+from ledger.engine.model import (
+    AccountDrift,
+    AccountState,
+    BalanceDelta,
+    BalanceTotals,
+    Direction,
+    JournalFacts,
+    Leg,
+    NewAccount,
+    NewTransaction,
+    VerifyReport,
+)
+
+ACCOUNT_ID = re.compile(r"^[A-Za-z0-9:_.-]{1,128}$")
+CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
+MAX_SCALE = 18
+# Totals are kept in 64-bit integers in the database.
+INT64_MAX = 2**63 - 1
+
+
+class Limits(msgspec.Struct, frozen=True):
+    max_legs: int = 64
+    max_amount: int = 2**53 - 1
+    max_metadata_bytes: int = 4096
+    max_description_chars: int = 1024
+
+
+def check_metadata(metadata: dict, description: str | None, limits: Limits) -> None:
+    """Raises InvalidValue when metadata or description are larger than
+    allowed or hold a NUL character (which no text column can store)."""
+    encoded = msgspec.json.encode(metadata)
+    size = len(encoded)
+    if b"\\u0000" in encoded:
+        raise errors.InvalidValue("metadata must not contain NUL characters", field="metadata")
+    if description is not None and "\x00" in description:
+        raise errors.InvalidValue(
+            "description must not contain NUL characters", field="description"
+        )
+    if size > limits.max_metadata_bytes:
+        raise errors.InvalidValue(
+            f"metadata is {size} bytes encoded; the limit is {limits.max_metadata_bytes}",
+            field="metadata",
+        )
+    if description is not None and len(description) > limits.max_description_chars:
+        raise errors.InvalidValue(
+            f"description has {len(description)} characters; "
+            f"the limit is {limits.max_description_chars}",
+            field="description",
+        )
+
+
+def check_new_account(cmd: NewAccount, limits: Limits) -> None:
+    """Validate an account definition.
+
+    Raises InvalidAccount for a bad id, currency, scale or contradictory
+    flags, and InvalidValue for oversized metadata.
+    """
+    if cmd.id is not None and not ACCOUNT_ID.match(cmd.id):
+        raise errors.InvalidAccount(
+            "account id must match ^[A-Za-z0-9:_.-]{1,128}$", field="id", value=cmd.id
+        )
+    if not CURRENCY.match(cmd.currency):
+        raise errors.InvalidAccount(
+            "currency must be 3 to 12 upper-case letters or digits, starting with a letter "
+            "(an ISO 4217 code such as USD)",
+            field="currency",
+            value=cmd.currency,
+        )
+    if not 0 <= cmd.scale <= MAX_SCALE:
+        raise errors.InvalidAccount(
+            f"scale must be between 0 and {MAX_SCALE}", field="scale", value=cmd.scale
+        )
+    if cmd.flags.debits_must_not_exceed_credits and cmd.flags.credits_must_not_exceed_debits:
+        # Both together would pin the balance at zero forever: always a mistake.
+        raise errors.InvalidAccount(
+            "debits_must_not_exceed_credits and credits_must_not_exceed_debits cannot both be set",
+            field="flags",
+        )
+    check_metadata(cmd.metadata, None, limits)
+
+
+def check_transaction_shape(cmd: NewTransaction, limits: Limits) -> None:
+    """Check what can be checked without reading the database.
+
+    Raises TooFewLegs, TooManyLegs, InvalidAmount, InvalidValue (bad account id
+    in a leg, oversized metadata). Balance per currency needs the accounts'
+    currencies and is checked by `check_balanced`.
+    """
+    n = len(cmd.entries)
+    if n < 2:
+        raise errors.TooFewLegs(f"a transaction needs at least 2 legs; this one has {n}")
+    if n > limits.max_legs:
+        raise errors.TooManyLegs(
+            f"a transaction may have at most {limits.max_legs} legs; this one has {n}",
+            max_legs=limits.max_legs,
+        )
+    for i, leg in enumerate(cmd.entries):
+        if leg.amount <= 0 or leg.amount > limits.max_amount:
+            raise errors.InvalidAmount(
+                f"entries[{i}].amount must be a positive integer of minor units "
+                f"no larger than {limits.max_amount}; got {leg.amount}",
+                pointer=f"/entries/{i}/amount",
+                max_amount=limits.max_amount,
+            )
+        if not ACCOUNT_ID.match(leg.account_id):
+            raise errors.UnknownAccount(
+                f"entries[{i}].account_id {leg.account_id!r} is not a valid account id",
+                pointer=f"/entries/{i}/account_id",
+                account_id=leg.account_id,
+            )
+    check_metadata(cmd.metadata, cmd.description, limits)
+
+
+def check_accounts(legs: list[Leg], states: Mapping[str, AccountState]) -> list[str]:
+    """Every leg's account exists and has the leg's currency, where the leg
+    states one; returns each leg's currency.
+
+    Raises UnknownAccount, CurrencyMismatch.
+    """
+    currencies = []
+    for i, leg in enumerate(legs):
+        state = states.get(leg.account_id)
+        if state is None:
+            raise errors.UnknownAccount(
+                f"entries[{i}] names account {leg.account_id!r}, which does not exist",
+                pointer=f"/entries/{i}/account_id",
+                account_id=leg.account_id,
+            )
+        currency = state.account.currency
+        if leg.currency is not None and leg.currency != currency:
+            raise errors.CurrencyMismatch(
+                f"entries[{i}] is in {leg.currency} but account {leg.account_id!r} "
+                f"holds {currency}",
+                pointer=f"/entries/{i}/currency",
+                account_id=leg.account_id,
+                account_currency=currency,
+                leg_currency=leg.currency,
+            )
+        currencies.append(currency)
+    return currencies
+
+
+def check_balanced(legs: list[Leg], currencies: list[str]) -> None:
+    """Per currency, debits equal credits. Raises UnbalancedTransaction."""
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for leg, currency in zip(legs, currencies, strict=True):
+        sums[currency][0 if leg.direction == "debit" else 1] += leg.amount
+    for currency, (debits, credits) in sorted(sums.items()):
+        if debits != credits:
+            raise errors.UnbalancedTransaction(
+                f"in {currency}, debits total {debits} but credits total {credits}",
+                currency=currency,
+                debits=debits,
+                credits=credits,
+            )
+
+
+def balance_deltas(legs: Iterable[Leg]) -> list[BalanceDelta]:
+    """What the legs add to each account's totals, sorted by account id."""
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for leg in legs:
+        acc[leg.account_id][0 if leg.direction == "debit" else 1] += leg.amount
+    return [BalanceDelta(a, d, c) for a, (d, c) in sorted(acc.items())]
+
+
+def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta]) -> None:
+    """Every account's limit flag holds after the deltas are applied.
+
+    Raises LimitExceeded naming the account and what it would have, or
+    BalanceOverflow when a running total would leave 64 bits.
+    """
+    for delta in deltas:
+        state = states[delta.account_id]
+        debits = state.posted_debits + delta.debits
+        credits = state.posted_credits + delta.credits
+        if debits > INT64_MAX or credits > INT64_MAX:
+            raise errors.BalanceOverflow(
+                f"account {delta.account_id!r} would exceed the largest total the ledger can hold",
+                account_id=delta.account_id,
+            )
+        flags = state.account.flags
+        if flags.debits_must_not_exceed_credits and debits > credits:
+            raise errors.LimitExceeded(
+                f"account {delta.account_id!r} has debits_must_not_exceed_credits; "
+                f"after this posting its debits would be {debits} against credits of "
+                f"{credits} (short by {debits - credits})",
+                account_id=delta.account_id,
+                limit="debits_must_not_exceed_credits",
+                shortfall=debits - credits,
+            )
+        if flags.credits_must_not_exceed_debits and credits > debits:
+            raise errors.LimitExceeded(
+                f"account {delta.account_id!r} has credits_must_not_exceed_debits; "
+                f"after this posting its credits would be {credits} against debits of "
+                f"{debits} (over by {credits - debits})",
+                account_id=delta.account_id,
+                limit="credits_must_not_exceed_debits",
+                shortfall=credits - debits,
+            )
+
+
+def reversed_legs(legs: Iterable[Leg]) -> list[Leg]:
+    """The same legs with every direction swapped."""
+    swap: dict[str, Direction] = {"debit": "credit", "credit": "debit"}
+    return [Leg(leg.account_id, swap[leg.direction], leg.amount) for leg in legs]
+
+
+def totals(normal_side: Direction, debits: int, credits: int) -> BalanceTotals:
+    """The signed balance on the account's normal side."""
+    balance = debits - credits if normal_side == "debit" else credits - debits
+    return BalanceTotals(debits=debits, credits=credits, balance=balance)
+
+
+def fingerprint(kind: str, request: msgspec.Struct) -> str:
+    """A digest of what a request asks for, independent of JSON spelling.
+
+    Two bodies that decode to the same command (other key order, other white
+    space) have the same fingerprint; the endpoint (`kind`) is part of it, so a
+    key reused on another endpoint is a conflict too.
+    """
+    canonical = msgspec.json.encode(msgspec.to_builtins(request), order="sorted")
+    return hashlib.sha256(kind.encode() + b"\0" + canonical).hexdigest()
+
+
+def judge(facts: JournalFacts) -> VerifyReport:
+    """Turn the journal's sums into a verdict: every cached balance equals its
+    journal sum, every transaction balances per currency and has two legs or
+    more, every entry has its account's currency, and the whole book balances
+    per currency."""
+    drift = [
+        AccountDrift(account_id, cd, cc, jd, jc)
+        for account_id, (cd, cc, jd, jc) in sorted(facts.per_account.items())
+        if (cd, cc) != (jd, jc)
+    ]
+    books_balance = all(d == c for d, c in facts.per_currency.values())
+    ok = (
+        not drift
+        and not facts.unbalanced
+        and not facts.short_transactions
+        and facts.currency_mismatches == 0
+        and books_balance
+    )
+    return VerifyReport(
+        ok=ok,
+        accounts=facts.accounts,
+        transactions=facts.transactions,
+        entries=facts.entries,
+        drift=drift,
+        unbalanced=facts.unbalanced,
+        short_transactions=facts.short_transactions,
+        currency_mismatches=facts.currency_mismatches,
+        per_currency=facts.per_currency,
+    )

@@ -1,0 +1,74 @@
+"""One frozen Settings object, read from the environment once.
+
+Every limit the service enforces is a named field here, so an operator can see
+them all in one place and change them with a `LEDGER_*` environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Where the database is. Empty means: start the embedded PostgreSQL in `data_dir`.
+    database_url: str = ""
+    data_dir: Path = Path(".ledger/pgdata")
+    # The role the service writes with. It has INSERT and SELECT on the journal
+    # and nothing more there; the migration creates it. Empty disables SET ROLE
+    # (for a login user that already is that role).
+    db_role: str = "ledger_writer"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Seconds SIGTERM waits for in-flight requests before it closes them.
+    shutdown_grace_seconds: float = 15.0
+
+    # Limits on what a request may ask for.
+    max_legs: int = 64
+    max_amount: int = 2**53 - 1  # stays exact in every JSON client, also JavaScript's
+    max_body_bytes: int = 64 * 1024
+    max_page_size: int = 500
+    default_page_size: int = 50
+    max_metadata_bytes: int = 4096
+    max_description_chars: int = 1024
+    max_idempotency_key_chars: int = 255
+
+    # The connection pool.
+    pool_size: int = 10
+    pool_max_overflow: int = 0
+    pool_timeout_seconds: float = 10.0
+    statement_timeout_ms: int = 10_000
+
+    # The retry loop around one database transaction.
+    retry_attempts: int = 30
+    retry_base_seconds: float = 0.002
+    retry_cap_seconds: float = 0.2
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given fields replaced; None values are ignored."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read every field from `LEDGER_<FIELD>` where it is set."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f"LEDGER_{f.name.upper()}")
+            if raw is None:
+                continue
+            default = f.default
+            if isinstance(default, bool):
+                values[f.name] = raw.strip().lower() in {"1", "true", "yes", "on"}
+            elif isinstance(default, int):
+                values[f.name] = int(raw)
+            elif isinstance(default, float):
+                values[f.name] = float(raw)
+            elif isinstance(default, Path):
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw
+        return cls(**values)

@@ -1,0 +1,45 @@
+"""Creating the AsyncEngine the service and the tools talk through."""
+
+from __future__ import annotations
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from ledger.settings import Settings
+from ledger.storage import dialect
+
+
+def create_engine(url: str, settings: Settings, *, role: str | None = None) -> AsyncEngine:
+    """An engine whose connections are SERIALIZABLE and run as the writer role.
+
+    `role` overrides `settings.db_role` (tests pass "" to act as the owner).
+    SQLAlchemy's own pool is used rather than psycopg_pool: SQLAlchemy's async
+    engine manages its pool itself, and putting a second pool under it would
+    only add a layer; its size and timeout are the named settings.
+    """
+    name = dialect.dialect_name(url)
+    engine = create_async_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_timeout=settings.pool_timeout_seconds,
+        isolation_level="SERIALIZABLE",
+        connect_args={"application_name": "ledger"},
+    )
+    setup = dialect.session_setup(
+        name, settings.db_role if role is None else role, settings.statement_timeout_ms
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for statement in setup:
+                cursor.execute(statement)
+        finally:
+            cursor.close()
+        # Session settings survive the commit; the commit ends the implicit
+        # transaction so SQLAlchemy may set the isolation level next.
+        dbapi_connection.commit()
+
+    return engine

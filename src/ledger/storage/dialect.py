@@ -1,0 +1,203 @@
+"""Everything that differs between PostgreSQL and CockroachDB, in one place.
+
+No other module asks which database it talks to: they call the functions
+here. The unit tests exercise every branch offline (`tests/unit/test_dialect.py`).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+POSTGRESQL = "postgresql"
+COCKROACHDB = "cockroachdb"
+
+
+def dialect_name(url: str) -> str:
+    """`postgresql` or `cockroachdb`, from a SQLAlchemy URL. Raises ValueError
+    for anything else."""
+    backend = make_url(url).get_backend_name()
+    if backend in (POSTGRESQL, COCKROACHDB):
+        return backend
+    raise ValueError(
+        f"unsupported database URL scheme {backend!r}: use postgresql+psycopg:// "
+        "or cockroachdb+psycopg://"
+    )
+
+
+# --- ids ---------------------------------------------------------------------------
+
+
+def new_transaction_id() -> uuid.UUID:
+    """Random: transaction ids lead their table's primary key, and a
+    time-ordered leading key would send every insert on CockroachDB to one
+    range."""
+    return uuid.uuid4()
+
+
+def new_entry_id() -> uuid.UUID:
+    """Time-ordered (UUIDv7 layout: 48 bits of milliseconds, then random).
+
+    Safe on both engines because the entries key is (account_id, entry_id):
+    the random-ish account id leads, so inserts spread across ranges, while
+    one account's history stays in time order for pagination.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return uuid.UUID(int=value)
+
+
+# --- sessions ------------------------------------------------------------------------
+
+
+def session_setup(name: str, role: str, statement_timeout_ms: int) -> list[str]:
+    """Statements run once on every new connection.
+
+    On PostgreSQL the service may log in as the owner (the embedded default
+    does) and drops to the append-only writer role with SET ROLE. On
+    CockroachDB only admins may SET ROLE, so there the login user must itself
+    be the writer role (deploy/cockroach sets that up).
+    """
+    statements = [f"SET statement_timeout = {int(statement_timeout_ms)}"]
+    if role and name == POSTGRESQL:
+        statements.append(f'SET ROLE "{role}"')
+    return statements
+
+
+def snapshot_read_options(name: str) -> dict[str, Any]:
+    """Execution options for a long read that must see one consistent
+    snapshot (verify). PostgreSQL: REPEATABLE READ READ ONLY, which never
+    fails for serialization and blocks no writer. CockroachDB runs every
+    transaction SERIALIZABLE; its reads are snapshot reads already."""
+    if name == POSTGRESQL:
+        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    return {"isolation_level": "SERIALIZABLE"}
+
+
+# --- the entries table ---------------------------------------------------------------
+
+
+def entries_table_options(name: str) -> dict[str, Any]:
+    """Keyword arguments for creating the entries table.
+
+    PostgreSQL: hash-partitioned by account_id, so one account's history sits
+    in one partition. CockroachDB: no partitioning clause; the primary key
+    prefix (account_id, entry_id) keeps an account's history contiguous and
+    ranges split by themselves.
+    """
+    if name == POSTGRESQL:
+        return {"postgresql_partition_by": "HASH (account_id)"}
+    return {}
+
+
+def entries_partition_ddl(name: str, partitions: int) -> list[str]:
+    if name != POSTGRESQL:
+        return []
+    return [
+        f"CREATE TABLE entries_p{i} PARTITION OF entries "
+        f"FOR VALUES WITH (MODULUS {partitions}, REMAINDER {i})"
+        for i in range(partitions)
+    ]
+
+
+# --- the append-only writer role ------------------------------------------------------
+
+_GRANTS = [
+    "GRANT SELECT, INSERT ON TABLE transactions, entries TO {role}",
+    "GRANT SELECT, INSERT ON TABLE accounts TO {role}",
+    "GRANT SELECT, INSERT, UPDATE ON TABLE account_balances TO {role}",
+]
+
+
+def writer_role_ddl(name: str, role: str) -> list[str]:
+    """Create the writer role if needed and grant it what the service needs:
+    INSERT and SELECT on the journal, never UPDATE or DELETE.
+
+    Roles are cluster-wide on PostgreSQL, so several ledger databases on one
+    server share it; it is created only if missing. On PostgreSQL it cannot log
+    in (the service SETs ROLE to it); on CockroachDB it is the login user.
+    """
+    if name == POSTGRESQL:
+        create = (
+            "DO $$ BEGIN "
+            f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
+            f"THEN CREATE ROLE {role} NOLOGIN; END IF; END $$"
+        )
+    else:
+        create = f"CREATE ROLE IF NOT EXISTS {role} WITH LOGIN"
+    return [create] + [g.format(role=role) for g in _GRANTS]
+
+
+def revoke_writer_role_ddl(name: str, role: str) -> list[str]:
+    return [f"REVOKE ALL ON TABLE transactions, entries, accounts, account_balances FROM {role}"]
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+class Failure(enum.Enum):
+    """How the retry loop should treat an error from the database."""
+
+    SERIALIZATION = "serialization"  # 40001: nothing committed, retry
+    DEADLOCK = "deadlock"  # 40P01: nothing committed, retry
+    AMBIGUOUS = "ambiguous"  # 40003 or lost at COMMIT: may have committed
+    CONNECTION = "connection"  # lost before COMMIT: nothing committed, retry
+    FATAL = "fatal"  # anything else: do not retry
+
+
+# SQLSTATEs of a connection the server closed or lost (class 08), and of a
+# server shutting down or killing the backend (57P01 admin_shutdown, which is
+# what pg_terminate_backend sends, 57P02 crash_shutdown, 57P03
+# cannot_connect_now).
+_CONNECTION_STATES = {"57P01", "57P02", "57P03"}
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    return getattr(orig, "sqlstate", None)
+
+
+def constraint_name(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    diag = getattr(orig, "diag", None)
+    return getattr(diag, "constraint_name", None) if diag is not None else None
+
+
+def classify(exc: BaseException, *, during_commit: bool) -> Failure:
+    """Decide whether a failed transaction may be retried, and whether its
+    outcome is known. Works on SQLAlchemy's wrapped errors and on raw psycopg
+    errors alike, for both engines (CockroachDB reports its restart errors,
+    RETRY_WRITE_TOO_OLD, RETRY_SERIALIZABLE and the rest, as 40001)."""
+    state = sqlstate(exc)
+    if state == "40001":
+        return Failure.SERIALIZATION
+    if state == "40P01":
+        return Failure.DEADLOCK
+    if state == "40003":
+        return Failure.AMBIGUOUS
+    lost = (
+        (state is not None and (state.startswith("08") or state in _CONNECTION_STATES))
+        or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+        or (state is None and _is_psycopg_operational(exc))
+    )
+    if lost:
+        return Failure.AMBIGUOUS if during_commit else Failure.CONNECTION
+    return Failure.FATAL
+
+
+def _is_psycopg_operational(exc: BaseException) -> bool:
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    return isinstance(orig, psycopg.OperationalError)
+
+
+def is_numeric_overflow(exc: BaseException) -> bool:
+    return sqlstate(exc) == "22003"

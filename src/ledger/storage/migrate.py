@@ -1,0 +1,47 @@
+"""Applying the Alembic migrations under `schema/` from Python."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+
+def schema_dir() -> Path:
+    """The migrations: packaged inside the wheel as `ledger/_schema`, or the
+    repository's `schema/` in a source checkout (editable install)."""
+    packaged = resources.files("ledger") / "_schema"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[3] / "schema"
+
+
+def alembic_config(url: str, *, partitions: int = 16, role: str = "ledger_writer") -> Config:
+    config = Config(stdout=io.StringIO())
+    config.set_main_option("script_location", str(schema_dir()))
+    # Escape % for ConfigParser interpolation (URL-encoded passwords).
+    config.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    config.cmd_opts = argparse.Namespace(x=[f"partitions={partitions}", f"role={role}"])
+    return config
+
+
+def sync_url(url: str) -> str:
+    """Alembic runs synchronously; psycopg 3 serves both, so the URL is the same."""
+    return url
+
+
+def upgrade(url: str, *, partitions: int = 16, role: str = "ledger_writer") -> None:
+    command.upgrade(alembic_config(url, partitions=partitions, role=role), "head")
+
+
+def render_sql(url: str, *, partitions: int = 16, role: str = "ledger_writer") -> str:
+    """The DDL `upgrade` would run, rendered offline without a database."""
+    config = alembic_config(url, partitions=partitions, role=role)
+    buffer = io.StringIO()
+    config.output_buffer = buffer
+    command.upgrade(config, "head", sql=True)
+    return buffer.getvalue()

@@ -1,0 +1,128 @@
+"""The retry loop around one database transaction.
+
+Why not `sqlalchemy_cockroachdb.run_transaction`: it drives a synchronous
+Connection or Session, and this service is async end to end. It also retries
+only 40001, while we must also retry deadlocks (40P01, PostgreSQL), connections
+lost mid-transaction, and ambiguous commits (40003, or a connection lost during
+COMMIT). So the loop is ours, with the same protocol: retry the whole
+transaction from BEGIN.
+
+An ambiguous commit is safe to retry because every posting carries its
+idempotency key: the next attempt either finds the first attempt's posting
+(and returns it) or writes it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from prometheus_client import Counter
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger.engine import errors
+from ledger.storage.dialect import Failure, classify
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+ATTEMPTS = Counter(
+    "ledger_db_transaction_attempts",
+    "Database transaction attempts by outcome",
+    ["outcome"],
+)
+
+
+class KeyRace(Exception):
+    """Two requests with one idempotency key inserted at once and ours lost.
+    Retrying makes the next attempt find the winner's posting."""
+
+
+class RetryPolicy:
+    def __init__(self, attempts: int, base_seconds: float, cap_seconds: float) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.attempts = attempts
+        self.base_seconds = base_seconds
+        self.cap_seconds = cap_seconds
+
+    def backoff(self, attempt: int) -> float:
+        """Capped exponential backoff with full jitter (attempt counts from 1)."""
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** (attempt - 1)))
+        return random.uniform(0, ceiling)
+
+
+async def run_transaction(
+    engine: AsyncEngine,
+    policy: RetryPolicy,
+    work: Callable[[AsyncConnection, bool], Awaitable[T]],
+) -> T:
+    """Run `work(connection, after_ambiguous)` in a transaction, retrying the
+    whole transaction on retryable failures.
+
+    Raises the engine's LedgerError that `work` raises (after rolling back),
+    RetriesExhausted when every attempt conflicted, OutcomeUnknown when an
+    attempt may have committed and no later attempt could find out.
+    """
+    after_ambiguous = False
+    last: BaseException | None = None
+    for attempt in range(1, policy.attempts + 1):
+        during_commit = False
+        try:
+            async with engine.connect() as conn:
+                trans = await conn.begin()
+                try:
+                    result = await work(conn, after_ambiguous)
+                except BaseException:
+                    await _rollback_quietly(trans)
+                    raise
+                during_commit = True
+                await trans.commit()
+            ATTEMPTS.labels("committed").inc()
+            return result
+        except errors.LedgerError:
+            ATTEMPTS.labels("refused").inc()
+            raise
+        except sa_exc.TimeoutError as exc:
+            ATTEMPTS.labels("pool_timeout").inc()
+            raise errors.Unavailable(
+                "no database connection became free in time; nothing was written, retry with "
+                "the same Idempotency-Key"
+            ) from exc
+        except KeyRace as exc:
+            failure_name, last = "key_race", exc
+        except (sa_exc.DBAPIError, OSError) as exc:
+            failure = classify(exc, during_commit=during_commit)
+            if failure is Failure.FATAL:
+                ATTEMPTS.labels("fatal").inc()
+                raise
+            if failure is Failure.AMBIGUOUS:
+                after_ambiguous = True
+            failure_name, last = failure.value, exc
+        ATTEMPTS.labels(failure_name).inc()
+        log.debug("attempt %d failed (%s): %s", attempt, failure_name, last)
+        if attempt < policy.attempts:
+            await asyncio.sleep(policy.backoff(attempt))
+
+    ATTEMPTS.labels("gave_up").inc()
+    if after_ambiguous:
+        raise errors.OutcomeUnknown(
+            "the database could not confirm whether the posting committed; retry with the "
+            "same Idempotency-Key: it will either return the posting or write it once"
+        ) from last
+    raise errors.RetriesExhausted(
+        f"the posting conflicted with concurrent ones {policy.attempts} times in a row; "
+        "nothing was written, retry with the same Idempotency-Key",
+        attempts=policy.attempts,
+    ) from last
+
+
+async def _rollback_quietly(trans) -> None:
+    # A lost connection cannot roll back; the server discards the transaction.
+    with contextlib.suppress(sa_exc.DBAPIError, OSError, sa_exc.InvalidRequestError):
+        await trans.rollback()

@@ -1,0 +1,507 @@
+"""The SQL implementation of the engine's Store and PostingUnit protocols."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger.engine import errors
+from ledger.engine.model import (
+    Account,
+    AccountEntry,
+    AccountFlags,
+    AccountState,
+    BalanceDelta,
+    IdempotencyKey,
+    JournalFacts,
+    NewAccount,
+    NewEntry,
+    PostedLeg,
+    StoredPosting,
+    Transaction,
+    TransactionHeader,
+    UnbalancedRecord,
+)
+from ledger.engine.ports import PostingUnit
+from ledger.storage import dialect
+from ledger.storage.retry import KeyRace, RetryPolicy, run_transaction
+from ledger.storage.tables import (
+    IDEMPOTENCY_CONSTRAINT,
+    REVERSES_CONSTRAINT,
+    account_balances,
+    accounts,
+    entries,
+    transactions,
+)
+
+T = TypeVar("T")
+
+_ACCOUNT_COLUMNS = (
+    accounts.c.id,
+    accounts.c.currency,
+    accounts.c.scale,
+    accounts.c.normal_side,
+    accounts.c.debits_must_not_exceed_credits,
+    accounts.c.credits_must_not_exceed_debits,
+    accounts.c.metadata,
+    accounts.c.created_at,
+)
+
+_debit_sum = func.coalesce(
+    func.sum(case((entries.c.direction == "debit", entries.c.amount), else_=0)), 0
+)
+_credit_sum = func.coalesce(
+    func.sum(case((entries.c.direction == "credit", entries.c.amount), else_=0)), 0
+)
+
+_LOCK_ACCOUNTS = (
+    select(*_ACCOUNT_COLUMNS, account_balances.c.posted_debits, account_balances.c.posted_credits)
+    .join(account_balances, account_balances.c.account_id == accounts.c.id)
+    .where(accounts.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(accounts.c.id)
+    .with_for_update(of=account_balances)
+)
+
+_ADD_TO_BALANCE = (
+    update(account_balances)
+    .where(account_balances.c.account_id == bindparam("a_id"))
+    .values(
+        posted_debits=account_balances.c.posted_debits + bindparam("d"),
+        posted_credits=account_balances.c.posted_credits + bindparam("c"),
+    )
+)
+
+_reverser = transactions.alias("reverser")
+_TRANSACTION_BY_ID = (
+    select(
+        transactions.c.id,
+        transactions.c.description,
+        transactions.c.metadata,
+        transactions.c.created_at,
+        transactions.c.reverses,
+        _reverser.c.id.label("reversed_by"),
+    )
+    .select_from(transactions.outerjoin(_reverser, _reverser.c.reverses == transactions.c.id))
+    .where(transactions.c.id == bindparam("id"))
+)
+
+_LEGS_OF = (
+    select(
+        entries.c.account_id,
+        entries.c.direction,
+        entries.c.amount,
+        entries.c.currency,
+        entries.c.entry_id,
+    )
+    .where(entries.c.transaction_id == bindparam("id"))
+    .order_by(entries.c.leg)
+)
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row.id,
+        currency=row.currency,
+        scale=row.scale,
+        normal_side=row.normal_side,
+        flags=AccountFlags(
+            debits_must_not_exceed_credits=row.debits_must_not_exceed_credits,
+            credits_must_not_exceed_debits=row.credits_must_not_exceed_debits,
+        ),
+        metadata=row.metadata,
+        created_at=row.created_at,
+    )
+
+
+def _parse_uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+async def _load_transaction(conn: AsyncConnection, transaction_id: str) -> Transaction | None:
+    tid = _parse_uuid(transaction_id)
+    if tid is None:
+        return None
+    row = (await conn.execute(_TRANSACTION_BY_ID, {"id": tid})).first()
+    if row is None:
+        return None
+    legs = (await conn.execute(_LEGS_OF, {"id": tid})).all()
+    return Transaction(
+        id=str(row.id),
+        entries=[
+            PostedLeg(leg.account_id, leg.direction, leg.amount, leg.currency, str(leg.entry_id))
+            for leg in legs
+        ],
+        description=row.description,
+        metadata=row.metadata,
+        created_at=row.created_at,
+        reverses=str(row.reverses) if row.reverses is not None else None,
+        reversed_by=str(row.reversed_by) if row.reversed_by is not None else None,
+    )
+
+
+class SqlPostingUnit(PostingUnit):
+    def __init__(self, conn: AsyncConnection, after_ambiguous: bool) -> None:
+        self.conn = conn
+        self.after_ambiguous = after_ambiguous
+
+    async def find_by_key(self, key: IdempotencyKey) -> StoredPosting | None:
+        row = (
+            await self.conn.execute(
+                select(transactions.c.id, transactions.c.fingerprint).where(
+                    and_(
+                        transactions.c.client_id == key.client_id,
+                        transactions.c.idempotency_key == key.key,
+                    )
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        transaction = await _load_transaction(self.conn, str(row.id))
+        assert transaction is not None  # same snapshot as the row just read
+        return StoredPosting(row.fingerprint, transaction)
+
+    async def lock_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
+        rows = await self.conn.execute(_LOCK_ACCOUNTS, {"ids": list(account_ids)})
+        return {
+            row.id: AccountState(_account(row), row.posted_debits, row.posted_credits)
+            for row in rows
+        }
+
+    async def get_transaction(self, transaction_id: str) -> Transaction | None:
+        return await _load_transaction(self.conn, transaction_id)
+
+    async def append(
+        self,
+        header: TransactionHeader,
+        new_entries: Sequence[NewEntry],
+        deltas: Sequence[BalanceDelta],
+    ) -> Transaction:
+        transaction_id = dialect.new_transaction_id()
+        try:
+            created_at = (
+                await self.conn.execute(
+                    transactions.insert()
+                    .values(
+                        id=transaction_id,
+                        client_id=header.client_id,
+                        idempotency_key=header.idempotency_key,
+                        fingerprint=header.fingerprint,
+                        reverses=uuid.UUID(header.reverses) if header.reverses else None,
+                        description=header.description,
+                        metadata=header.metadata,
+                    )
+                    .returning(transactions.c.created_at)
+                )
+            ).scalar_one()
+        except sa_exc.IntegrityError as exc:
+            name = dialect.constraint_name(exc)
+            if name == IDEMPOTENCY_CONSTRAINT:
+                raise KeyRace() from exc
+            if name == REVERSES_CONSTRAINT:
+                raise errors.AlreadyReversed(
+                    f"transaction {header.reverses!r} was already reversed",
+                    transaction_id=header.reverses,
+                ) from exc
+            raise
+        rows = [
+            {
+                "account_id": e.account_id,
+                "entry_id": dialect.new_entry_id(),
+                "transaction_id": transaction_id,
+                "leg": e.leg,
+                "direction": e.direction,
+                "amount": e.amount,
+                "currency": e.currency,
+                "created_at": created_at,
+            }
+            for e in new_entries
+        ]
+        await self.conn.execute(entries.insert(), rows)
+        try:
+            await self.conn.execute(
+                _ADD_TO_BALANCE,
+                [{"a_id": d.account_id, "d": d.debits, "c": d.credits} for d in deltas],
+            )
+        except sa_exc.DBAPIError as exc:
+            if dialect.is_numeric_overflow(exc):
+                raise errors.BalanceOverflow(
+                    "the posting would overflow an account's running totals"
+                ) from exc
+            raise
+        return Transaction(
+            id=str(transaction_id),
+            entries=[
+                PostedLeg(
+                    r["account_id"], r["direction"], r["amount"], r["currency"], str(r["entry_id"])
+                )
+                for r in rows
+            ],
+            description=header.description,
+            metadata=header.metadata,
+            created_at=created_at,
+            reverses=header.reverses,
+            reversed_by=None,
+        )
+
+
+class SqlStore:
+    """The engine's Store over an AsyncEngine. Every call, reads included, goes
+    through the retry loop, so a connection the server dropped costs a retry,
+    not an error."""
+
+    def __init__(self, engine: AsyncEngine, policy: RetryPolicy) -> None:
+        self.engine = engine
+        self.policy = policy
+
+    async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
+        return await run_transaction(
+            self.engine, self.policy, lambda conn, amb: work(SqlPostingUnit(conn, amb))
+        )
+
+    async def _read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        return await run_transaction(self.engine, self.policy, lambda conn, _amb: fn(conn))
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(1))
+            return True
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError, OSError):
+            return False
+
+    async def insert_account(self, account_id: str, cmd: NewAccount) -> Account | None:
+        async def work(conn: AsyncConnection) -> Account | None:
+            row = (
+                await conn.execute(
+                    pg_insert(accounts)
+                    .values(
+                        id=account_id,
+                        currency=cmd.currency,
+                        scale=cmd.scale,
+                        normal_side=cmd.normal_side,
+                        debits_must_not_exceed_credits=cmd.flags.debits_must_not_exceed_credits,
+                        credits_must_not_exceed_debits=cmd.flags.credits_must_not_exceed_debits,
+                        metadata=cmd.metadata,
+                    )
+                    .on_conflict_do_nothing(index_elements=[accounts.c.id])
+                    .returning(*_ACCOUNT_COLUMNS)
+                )
+            ).first()
+            if row is None:
+                return None
+            await conn.execute(
+                account_balances.insert().values(
+                    account_id=account_id, posted_debits=0, posted_credits=0
+                )
+            )
+            return _account(row)
+
+        return await self._read(work)
+
+    async def get_account(self, account_id: str) -> Account | None:
+        async def work(conn: AsyncConnection) -> Account | None:
+            row = (
+                await conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id))
+            ).first()
+            return None if row is None else _account(row)
+
+        return await self._read(work)
+
+    async def list_accounts(self, after: str | None, limit: int) -> list[Account]:
+        async def work(conn: AsyncConnection) -> list[Account]:
+            query = select(*_ACCOUNT_COLUMNS).order_by(accounts.c.id).limit(limit)
+            if after is not None:
+                query = query.where(accounts.c.id > after)
+            return [_account(row) for row in await conn.execute(query)]
+
+        return await self._read(work)
+
+    async def get_transaction(self, transaction_id: str) -> Transaction | None:
+        return await self._read(lambda conn: _load_transaction(conn, transaction_id))
+
+    async def cached_totals(self, account_id: str) -> tuple[Account, int, int, datetime] | None:
+        async def work(conn: AsyncConnection):
+            row = (
+                await conn.execute(
+                    select(
+                        *_ACCOUNT_COLUMNS,
+                        account_balances.c.posted_debits,
+                        account_balances.c.posted_credits,
+                        func.now().label("read_at"),
+                    )
+                    .join(account_balances, account_balances.c.account_id == accounts.c.id)
+                    .where(accounts.c.id == account_id)
+                )
+            ).first()
+            if row is None:
+                return None
+            return _account(row), row.posted_debits, row.posted_credits, row.read_at
+
+        return await self._read(work)
+
+    async def journal_totals(
+        self, account_id: str, as_of: datetime
+    ) -> tuple[Account, int, int] | None:
+        async def work(conn: AsyncConnection):
+            row = (
+                await conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id))
+            ).first()
+            if row is None:
+                return None
+            sums = (
+                await conn.execute(
+                    select(_debit_sum, _credit_sum).where(
+                        entries.c.account_id == account_id, entries.c.created_at <= as_of
+                    )
+                )
+            ).one()
+            return _account(row), int(sums[0]), int(sums[1])
+
+        return await self._read(work)
+
+    async def account_entries(
+        self, account_id: str, after: str | None, limit: int
+    ) -> list[AccountEntry]:
+        after_id = None
+        if after is not None:
+            after_id = _parse_uuid(after)
+            if after_id is None:
+                raise errors.InvalidCursor("cursor is not valid for this account's history")
+
+        async def work(conn: AsyncConnection) -> list[AccountEntry]:
+            query = (
+                select(entries)
+                .where(entries.c.account_id == account_id)
+                .order_by(entries.c.entry_id)
+                .limit(limit)
+            )
+            if after_id is not None:
+                query = query.where(entries.c.entry_id > after_id)
+            return [
+                AccountEntry(
+                    entry_id=str(r.entry_id),
+                    transaction_id=str(r.transaction_id),
+                    account_id=r.account_id,
+                    direction=r.direction,
+                    amount=r.amount,
+                    currency=r.currency,
+                    created_at=r.created_at,
+                )
+                for r in await conn.execute(query)
+            ]
+
+        return await self._read(work)
+
+    async def journal_facts(self) -> JournalFacts:
+        async def work(conn: AsyncConnection) -> JournalFacts:
+            journal = (
+                select(
+                    entries.c.account_id,
+                    _debit_sum.label("d"),
+                    _credit_sum.label("c"),
+                )
+                .group_by(entries.c.account_id)
+                .subquery()
+            )
+            per_account = {
+                r.account_id: (
+                    r.posted_debits,
+                    r.posted_credits,
+                    int(r.d or 0),
+                    int(r.c or 0),
+                )
+                for r in await conn.execute(
+                    select(
+                        accounts.c.id.label("account_id"),
+                        func.coalesce(account_balances.c.posted_debits, -1).label("posted_debits"),
+                        func.coalesce(account_balances.c.posted_credits, -1).label(
+                            "posted_credits"
+                        ),
+                        journal.c.d,
+                        journal.c.c,
+                    ).select_from(
+                        accounts.outerjoin(
+                            account_balances, account_balances.c.account_id == accounts.c.id
+                        ).outerjoin(journal, journal.c.account_id == accounts.c.id)
+                    )
+                )
+            }
+            unbalanced = [
+                UnbalancedRecord(str(r.transaction_id), r.currency, int(r.d), int(r.c))
+                for r in await conn.execute(
+                    select(
+                        entries.c.transaction_id,
+                        entries.c.currency,
+                        _debit_sum.label("d"),
+                        _credit_sum.label("c"),
+                    )
+                    .group_by(entries.c.transaction_id, entries.c.currency)
+                    .having(_debit_sum != _credit_sum)
+                )
+            ]
+            short = [
+                str(r.id)
+                for r in await conn.execute(
+                    select(transactions.c.id)
+                    .select_from(
+                        transactions.outerjoin(
+                            entries, entries.c.transaction_id == transactions.c.id
+                        )
+                    )
+                    .group_by(transactions.c.id)
+                    .having(func.count(entries.c.entry_id) < 2)
+                )
+            ]
+            mismatches = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(entries.join(accounts, accounts.c.id == entries.c.account_id))
+                    .where(entries.c.currency != accounts.c.currency)
+                )
+            ).scalar_one()
+            per_currency = {
+                r.currency: (int(r.d), int(r.c))
+                for r in await conn.execute(
+                    select(
+                        entries.c.currency, _debit_sum.label("d"), _credit_sum.label("c")
+                    ).group_by(entries.c.currency)
+                )
+            }
+            counts = (
+                await conn.execute(
+                    select(
+                        select(func.count()).select_from(accounts).scalar_subquery(),
+                        select(func.count()).select_from(transactions).scalar_subquery(),
+                        select(func.count()).select_from(entries).scalar_subquery(),
+                    )
+                )
+            ).one()
+            return JournalFacts(
+                accounts=counts[0],
+                transactions=counts[1],
+                entries=counts[2],
+                per_account=per_account,
+                unbalanced=unbalanced,
+                short_transactions=short,
+                currency_mismatches=mismatches,
+                per_currency=per_currency,
+            )
+
+        return await run_transaction(
+            self.engine.execution_options(
+                **dialect.snapshot_read_options(self.engine.dialect.name)
+            ),
+            self.policy,
+            lambda conn, _amb: work(conn),
+        )

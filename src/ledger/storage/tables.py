@@ -1,0 +1,83 @@
+"""The tables, as SQLAlchemy Core objects the queries are built from.
+
+The DDL itself lives in the Alembic migrations under `schema/`, which also
+create what Core cannot express (hash partitions, grants). Keep the two in
+step: `tests/integration/test_schema.py` compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+IDEMPOTENCY_CONSTRAINT = "transactions_idempotency_key"
+REVERSES_CONSTRAINT = "transactions_reverses_key"
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("currency", String(12), nullable=False),
+    Column("scale", SmallInteger, nullable=False),
+    Column("normal_side", String(6), nullable=False),
+    Column("debits_must_not_exceed_credits", Boolean, nullable=False),
+    Column("credits_must_not_exceed_debits", Boolean, nullable=False),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+account_balances = Table(
+    "account_balances",
+    metadata,
+    Column("account_id", String(128), ForeignKey("accounts.id"), primary_key=True),
+    Column("posted_debits", BigInteger, nullable=False),
+    Column("posted_credits", BigInteger, nullable=False),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("client_id", String(128), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("reverses", Uuid, ForeignKey("transactions.id"), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("metadata", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("client_id", "idempotency_key", name=IDEMPOTENCY_CONSTRAINT),
+)
+Index(REVERSES_CONSTRAINT, transactions.c.reverses, unique=True)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False),
+    Column("entry_id", Uuid, nullable=False),
+    Column("transaction_id", Uuid, ForeignKey("transactions.id"), nullable=False),
+    Column("leg", SmallInteger, nullable=False),
+    Column("direction", String(6), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(12), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("account_id", "entry_id", name="entries_pkey"),
+)
+Index("entries_transaction_id", entries.c.transaction_id)
