@@ -36,11 +36,15 @@ def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
     )
 
 
-def build_store(url: str, settings: Settings, *, role: str | None = None) -> SqlStore:
+def build_store(
+    url: str, settings: Settings, *, role: str | None = None, application_name: str = "ledger"
+) -> SqlStore:
     policy = RetryPolicy(
         settings.retry_attempts, settings.retry_base_seconds, settings.retry_cap_seconds
     )
-    return SqlStore(create_engine(url, settings, role=role), policy)
+    return SqlStore(
+        create_engine(url, settings, role=role, application_name=application_name), policy
+    )
 
 
 def create_app(settings: Settings, database_url: str) -> Litestar:

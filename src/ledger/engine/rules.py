@@ -45,7 +45,14 @@ class Limits(msgspec.Struct, frozen=True):
 def check_metadata(metadata: dict, description: str | None, limits: Limits) -> None:
     """Raises InvalidValue when metadata or description are larger than
     allowed or hold a NUL character (which no text column can store)."""
-    encoded = msgspec.json.encode(metadata)
+    try:
+        encoded = msgspec.json.encode(metadata)
+        if description is not None:
+            description.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise errors.InvalidValue(
+            "text must be valid Unicode (no lone surrogates)", field="description/metadata"
+        ) from exc
     size = len(encoded)
     if b"\\u0000" in encoded:
         raise errors.InvalidValue("metadata must not contain NUL characters", field="metadata")

@@ -9,7 +9,13 @@ from ledger.settings import Settings
 from ledger.storage import dialect
 
 
-def create_engine(url: str, settings: Settings, *, role: str | None = None) -> AsyncEngine:
+def create_engine(
+    url: str,
+    settings: Settings,
+    *,
+    role: str | None = None,
+    application_name: str = "ledger",
+) -> AsyncEngine:
     """An engine whose connections are SERIALIZABLE and run as the writer role.
 
     `role` overrides `settings.db_role` (tests pass "" to act as the owner).
@@ -24,7 +30,7 @@ def create_engine(url: str, settings: Settings, *, role: str | None = None) -> A
         max_overflow=settings.pool_max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         isolation_level="SERIALIZABLE",
-        connect_args={"application_name": "ledger"},
+        connect_args={"application_name": application_name},
     )
     setup = dialect.session_setup(
         name, settings.db_role if role is None else role, settings.statement_timeout_ms

@@ -83,6 +83,29 @@ def snapshot_read_options(name: str) -> dict[str, Any]:
     return {"isolation_level": "SERIALIZABLE"}
 
 
+def terminate_sessions_sql(name: str, application_name: str) -> str:
+    """SQL that kills every session with this application_name but the
+    caller's (a drill and a test use it to make commits in flight ambiguous)."""
+    if name == POSTGRESQL:
+        return (
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            f"WHERE application_name = '{application_name}' AND pid <> pg_backend_pid()"
+        )
+    return (
+        "CANCEL SESSIONS (SELECT session_id FROM [SHOW CLUSTER SESSIONS] "
+        f"WHERE application_name = '{application_name}')"
+    )
+
+
+def writer_url(url: str, role: str) -> str:
+    """The URL to connect with as the writer role: unchanged on PostgreSQL
+    (the session SETs ROLE), the role as login user on CockroachDB."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == COCKROACHDB:
+        return parsed.set(username=role, password=None).render_as_string(hide_password=False)
+    return url
+
+
 # --- the entries table ---------------------------------------------------------------
 
 

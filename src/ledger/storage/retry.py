@@ -43,6 +43,19 @@ class KeyRace(Exception):
     Retrying makes the next attempt find the winner's posting."""
 
 
+class Attempt:
+    """What one attempt knows of the attempts before it, and tells the next."""
+
+    __slots__ = ("after_ambiguous", "wrote")
+
+    def __init__(self, after_ambiguous: bool) -> None:
+        # An earlier attempt that wrote may have committed without our knowing.
+        self.after_ambiguous = after_ambiguous
+        # Set by the work when it sends a write. An attempt that only read
+        # cannot have committed anything, so its ambiguity does not count.
+        self.wrote = False
+
+
 class RetryPolicy:
     def __init__(self, attempts: int, base_seconds: float, cap_seconds: float) -> None:
         if attempts < 1:
@@ -60,9 +73,9 @@ class RetryPolicy:
 async def run_transaction(
     engine: AsyncEngine,
     policy: RetryPolicy,
-    work: Callable[[AsyncConnection, bool], Awaitable[T]],
+    work: Callable[[AsyncConnection, Attempt], Awaitable[T]],
 ) -> T:
-    """Run `work(connection, after_ambiguous)` in a transaction, retrying the
+    """Run `work(connection, attempt)` in a transaction, retrying the
     whole transaction on retryable failures.
 
     Raises the engine's LedgerError that `work` raises (after rolling back),
@@ -73,11 +86,12 @@ async def run_transaction(
     last: BaseException | None = None
     for attempt in range(1, policy.attempts + 1):
         during_commit = False
+        current = Attempt(after_ambiguous)
         try:
             async with engine.connect() as conn:
                 trans = await conn.begin()
                 try:
-                    result = await work(conn, after_ambiguous)
+                    result = await work(conn, current)
                 except BaseException:
                     await _rollback_quietly(trans)
                     raise
@@ -101,7 +115,7 @@ async def run_transaction(
             if failure is Failure.FATAL:
                 ATTEMPTS.labels("fatal").inc()
                 raise
-            if failure is Failure.AMBIGUOUS:
+            if failure is Failure.AMBIGUOUS and current.wrote:
                 after_ambiguous = True
             failure_name, last = failure.value, exc
         ATTEMPTS.labels(failure_name).inc()

@@ -31,7 +31,7 @@ from ledger.engine.model import (
 )
 from ledger.engine.ports import PostingUnit
 from ledger.storage import dialect
-from ledger.storage.retry import KeyRace, RetryPolicy, run_transaction
+from ledger.storage.retry import Attempt, KeyRace, RetryPolicy, run_transaction
 from ledger.storage.tables import (
     IDEMPOTENCY_CONSTRAINT,
     REVERSES_CONSTRAINT,
@@ -150,9 +150,13 @@ async def _load_transaction(conn: AsyncConnection, transaction_id: str) -> Trans
 
 
 class SqlPostingUnit(PostingUnit):
-    def __init__(self, conn: AsyncConnection, after_ambiguous: bool) -> None:
+    def __init__(self, conn: AsyncConnection, attempt: Attempt) -> None:
         self.conn = conn
-        self.after_ambiguous = after_ambiguous
+        self.attempt = attempt
+
+    @property
+    def after_ambiguous(self) -> bool:
+        return self.attempt.after_ambiguous
 
     async def find_by_key(self, key: IdempotencyKey) -> StoredPosting | None:
         row = (
@@ -188,6 +192,7 @@ class SqlPostingUnit(PostingUnit):
         deltas: Sequence[BalanceDelta],
     ) -> Transaction:
         transaction_id = dialect.new_transaction_id()
+        self.attempt.wrote = True
         try:
             created_at = (
                 await self.conn.execute(
@@ -266,11 +271,11 @@ class SqlStore:
 
     async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
         return await run_transaction(
-            self.engine, self.policy, lambda conn, amb: work(SqlPostingUnit(conn, amb))
+            self.engine, self.policy, lambda conn, attempt: work(SqlPostingUnit(conn, attempt))
         )
 
     async def _read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        return await run_transaction(self.engine, self.policy, lambda conn, _amb: fn(conn))
+        return await run_transaction(self.engine, self.policy, lambda conn, _attempt: fn(conn))
 
     async def ping(self) -> bool:
         try:
@@ -503,5 +508,5 @@ class SqlStore:
                 **dialect.snapshot_read_options(self.engine.dialect.name)
             ),
             self.policy,
-            lambda conn, _amb: work(conn),
+            lambda conn, _attempt: work(conn),
         )

@@ -1,0 +1,116 @@
+"""Fixtures shared by every test that touches a database.
+
+One database per test session: on the embedded PostgreSQL this session
+starts, or, when LEDGER_TEST_DATABASE_URL is set (PostgreSQL or CockroachDB),
+a fresh database on that server. Either way the migrations create the schema
+and the tests run unchanged. Tests isolate themselves with unique account ids
+(`fresh_id`), not by truncating: the journal is append-only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from ledger.app import build_ledger, build_store, create_app
+from ledger.engine.ledger import Ledger
+from ledger.engine.model import AccountFlags, NewAccount
+from ledger.settings import Settings
+from ledger.storage import dialect, migrate
+
+TEST_PARTITIONS = 4
+
+
+def fresh_id(prefix: str = "acct") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory) -> Iterator[str]:
+    """A URL of a database on the server the tests use."""
+    given = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    from ledger.storage.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    url = embedded.start()
+    yield url
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> str:
+    """A fresh, migrated database for this session."""
+    name = f"ledger_test_{uuid.uuid4().hex[:8]}"
+    admin = create_sync_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if dialect.dialect_name(server_url) == dialect.POSTGRESQL and not os.environ.get(
+            "LEDGER_TEST_DATABASE_URL"
+        ):
+            # Our own throw-away server: commits need not wait for the disk.
+            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
+    admin.dispose()
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url, partitions=TEST_PARTITIONS)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, pool_size=8, retry_attempts=40)
+
+
+@pytest.fixture(scope="session")
+async def ledger(database_url: str, settings: Settings) -> AsyncIterator[Ledger]:
+    store = build_store(database_url, settings, application_name="ledger-tests")
+    yield build_ledger(store, settings)
+    await store.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(database_url: str, settings: Settings):
+    """Connections as the owner (no SET ROLE): for tests that inspect or
+    deliberately damage what the service cannot."""
+    from ledger.storage.database import create_engine
+
+    engine = create_engine(database_url, settings, role="", application_name="ledger-owner")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def client(database_url: str, settings: Settings):
+    from litestar.testing import AsyncTestClient
+
+    app = create_app(settings, database_url)
+    async with AsyncTestClient(app=app) as c:
+        yield c
+
+
+async def open_account(
+    ledger: Ledger,
+    *,
+    currency: str = "USD",
+    normal_side: str = "debit",
+    flags: AccountFlags | None = None,
+    prefix: str = "acct",
+) -> str:
+    account, _ = await ledger.create_account(
+        NewAccount(
+            id=fresh_id(prefix),
+            currency=currency,
+            scale=2,
+            normal_side=normal_side,
+            flags=flags or AccountFlags(),
+        )
+    )
+    return account.id

@@ -1,0 +1,57 @@
+"""The journal is append-only for the role the service writes with: the
+database refuses UPDATE and DELETE, whatever the code tries."""
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from conftest import open_account
+from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
+from ledger.storage import dialect
+from ledger.storage.database import create_engine
+
+
+@pytest.fixture
+async def writer_engine(database_url, settings):
+    engine = create_engine(
+        dialect.writer_url(database_url, settings.db_role), settings, application_name="writer"
+    )
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def posted(ledger):
+    a, b = await open_account(ledger), await open_account(ledger)
+    result = await ledger.post_transaction(
+        NewTransaction([Leg(a, "debit", 9), Leg(b, "credit", 9)]), IdempotencyKey("t", a)
+    )
+    return a, result.transaction.id
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE entries SET amount = amount + 1 WHERE account_id = :a",
+        "DELETE FROM entries WHERE account_id = :a",
+        "UPDATE transactions SET description = 'changed' WHERE id = CAST(:t AS UUID)",
+        "DELETE FROM transactions WHERE id = CAST(:t AS UUID)",
+    ],
+)
+async def test_the_writer_role_cannot_change_the_journal(writer_engine, posted, statement):
+    account_id, transaction_id = posted
+    with pytest.raises(sa_exc.ProgrammingError) as caught:
+        async with writer_engine.begin() as conn:
+            await conn.execute(text(statement), {"a": account_id, "t": transaction_id})
+    assert dialect.sqlstate(caught.value) == "42501"  # insufficient_privilege
+
+
+async def test_the_writer_role_can_read_the_journal(writer_engine, posted):
+    account_id, _ = posted
+    async with writer_engine.connect() as conn:
+        n = (
+            await conn.execute(
+                text("SELECT count(*) FROM entries WHERE account_id = :a"), {"a": account_id}
+            )
+        ).scalar_one()
+    assert n == 1

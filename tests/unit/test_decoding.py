@@ -1,0 +1,60 @@
+"""Request bodies are decoded strictly, and each mistake gets its own error."""
+
+import pytest
+
+from ledger.api.problems import decode_body, status_of
+from ledger.engine import errors
+from ledger.engine.model import NewTransaction
+
+
+def decode(body: bytes, max_bytes: int = 10_000):
+    return decode_body(body, NewTransaction, max_bytes)
+
+
+def leg(amount="1", extra=""):
+    return b'{"entries":[{"account_id":"a","direction":"debit","amount":%s%s}]}' % (
+        amount.encode(),
+        extra.encode(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "pointer"),
+    [
+        (b"{bad", errors.MalformedJson, None),
+        (b"", errors.MalformedJson, None),
+        (b'{"entries":[]} trailing', errors.MalformedJson, None),
+        (leg(extra=', "memo": 1'), errors.UnknownField, "/entries/0/memo"),
+        (
+            b'{"entries":[{"direction":"debit","amount":1}]}',
+            errors.MissingField,
+            "/entries/0/account_id",
+        ),
+        (leg("1.5"), errors.FloatAmount, "/entries/0/amount"),
+        (leg("1.0"), errors.FloatAmount, "/entries/0/amount"),
+        (leg('"1"'), errors.WrongType, "/entries/0/amount"),
+        (leg("true"), errors.WrongType, "/entries/0/amount"),
+        (b"[]", errors.WrongType, "/"),
+        (
+            b'{"entries":[{"account_id":"a","direction":"up","amount":1}]}',
+            errors.InvalidValue,
+            "/entries/0/direction",
+        ),
+    ],
+)
+def test_each_mistake_is_named(body, error, pointer):
+    with pytest.raises(error) as caught:
+        decode(body)
+    if pointer is not None:
+        assert caught.value.details["pointer"] == pointer
+    assert 400 <= status_of(caught.value) < 500
+
+
+def test_a_body_over_the_limit_is_refused_before_decoding():
+    with pytest.raises(errors.BodyTooLarge):
+        decode(b" " * 101, max_bytes=100)
+
+
+def test_a_valid_body_decodes():
+    cmd = decode(leg("7"))
+    assert cmd.entries[0].amount == 7

@@ -1,0 +1,108 @@
+"""The PostgreSQL/CockroachDB seam, checked offline: real psycopg error
+objects are classified, and the migrations are rendered for both dialects."""
+
+import uuid
+
+import psycopg
+import pytest
+from psycopg import errors as pg_errors
+from sqlalchemy import exc as sa_exc
+
+from ledger.storage import dialect, migrate
+from ledger.storage.dialect import Failure
+
+PG = "postgresql+psycopg://u@localhost/db"
+CRDB = "cockroachdb+psycopg://u@localhost:26257/db"
+
+
+def wrapped(orig: Exception, invalidated: bool = False) -> sa_exc.DBAPIError:
+    return sa_exc.DBAPIError.instance(
+        "COMMIT", {}, orig, psycopg.Error, connection_invalidated=invalidated
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("40001", Failure.SERIALIZATION),  # also every CockroachDB RETRY_* error
+        ("40P01", Failure.DEADLOCK),
+        ("40003", Failure.AMBIGUOUS),  # CockroachDB's ambiguous result
+        ("57P01", Failure.CONNECTION),  # pg_terminate_backend
+        ("08006", Failure.CONNECTION),
+        ("23505", Failure.FATAL),
+        ("42501", Failure.FATAL),
+    ],
+)
+def test_classify_real_psycopg_errors_by_sqlstate(state, expected):
+    error = pg_errors.lookup(state)("boom")
+    assert error.sqlstate == state
+    assert dialect.classify(error, during_commit=False) is expected
+    assert dialect.classify(wrapped(error), during_commit=False) is expected
+
+
+def test_a_connection_lost_during_commit_is_ambiguous_not_failed():
+    lost = psycopg.OperationalError("server closed the connection unexpectedly")
+    assert (
+        dialect.classify(wrapped(lost, invalidated=True), during_commit=True) is Failure.AMBIGUOUS
+    )
+    assert (
+        dialect.classify(wrapped(lost, invalidated=True), during_commit=False) is Failure.CONNECTION
+    )
+    assert dialect.classify(lost, during_commit=True) is Failure.AMBIGUOUS
+
+
+def test_dialect_names():
+    assert dialect.dialect_name(PG) == "postgresql"
+    assert dialect.dialect_name(CRDB) == "cockroachdb"
+    with pytest.raises(ValueError):
+        dialect.dialect_name("sqlite:///x.db")
+
+
+def test_entry_ids_are_time_ordered_uuid7_and_transaction_ids_random():
+    import time
+
+    first = dialect.new_entry_id()
+    time.sleep(0.002)
+    second = dialect.new_entry_id()
+    assert first < second
+    assert first.version == 7 and first.variant == uuid.RFC_4122
+    assert dialect.new_transaction_id().version == 4
+
+
+def test_session_setup_uses_set_role_only_on_postgresql():
+    assert 'SET ROLE "w"' in dialect.session_setup("postgresql", "w", 1000)
+    assert not any("ROLE" in s for s in dialect.session_setup("cockroachdb", "w", 1000))
+    assert not any("ROLE" in s for s in dialect.session_setup("postgresql", "", 1000))
+
+
+def test_writer_url_logs_in_as_the_role_only_on_cockroachdb():
+    assert dialect.writer_url(PG, "w") == PG
+    assert dialect.writer_url(CRDB, "w").startswith("cockroachdb+psycopg://w@")
+
+
+def test_postgresql_ddl_hash_partitions_entries():
+    sql = migrate.render_sql(PG, partitions=8)
+    assert "PARTITION BY HASH (account_id)" in sql
+    assert sql.count("PARTITION OF entries") == 8
+    assert "CONSTRAINT entries_pkey PRIMARY KEY (account_id, entry_id)" in sql
+
+
+def test_cockroachdb_ddl_has_no_partitions_and_keeps_the_key_prefix():
+    sql = migrate.render_sql(CRDB, partitions=8)
+    assert "PARTITION" not in sql
+    assert "CONSTRAINT entries_pkey PRIMARY KEY (account_id, entry_id)" in sql
+    assert "CREATE ROLE IF NOT EXISTS ledger_writer" in sql
+    assert "SERIAL" not in sql.upper() and "unique_rowid" not in sql
+
+
+@pytest.mark.parametrize("url", [PG, CRDB])
+def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
+    grants = [line for line in migrate.render_sql(url).splitlines() if line.startswith("GRANT")]
+    journal = [g for g in grants if "transactions" in g or "entries" in g]
+    assert journal == ["GRANT SELECT, INSERT ON TABLE transactions, entries TO ledger_writer;"]
+    assert not any("DELETE" in g for g in grants)
+
+
+def test_terminate_sessions_sql_per_dialect():
+    assert "pg_terminate_backend" in dialect.terminate_sessions_sql("postgresql", "x")
+    assert "CANCEL SESSIONS" in dialect.terminate_sessions_sql("cockroachdb", "x")

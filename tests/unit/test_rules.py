@@ -1,0 +1,198 @@
+"""The rules of double entry, checked without a database."""
+
+import pytest
+
+from ledger.engine import errors, rules
+from ledger.engine.model import (
+    Account,
+    AccountFlags,
+    AccountState,
+    JournalFacts,
+    Leg,
+    NewAccount,
+    NewTransaction,
+    UnbalancedRecord,
+)
+
+LIMITS = rules.Limits(max_legs=4, max_amount=1_000, max_metadata_bytes=64)
+
+
+def tx(*legs, **kw):
+    return NewTransaction(entries=[Leg(a, d, n) for a, d, n in legs], **kw)
+
+
+def state(account_id, debits=0, credits=0, currency="USD", **flags):
+    account = Account(account_id, currency, 2, "debit", AccountFlags(**flags), {}, None)
+    return AccountState(account, debits, credits)
+
+
+def test_a_transaction_needs_two_legs():
+    with pytest.raises(errors.TooFewLegs):
+        rules.check_transaction_shape(tx(("a", "debit", 1)), LIMITS)
+
+
+def test_a_transaction_may_not_exceed_the_leg_limit():
+    legs = [("a", "debit", 1)] * 5
+    with pytest.raises(errors.TooManyLegs) as caught:
+        rules.check_transaction_shape(tx(*legs), LIMITS)
+    assert caught.value.details["max_legs"] == 4
+
+
+@pytest.mark.parametrize("amount", [0, -1, 1_001, 2**70])
+def test_amounts_are_positive_and_within_the_limit(amount):
+    with pytest.raises(errors.InvalidAmount) as caught:
+        rules.check_transaction_shape(tx(("a", "debit", amount), ("b", "credit", 5)), LIMITS)
+    assert caught.value.details["pointer"] == "/entries/0/amount"
+
+
+def test_the_largest_allowed_amount_is_accepted():
+    rules.check_transaction_shape(tx(("a", "debit", 1_000), ("b", "credit", 1_000)), LIMITS)
+
+
+def test_debits_must_equal_credits_per_currency():
+    legs = [
+        Leg("a", "debit", 5),
+        Leg("b", "credit", 5),
+        Leg("c", "debit", 3),
+        Leg("d", "credit", 2),
+    ]
+    with pytest.raises(errors.UnbalancedTransaction) as caught:
+        rules.check_balanced(legs, ["USD", "USD", "EUR", "EUR"])
+    assert caught.value.details == {"currency": "EUR", "debits": 3, "credits": 2}
+
+
+def test_balanced_in_each_currency_is_accepted_even_if_totals_differ_across_currencies():
+    legs = [
+        Leg("a", "debit", 5),
+        Leg("b", "credit", 5),
+        Leg("c", "debit", 7),
+        Leg("d", "credit", 7),
+    ]
+    rules.check_balanced(legs, ["USD", "USD", "EUR", "EUR"])
+
+
+def test_equal_totals_across_currencies_do_not_hide_an_imbalance():
+    legs = [Leg("a", "debit", 5), Leg("b", "credit", 5)]
+    with pytest.raises(errors.UnbalancedTransaction):
+        rules.check_balanced(legs, ["USD", "EUR"])
+
+
+def test_every_leg_needs_an_existing_account():
+    with pytest.raises(errors.UnknownAccount) as caught:
+        rules.check_accounts([Leg("a", "debit", 1), Leg("ghost", "credit", 1)], {"a": state("a")})
+    assert caught.value.details["account_id"] == "ghost"
+
+
+def test_a_stated_leg_currency_must_be_the_accounts():
+    with pytest.raises(errors.CurrencyMismatch):
+        rules.check_accounts([Leg("a", "debit", 1, currency="EUR")], {"a": state("a")})
+    assert rules.check_accounts([Leg("a", "debit", 1, currency="USD")], {"a": state("a")}) == [
+        "USD"
+    ]
+
+
+def test_deltas_sum_legs_per_account_in_account_order():
+    deltas = rules.balance_deltas(
+        [Leg("b", "debit", 5), Leg("a", "credit", 2), Leg("b", "credit", 1)]
+    )
+    assert [(d.account_id, d.debits, d.credits) for d in deltas] == [("a", 0, 2), ("b", 5, 1)]
+
+
+def test_debits_must_not_exceed_credits_allows_reaching_zero_but_not_below():
+    states = {"w": state("w", debits=0, credits=10, debits_must_not_exceed_credits=True)}
+    rules.check_limits(states, rules.balance_deltas([Leg("w", "debit", 10)]))
+    with pytest.raises(errors.LimitExceeded) as caught:
+        rules.check_limits(states, rules.balance_deltas([Leg("w", "debit", 11)]))
+    assert caught.value.details["shortfall"] == 1
+
+
+def test_credits_must_not_exceed_debits():
+    states = {"c": state("c", debits=3, credits=0, credits_must_not_exceed_debits=True)}
+    with pytest.raises(errors.LimitExceeded):
+        rules.check_limits(states, rules.balance_deltas([Leg("c", "credit", 4)]))
+
+
+def test_totals_beyond_64_bits_are_refused():
+    states = {"a": state("a", debits=rules.INT64_MAX)}
+    with pytest.raises(errors.BalanceOverflow):
+        rules.check_limits(states, rules.balance_deltas([Leg("a", "debit", 1)]))
+
+
+def test_reversal_swaps_every_direction_and_keeps_amounts():
+    legs = [Leg("a", "debit", 5), Leg("b", "credit", 5)]
+    assert rules.reversed_legs(legs) == [Leg("a", "credit", 5), Leg("b", "debit", 5)]
+
+
+def test_balance_is_signed_on_the_normal_side():
+    assert rules.totals("debit", 10, 3).balance == 7
+    assert rules.totals("credit", 10, 3).balance == -7
+
+
+def test_fingerprint_ignores_json_spelling_but_not_content_or_endpoint():
+    a = tx(("a", "debit", 5), ("b", "credit", 5), metadata={"x": 1, "y": 2})
+    b = tx(("a", "debit", 5), ("b", "credit", 5), metadata={"y": 2, "x": 1})
+    c = tx(("a", "debit", 6), ("b", "credit", 6))
+    assert rules.fingerprint("post", a) == rules.fingerprint("post", b)
+    assert rules.fingerprint("post", a) != rules.fingerprint("post", c)
+    assert rules.fingerprint("post", a) != rules.fingerprint("reverse:x", a)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"id": "has space"}, "id"),
+        ({"id": "x" * 129}, "id"),
+        ({"currency": "usd"}, "currency"),
+        ({"currency": "US"}, "currency"),
+        ({"scale": 19}, "scale"),
+        ({"scale": -1}, "scale"),
+        (
+            {"flags": AccountFlags(True, True)},
+            "flags",
+        ),
+    ],
+)
+def test_account_definitions_are_checked(changes, field):
+    base = {"id": "ok:id_1.x-y", "currency": "USD", "scale": 2, "normal_side": "debit"}
+    with pytest.raises(errors.InvalidAccount) as caught:
+        rules.check_new_account(NewAccount(**{**base, **changes}), LIMITS)
+    assert caught.value.details["field"] == field
+
+
+def test_metadata_size_and_nul_characters_are_refused():
+    with pytest.raises(errors.InvalidValue):
+        rules.check_metadata({"k": "v" * 100}, None, LIMITS)
+    with pytest.raises(errors.InvalidValue):
+        rules.check_metadata({"k": "a\x00b"}, None, LIMITS)
+    with pytest.raises(errors.InvalidValue):
+        rules.check_metadata({}, "a\x00b", LIMITS)
+
+
+def test_judge_reports_drift_unbalanced_and_short_transactions():
+    facts = JournalFacts(
+        accounts=2,
+        transactions=2,
+        entries=3,
+        per_account={"a": (5, 0, 5, 0), "b": (0, 4, 0, 5)},
+        unbalanced=[UnbalancedRecord("t1", "USD", 5, 4)],
+        short_transactions=["t2"],
+        currency_mismatches=0,
+        per_currency={"USD": (5, 5)},
+    )
+    report = rules.judge(facts)
+    assert not report.ok
+    assert [d.account_id for d in report.drift] == ["b"]
+
+
+def test_judge_passes_a_clean_journal_and_fails_an_unbalanced_book():
+    clean = JournalFacts(1, 1, 2, {"a": (5, 5, 5, 5)}, [], [], 0, {"USD": (5, 5)})
+    assert rules.judge(clean).ok
+    lopsided = JournalFacts(1, 1, 2, {"a": (5, 5, 5, 5)}, [], [], 0, {"USD": (5, 4)})
+    assert not rules.judge(lopsided).ok
+
+
+def test_text_that_is_not_valid_unicode_is_refused():
+    with pytest.raises(errors.InvalidValue):
+        rules.check_metadata({}, "a\ud951b", LIMITS)
+    with pytest.raises(errors.InvalidValue):
+        rules.check_metadata({"k": "a\ud951b"}, None, LIMITS)
