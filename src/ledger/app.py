@@ -10,11 +10,9 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 
 from ledger import __version__
-from ledger.api.openapi import components
 from ledger.api.problems import EXCEPTION_HANDLERS
 from ledger.api.routes import HANDLERS
 from ledger.engine.ledger import Ledger
-from ledger.engine.model import NewAccount, NewTransaction, ReversalRequest
 from ledger.engine.rules import Limits
 from ledger.settings import Settings
 from ledger.storage.database import create_engine
@@ -75,7 +73,6 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             "the `type` of each is stable.",
             path="/schema",
             render_plugins=[RedocRenderPlugin(), SwaggerRenderPlugin()],
-            components=components(NewAccount, NewTransaction, ReversalRequest),
         ),
         debug=False,
     )

@@ -2,8 +2,10 @@
 
 Handlers read their bodies with a strict msgspec decoder (see
 `problems.decode_body`), so Litestar cannot see the body type. This module
-turns msgspec's JSON Schema for the command Structs into Litestar's OpenAPI
-objects, so `/schema` still documents every body.
+turns msgspec's JSON Schema for a command Struct into Litestar's OpenAPI
+objects, so `/schema` still documents every body. The schema is inlined, not
+referenced: Litestar replaces `components.schemas` with its own registry when
+it builds the document, dropping any configured there.
 """
 
 from __future__ import annotations
@@ -13,22 +15,31 @@ from typing import Any
 
 import msgspec
 from litestar.openapi.spec import (
-    Components,
     OpenAPIMediaType,
     OpenAPIType,
     Operation,
-    Reference,
     RequestBody,
     Schema,
 )
 
-PREFIX = "Request"
 _ALIASES = {(f.metadata.get("alias") or f.name): f.name for f in dataclasses.fields(Schema)}
+_NESTED_ONE = {"items", "additionalProperties", "not"}
+_NESTED_MANY = {"anyOf", "oneOf", "allOf", "prefixItems"}
 
 
-def _to_schema(node: Any) -> Schema | Reference:
-    if "$ref" in node:
-        return Reference(ref=node["$ref"])
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """Replace every `$ref` by the definition it points at (the command types
+    are not recursive, so this ends)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, defs) for v in node]
+    return node
+
+
+def _to_schema(node: dict[str, Any]) -> Schema:
     kwargs: dict[str, Any] = {}
     for key, value in node.items():
         name = _ALIASES.get(key)
@@ -38,32 +49,32 @@ def _to_schema(node: Any) -> Schema | Reference:
             value = (
                 [OpenAPIType(v) for v in value] if isinstance(value, list) else OpenAPIType(value)
             )
-        elif key in ("properties",):
+        elif key == "properties":
             value = {k: _to_schema(v) for k, v in value.items()}
-        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+        elif key in _NESTED_ONE and isinstance(value, dict):
             value = _to_schema(value)
-        elif key in ("anyOf", "oneOf", "allOf"):
+        elif key in _NESTED_MANY:
             value = [_to_schema(v) for v in value]
         kwargs[name] = value
     return Schema(**kwargs)
 
 
-def components(*types: type) -> Components:
-    _, defs = msgspec.json.schema_components(
-        types, ref_template=f"#/components/schemas/{PREFIX}{{name}}"
-    )
-    return Components(schemas={f"{PREFIX}{name}": _to_schema(d) for name, d in defs.items()})
+def request_schema(type_: type) -> Schema:
+    raw = msgspec.json.schema(type_)
+    return _to_schema(_inline(raw, raw.pop("$defs", {})))
 
 
 def body_operation(type_: type, *, required: bool = True) -> type[Operation]:
     """An Operation class whose request body is `type_`, for `operation_class=`."""
-    ref = Reference(ref=f"#/components/schemas/{PREFIX}{type_.__name__}")
+    schema = request_schema(type_)
 
     @dataclasses.dataclass
     class _WithBody(Operation):
         def __post_init__(self) -> None:
             self.request_body = RequestBody(
-                content={"application/json": OpenAPIMediaType(schema=ref)}, required=required
+                content={"application/json": OpenAPIMediaType(schema=schema)},
+                required=required,
+                description=f"A JSON {type_.__name__}; unknown fields are refused.",
             )
 
     _WithBody.__name__ = f"{type_.__name__}Operation"

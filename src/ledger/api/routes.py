@@ -6,6 +6,7 @@ from datetime import datetime
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledger.api.openapi import body_operation
@@ -89,18 +90,22 @@ async def create_account(request: Request, state: State) -> Response[Account]:
 
 
 @get("/accounts/{account_id:str}", tags=["accounts"])
-async def get_account(account_id: str, state: State) -> Account:
+async def get_account(account_id: FromPath[str], state: State) -> Account:
     return await _ledger(state).get_account(account_id)
 
 
 @get("/accounts", tags=["accounts"])
-async def list_accounts(state: State, cursor: str | None = None, limit: int = 50) -> Page:
+async def list_accounts(
+    state: State, cursor: FromQuery[str | None] = None, limit: FromQuery[int] = 50
+) -> Page:
     """Accounts in id order; follow `next_cursor` until it is null."""
     return await _ledger(state).list_accounts(cursor, limit)
 
 
 @get("/accounts/{account_id:str}/balance", tags=["accounts"])
-async def get_balance(account_id: str, state: State, as_of: str | None = None) -> Balance:
+async def get_balance(
+    account_id: FromPath[str], state: State, as_of: FromQuery[str | None] = None
+) -> Balance:
     """Posted debits, credits and the balance on the account's normal side;
     with `as_of` (RFC 3339), summed exactly from the journal up to that time."""
     return await _ledger(state).balance(account_id, _as_of(as_of))
@@ -108,7 +113,10 @@ async def get_balance(account_id: str, state: State, as_of: str | None = None) -
 
 @get("/accounts/{account_id:str}/entries", tags=["accounts"])
 async def list_entries(
-    account_id: str, state: State, cursor: str | None = None, limit: int = 50
+    account_id: FromPath[str],
+    state: State,
+    cursor: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 50,
 ) -> Page:
     """The account's entries, oldest first; follow `next_cursor`."""
     return await _ledger(state).account_entries(account_id, cursor, limit)
@@ -127,7 +135,7 @@ async def post_transaction(request: Request, state: State) -> Response[Transacti
 
 
 @get("/transactions/{transaction_id:str}", tags=["transactions"])
-async def get_transaction(transaction_id: str, state: State) -> Transaction:
+async def get_transaction(transaction_id: FromPath[str], state: State) -> Transaction:
     return await _ledger(state).get_transaction(transaction_id)
 
 
@@ -137,7 +145,7 @@ async def get_transaction(transaction_id: str, state: State) -> Transaction:
     tags=["transactions"],
 )
 async def reverse_transaction(
-    transaction_id: str, request: Request, state: State
+    transaction_id: FromPath[str], request: Request, state: State
 ) -> Response[Transaction]:
     """Append a transaction with every leg swapped. Requires an
     `Idempotency-Key`; a second reversal of the same transaction is 409."""
@@ -152,7 +160,7 @@ async def reverse_transaction(
 
 
 @get("/health", tags=["operations"])
-async def health(state: State, ready: int = 0) -> Response[dict]:
+async def health(state: State, ready: FromQuery[int] = 0) -> Response[dict]:
     """Process up. With `?ready=1` (what HAProxy asks), the same as /ready."""
     if ready:
         return await _readiness(state)

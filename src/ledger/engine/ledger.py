@@ -37,9 +37,13 @@ def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None or cursor == "":
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor) from exc
+    if not decoded:
+        raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor)
+    return decoded
 
 
 class Ledger:

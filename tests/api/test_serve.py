@@ -1,0 +1,131 @@
+"""`ledger serve` as a real process: it answers on 127.0.0.1, drains on
+SIGTERM (no accepted request is cut off, every acknowledged posting is kept)
+and stops its embedded PostgreSQL cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import fresh_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ledger_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ledger.cli", *args]
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    external = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    where = ["--database-url", database_url] if external else ["--data-dir", str(tmp_path / "pg")]
+    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115
+    process = subprocess.Popen(
+        ledger_cmd("serve", "--port", str(port), *where),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while "listening on" not in Path(log.name).read_text():
+        assert process.poll() is None, Path(log.name).read_text()
+        assert time.monotonic() < deadline, "the service did not start"
+        time.sleep(0.1)
+    yield process, f"http://127.0.0.1:{port}", tmp_path, where, env
+    if process.poll() is None:
+        process.kill()
+    log.close()
+
+
+async def test_serve_drains_on_sigterm_and_keeps_every_acknowledged_posting(served):
+    process, base, tmp_path, where, env = served
+    startup = (tmp_path / "serve.log").read_text()
+    if "--data-dir" in where:
+        assert str(tmp_path / "pg") in startup, "the start-up line names the data directory"
+    # No keep-alive: each request is its own connection, so a request is
+    # either accepted by the server or refused, never raced on an idle socket.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        assert (await client.get("/ready")).status_code == 200
+        a, b = fresh_id(), fresh_id()
+        for account_id in (a, b):
+            r = await client.post(
+                "/accounts",
+                json={"id": account_id, "currency": "USD", "scale": 2, "normal_side": "debit"},
+            )
+            assert r.status_code == 201
+
+        answered_before_signal = asyncio.Event()
+        done = 0
+        signalled_at: list[float] = []
+
+        async def one(i: int):
+            nonlocal done
+            try:
+                response = await client.post(
+                    "/transactions",
+                    headers={"Idempotency-Key": f"{a}-{i}"},
+                    json={
+                        "entries": [
+                            {"account_id": a, "direction": "debit", "amount": i + 1},
+                            {"account_id": b, "direction": "credit", "amount": i + 1},
+                        ]
+                    },
+                )
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                # Never answered: refused, or reset before the server read it.
+                return ("unanswered", type(exc).__name__, time.monotonic())
+            done += 1
+            if done >= 5:
+                answered_before_signal.set()
+            return ("answered", response, time.monotonic())
+
+        tasks = [asyncio.create_task(one(i)) for i in range(150)]
+        await asyncio.wait_for(answered_before_signal.wait(), 30)
+        signalled_at.append(time.monotonic())
+        process.send_signal(signal.SIGTERM)
+        outcomes = await asyncio.gather(*tasks)
+
+    assert await asyncio.to_thread(process.wait, 60) == 0
+    log = (tmp_path / "serve.log").read_text()
+    assert "ledger: stopped" in log
+    answered = [(r, t) for kind, r, t in outcomes if kind == "answered"]
+    unanswered = [r for kind, r, _ in outcomes if kind == "unanswered"]
+    assert all(r.status_code == 201 for r, _ in answered), [r.text for r, _ in answered]
+    drained = [t for _, t in answered if t > signalled_at[0]]
+    assert drained, "requests in flight at SIGTERM must still be answered"
+    if "--data-dir" in where:
+        pg_log = (tmp_path / "pg" / "log").read_text()
+        assert "database system is shut down" in pg_log
+
+    # Every acknowledged posting is in the journal, once; the books balance.
+    verify = await asyncio.to_thread(
+        subprocess.run,
+        ledger_cmd("verify", "--json", *where),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    report = json.loads(verify.stdout)
+    assert report["ok"]
+    if "--data-dir" in where:
+        assert len(answered) <= report["transactions"] <= len(answered) + len(unanswered)
