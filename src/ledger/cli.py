@@ -83,13 +83,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # lets the code below run.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: None)
+        # The loop uvicorn would choose itself (uvloop when installed).
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(_serve_and_announce(server, settings))
+        print("ledger: stopped", flush=True)
+    return 0
+
+
+async def _serve_and_announce(server, settings: Settings) -> None:
+    """Run uvicorn and print the listening line once the socket is bound,
+    so that whoever waits for the line can connect at once."""
+    serving = asyncio.create_task(server.serve())
+    # uvicorn offers `started` only as a flag, not an event to wait on.
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    if server.started:
         print(
             f"ledger: listening on http://{settings.host}:{settings.port} (API docs at /schema)",
             flush=True,
         )
-        server.run()
-        print("ledger: stopped", flush=True)
-    return 0
+    await serving
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

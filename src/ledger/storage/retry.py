@@ -46,9 +46,10 @@ class KeyRace(Exception):
 class Attempt:
     """What one attempt knows of the attempts before it, and tells the next."""
 
-    __slots__ = ("after_ambiguous", "wrote")
+    __slots__ = ("after_ambiguous", "number", "wrote")
 
-    def __init__(self, after_ambiguous: bool) -> None:
+    def __init__(self, number: int, after_ambiguous: bool) -> None:
+        self.number = number
         # An earlier attempt that wrote may have committed without our knowing.
         self.after_ambiguous = after_ambiguous
         # Set by the work when it sends a write. An attempt that only read
@@ -86,7 +87,7 @@ async def run_transaction(
     last: BaseException | None = None
     for attempt in range(1, policy.attempts + 1):
         during_commit = False
-        current = Attempt(after_ambiguous)
+        current = Attempt(attempt, after_ambiguous)
         try:
             async with engine.connect() as conn:
                 trans = await conn.begin()
@@ -120,7 +121,8 @@ async def run_transaction(
             failure_name, last = failure.value, exc
         ATTEMPTS.labels(failure_name).inc()
         log.debug("attempt %d failed (%s): %s", attempt, failure_name, last)
-        if attempt < policy.attempts:
+        # A key race needs no backoff: the next attempt only reads the winner.
+        if attempt < policy.attempts and failure_name != "key_race":
             await asyncio.sleep(policy.backoff(attempt))
 
     ATTEMPTS.labels("gave_up").inc()

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, bindparam, case, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    select,
+    update,
+    values,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -19,6 +31,7 @@ from ledger.engine.model import (
     AccountFlags,
     AccountState,
     BalanceDelta,
+    HeaderRef,
     IdempotencyKey,
     JournalFacts,
     NewAccount,
@@ -69,14 +82,57 @@ _LOCK_ACCOUNTS = (
     .with_for_update(of=account_balances)
 )
 
-_ADD_TO_BALANCE = (
-    update(account_balances)
-    .where(account_balances.c.account_id == bindparam("a_id"))
-    .values(
-        posted_debits=account_balances.c.posted_debits + bindparam("d"),
-        posted_credits=account_balances.c.posted_credits + bindparam("c"),
-    )
+_INSERT_HEADER = transactions.insert().returning(transactions.c.created_at)
+
+_ENTRY_COLUMNS = (
+    "account_id",
+    "entry_id",
+    "transaction_id",
+    "leg",
+    "direction",
+    "amount",
+    "currency",
+    "created_at",
 )
+
+
+@functools.cache
+def _insert_entries(n: int):
+    """INSERT of n entries in one statement, with bind parameters
+    `<column>_<i>`: built and compiled once per n, not once per posting."""
+    return entries.insert().values(
+        [
+            {c: bindparam(f"{c}_{i}", type_=entries.c[c].type) for c in _ENTRY_COLUMNS}
+            for i in range(n)
+        ]
+    )
+
+
+@functools.cache
+def _add_to_balances(n: int):
+    """UPDATE account_balances ... FROM (VALUES (a_i, d_i, c_i), ...) for n
+    accounts, built and compiled once per n."""
+    changes = values(
+        column("a_id", String), column("d", BigInteger), column("c", BigInteger), name="v"
+    ).data(
+        [
+            (
+                bindparam(f"a_{i}", type_=String),
+                bindparam(f"d_{i}", type_=BigInteger),
+                bindparam(f"c_{i}", type_=BigInteger),
+            )
+            for i in range(n)
+        ]
+    )
+    return (
+        update(account_balances)
+        .where(account_balances.c.account_id == changes.c.a_id)
+        .values(
+            posted_debits=account_balances.c.posted_debits + changes.c.d,
+            posted_credits=account_balances.c.posted_credits + changes.c.c,
+        )
+    )
+
 
 _reverser = transactions.alias("reverser")
 _TRANSACTION_BY_ID = (
@@ -185,28 +241,26 @@ class SqlPostingUnit(PostingUnit):
     async def get_transaction(self, transaction_id: str) -> Transaction | None:
         return await _load_transaction(self.conn, transaction_id)
 
-    async def append(
-        self,
-        header: TransactionHeader,
-        new_entries: Sequence[NewEntry],
-        deltas: Sequence[BalanceDelta],
-    ) -> Transaction:
+    @property
+    def first_attempt(self) -> bool:
+        return self.attempt.number == 1
+
+    async def insert_header(self, header: TransactionHeader) -> HeaderRef:
         transaction_id = dialect.new_transaction_id()
         self.attempt.wrote = True
         try:
             created_at = (
                 await self.conn.execute(
-                    transactions.insert()
-                    .values(
-                        id=transaction_id,
-                        client_id=header.client_id,
-                        idempotency_key=header.idempotency_key,
-                        fingerprint=header.fingerprint,
-                        reverses=uuid.UUID(header.reverses) if header.reverses else None,
-                        description=header.description,
-                        metadata=header.metadata,
-                    )
-                    .returning(transactions.c.created_at)
+                    _INSERT_HEADER,
+                    {
+                        "id": transaction_id,
+                        "client_id": header.client_id,
+                        "idempotency_key": header.idempotency_key,
+                        "fingerprint": header.fingerprint,
+                        "reverses": uuid.UUID(header.reverses) if header.reverses else None,
+                        "description": header.description,
+                        "metadata": header.metadata,
+                    },
                 )
             ).scalar_one()
         except sa_exc.IntegrityError as exc:
@@ -219,6 +273,16 @@ class SqlPostingUnit(PostingUnit):
                     transaction_id=header.reverses,
                 ) from exc
             raise
+        return HeaderRef(str(transaction_id), created_at)
+
+    async def append_entries(
+        self,
+        ref: HeaderRef,
+        header: TransactionHeader,
+        new_entries: Sequence[NewEntry],
+        deltas: Sequence[BalanceDelta],
+    ) -> Transaction:
+        transaction_id = uuid.UUID(ref.id)
         rows = [
             {
                 "account_id": e.account_id,
@@ -228,16 +292,21 @@ class SqlPostingUnit(PostingUnit):
                 "direction": e.direction,
                 "amount": e.amount,
                 "currency": e.currency,
-                "created_at": created_at,
+                "created_at": ref.created_at,
             }
             for e in new_entries
         ]
-        await self.conn.execute(entries.insert(), rows)
+        # One multi-row INSERT and one UPDATE ... FROM (VALUES ...): two
+        # statements whatever the number of legs, each compiled once per size.
+        await self.conn.execute(
+            _insert_entries(len(rows)),
+            {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()},
+        )
+        params = {}
+        for i, d in enumerate(deltas):
+            params[f"a_{i}"], params[f"d_{i}"], params[f"c_{i}"] = d.account_id, d.debits, d.credits
         try:
-            await self.conn.execute(
-                _ADD_TO_BALANCE,
-                [{"a_id": d.account_id, "d": d.debits, "c": d.credits} for d in deltas],
-            )
+            await self.conn.execute(_add_to_balances(len(deltas)), params)
         except sa_exc.DBAPIError as exc:
             if dialect.is_numeric_overflow(exc):
                 raise errors.BalanceOverflow(
@@ -245,7 +314,7 @@ class SqlPostingUnit(PostingUnit):
                 ) from exc
             raise
         return Transaction(
-            id=str(transaction_id),
+            id=ref.id,
             entries=[
                 PostedLeg(
                     r["account_id"], r["direction"], r["amount"], r["currency"], str(r["entry_id"])
@@ -254,7 +323,7 @@ class SqlPostingUnit(PostingUnit):
             ],
             description=header.description,
             metadata=header.metadata,
-            created_at=created_at,
+            created_at=ref.created_at,
             reverses=header.reverses,
             reversed_by=None,
         )
