@@ -106,3 +106,24 @@ def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
 def test_terminate_sessions_sql_per_dialect():
     assert "pg_terminate_backend" in dialect.terminate_sessions_sql("postgresql", "x")
     assert "CANCEL SESSIONS" in dialect.terminate_sessions_sql("cockroachdb", "x")
+
+
+@pytest.mark.parametrize("url", [PG, CRDB])
+def test_the_posting_statements_compile_for_both_dialects(url):
+    from ledger.settings import Settings
+    from ledger.storage import store
+    from ledger.storage.database import create_engine
+
+    engine = create_engine(url, Settings())  # builds, does not connect
+    assert engine.dialect.is_async
+    assert engine.dialect.name == dialect.dialect_name(url)
+    compiled = {
+        "lock": str(store._LOCK_ACCOUNTS.compile(dialect=engine.dialect)),
+        "header": str(store._INSERT_HEADER.compile(dialect=engine.dialect)),
+        "entries": str(store._insert_entries(3).compile(dialect=engine.dialect)),
+        "balances": str(store._add_to_balances(2).compile(dialect=engine.dialect)),
+    }
+    assert "FOR UPDATE OF account_balances" in compiled["lock"]
+    assert "RETURNING transactions.created_at" in compiled["header"]
+    assert compiled["entries"].count("::UUID") == 6  # entry_id and transaction_id, 3 rows
+    assert "FROM (VALUES" in compiled["balances"]

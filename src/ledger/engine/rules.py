@@ -187,6 +187,13 @@ def balance_deltas(legs: Iterable[Leg]) -> list[BalanceDelta]:
     return [BalanceDelta(a, d, c) for a, (d, c) in sorted(acc.items())]
 
 
+# Each limit flag: which total it bounds, and by which.
+_LIMITS = {
+    "debits_must_not_exceed_credits": ("debits", "credits"),
+    "credits_must_not_exceed_debits": ("credits", "debits"),
+}
+
+
 def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta]) -> None:
     """Every account's limit flag holds after the deltas are applied.
 
@@ -202,25 +209,18 @@ def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta])
                 f"account {delta.account_id!r} would exceed the largest total the ledger can hold",
                 account_id=delta.account_id,
             )
-        flags = state.account.flags
-        if flags.debits_must_not_exceed_credits and debits > credits:
-            raise errors.LimitExceeded(
-                f"account {delta.account_id!r} has debits_must_not_exceed_credits; "
-                f"after this posting its debits would be {debits} against credits of "
-                f"{credits} (short by {debits - credits})",
-                account_id=delta.account_id,
-                limit="debits_must_not_exceed_credits",
-                shortfall=debits - credits,
-            )
-        if flags.credits_must_not_exceed_debits and credits > debits:
-            raise errors.LimitExceeded(
-                f"account {delta.account_id!r} has credits_must_not_exceed_debits; "
-                f"after this posting its credits would be {credits} against debits of "
-                f"{debits} (over by {credits - debits})",
-                account_id=delta.account_id,
-                limit="credits_must_not_exceed_debits",
-                shortfall=credits - debits,
-            )
+        totals = {"debits": debits, "credits": credits}
+        for limit, (bounded, bound) in _LIMITS.items():
+            excess = totals[bounded] - totals[bound]
+            if getattr(state.account.flags, limit) and excess > 0:
+                raise errors.LimitExceeded(
+                    f"account {delta.account_id!r} has {limit}; after this posting its "
+                    f"{bounded} would be {totals[bounded]} against {bound} of {totals[bound]} "
+                    f"(exceeding them by {excess})",
+                    account_id=delta.account_id,
+                    limit=limit,
+                    shortfall=excess,
+                )
 
 
 def reversed_legs(legs: Iterable[Leg]) -> list[Leg]:
