@@ -40,6 +40,9 @@ class Settings:
     pool_size: int = 10
     pool_max_overflow: int = 0
     pool_timeout_seconds: float = 10.0
+    # Connections are replaced after this long, so that behind a load balancer
+    # they spread again over CockroachDB nodes that restarted or joined.
+    pool_recycle_seconds: float = 1800.0
     statement_timeout_ms: int = 10_000
 
     # The retry loop around one database transaction.

@@ -188,3 +188,21 @@ async def test_health_ready_metrics_and_docs(client):
     assert leg["properties"]["amount"]["type"] == "integer"
     assert set(leg["required"]) == {"account_id", "direction", "amount"}
     assert (await client.get("/schema")).status_code == 200
+
+
+async def test_stale_reads_answer_and_bad_consistency_is_refused(client):
+    a, b = (await make_account(client))["id"], (await make_account(client))["id"]
+    tx = (await post(client, legs(a, b, 9))).json()
+    stale = {"consistency": "stale"}
+    # On PostgreSQL a stale read is an ordinary read; on CockroachDB it may
+    # lag a few seconds, so only the shape is checked here.
+    balance = await client.get(f"/accounts/{a}/balance", params=stale)
+    assert balance.status_code == 200 and set(balance.json()["posted"]) == {
+        "debits",
+        "credits",
+        "balance",
+    }
+    assert (await client.get(f"/accounts/{a}/entries", params=stale)).status_code == 200
+    assert (await client.get(f"/transactions/{tx['id']}", params=stale)).status_code in (200, 404)
+    bad = await client.get(f"/accounts/{a}/balance", params={"consistency": "eventual"})
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid-value"

@@ -127,3 +127,22 @@ def test_the_posting_statements_compile_for_both_dialects(url):
     assert "RETURNING transactions.created_at" in compiled["header"]
     assert compiled["entries"].count("::UUID") == 6  # entry_id and transaction_id, 3 rows
     assert "FROM (VALUES" in compiled["balances"]
+
+
+def test_follower_reads_only_on_cockroachdb():
+    assert dialect.stale_read_statements("cockroachdb") == [
+        "SET TRANSACTION AS OF SYSTEM TIME follower_read_timestamp()"
+    ]
+    assert dialect.stale_read_statements("postgresql") == []
+
+
+def test_the_posting_path_has_no_way_to_read_stale():
+    """A limit check must never see a follower read: the unit a posting runs
+    in offers no stale option, and only the display reads take one."""
+    import inspect
+
+    from ledger.engine.ports import PostingUnit, Store
+
+    for name, member in inspect.getmembers(PostingUnit, inspect.isfunction):
+        assert "stale" not in inspect.signature(member).parameters, name
+    assert "stale" in inspect.signature(Store.cached_totals).parameters

@@ -58,6 +58,16 @@ def _posting_response(result: PostingResult) -> Response[Transaction]:
     return Response(result.transaction, status_code=201)
 
 
+def _stale(consistency: str) -> bool:
+    """`strong` (default): the latest committed state. `stale`: may be a few
+    seconds old, served without contention (a follower read on CockroachDB)."""
+    if consistency not in ("strong", "stale"):
+        raise errors.InvalidValue(
+            f"consistency must be 'strong' or 'stale'; got {consistency!r}", field="consistency"
+        )
+    return consistency == "stale"
+
+
 def _as_of(raw: str | None) -> datetime | None:
     if raw is None:
         return None
@@ -104,11 +114,15 @@ async def list_accounts(
 
 @get("/accounts/{account_id:str}/balance", tags=["accounts"])
 async def get_balance(
-    account_id: FromPath[str], state: State, as_of: FromQuery[str | None] = None
+    account_id: FromPath[str],
+    state: State,
+    as_of: FromQuery[str | None] = None,
+    consistency: FromQuery[str] = "strong",
 ) -> Balance:
     """Posted debits, credits and the balance on the account's normal side;
-    with `as_of` (RFC 3339), summed exactly from the journal up to that time."""
-    return await _ledger(state).balance(account_id, _as_of(as_of))
+    with `as_of` (RFC 3339), summed exactly from the journal up to that time;
+    with `consistency=stale`, possibly a few seconds old (for display)."""
+    return await _ledger(state).balance(account_id, _as_of(as_of), stale=_stale(consistency))
 
 
 @get("/accounts/{account_id:str}/entries", tags=["accounts"])
@@ -117,9 +131,13 @@ async def list_entries(
     state: State,
     cursor: FromQuery[str | None] = None,
     limit: FromQuery[int] = 50,
+    consistency: FromQuery[str] = "strong",
 ) -> Page:
-    """The account's entries, oldest first; follow `next_cursor`."""
-    return await _ledger(state).account_entries(account_id, cursor, limit)
+    """The account's entries, oldest first; follow `next_cursor`.
+    `consistency=stale` may omit the last few seconds."""
+    return await _ledger(state).account_entries(
+        account_id, cursor, limit, stale=_stale(consistency)
+    )
 
 
 # --- transactions ---------------------------------------------------------------------
@@ -135,8 +153,10 @@ async def post_transaction(request: Request, state: State) -> Response[Transacti
 
 
 @get("/transactions/{transaction_id:str}", tags=["transactions"])
-async def get_transaction(transaction_id: FromPath[str], state: State) -> Transaction:
-    return await _ledger(state).get_transaction(transaction_id)
+async def get_transaction(
+    transaction_id: FromPath[str], state: State, consistency: FromQuery[str] = "strong"
+) -> Transaction:
+    return await _ledger(state).get_transaction(transaction_id, stale=_stale(consistency))
 
 
 @post(

@@ -185,9 +185,9 @@ class Ledger:
 
         return await self.store.run(work)
 
-    async def get_transaction(self, transaction_id: str) -> Transaction:
-        """Raises TransactionNotFound."""
-        transaction = await self.store.get_transaction(transaction_id)
+    async def get_transaction(self, transaction_id: str, *, stale: bool = False) -> Transaction:
+        """Raises TransactionNotFound. `stale` allows a slightly old snapshot."""
+        transaction = await self.store.get_transaction(transaction_id, stale=stale)
         if transaction is None:
             raise errors.TransactionNotFound(
                 f"no transaction {transaction_id!r}", transaction_id=transaction_id
@@ -196,11 +196,15 @@ class Ledger:
 
     # --- balances and history -----------------------------------------------------
 
-    async def balance(self, account_id: str, as_of: datetime | None = None) -> Balance:
+    async def balance(
+        self, account_id: str, as_of: datetime | None = None, *, stale: bool = False
+    ) -> Balance:
         """The account's posted totals now (from the cached row) or as of a
-        time (summed from the journal). Raises AccountNotFound."""
+        time (summed from the journal). `stale` allows a slightly old snapshot,
+        for display only: no rule of the ledger reads balances this way.
+        Raises AccountNotFound."""
         if as_of is None:
-            found = await self.store.cached_totals(account_id)
+            found = await self.store.cached_totals(account_id, stale=stale)
             if found is None:
                 raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
             account, debits, credits, read_at = found
@@ -219,13 +223,15 @@ class Ledger:
             posted=rules.totals(account.normal_side, debits, credits),
         )
 
-    async def account_entries(self, account_id: str, cursor: str | None, limit: int) -> Page:
+    async def account_entries(
+        self, account_id: str, cursor: str | None, limit: int, *, stale: bool = False
+    ) -> Page:
         """The account's entries, oldest first. Raises AccountNotFound,
         InvalidCursor, InvalidValue."""
         limit = self._page_size(limit)
         after = decode_cursor(cursor)
         await self.get_account(account_id)
-        items = await self.store.account_entries(account_id, after, limit + 1)
+        items = await self.store.account_entries(account_id, after, limit + 1, stale=stale)
         return _page(items, limit, lambda e: e.entry_id)
 
     async def ready(self) -> bool:

@@ -82,9 +82,16 @@ class Store(Protocol):
 
     async def list_accounts(self, after: str | None, limit: int) -> list[Account]: ...
 
-    async def get_transaction(self, transaction_id: str) -> Transaction | None: ...
+    # `stale=True` allows a slightly old snapshot (a follower read on
+    # CockroachDB) for reads that feed no decision.
 
-    async def cached_totals(self, account_id: str) -> tuple[Account, int, int, datetime] | None:
+    async def get_transaction(
+        self, transaction_id: str, *, stale: bool = False
+    ) -> Transaction | None: ...
+
+    async def cached_totals(
+        self, account_id: str, *, stale: bool = False
+    ) -> tuple[Account, int, int, datetime] | None:
         """The account, its cached posted debits and credits, and the time read."""
         ...
 
@@ -95,7 +102,7 @@ class Store(Protocol):
         ...
 
     async def account_entries(
-        self, account_id: str, after: str | None, limit: int
+        self, account_id: str, after: str | None, limit: int, *, stale: bool = False
     ) -> list[AccountEntry]: ...
 
     async def ping(self) -> bool:

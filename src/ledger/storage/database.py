@@ -29,6 +29,7 @@ def create_engine(
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
+        pool_recycle=settings.pool_recycle_seconds,
         isolation_level="SERIALIZABLE",
         connect_args={"application_name": application_name},
     )

@@ -83,6 +83,21 @@ def snapshot_read_options(name: str) -> dict[str, Any]:
     return {"isolation_level": "SERIALIZABLE"}
 
 
+def stale_read_statements(name: str) -> list[str]:
+    """Statements that open a read transaction allowed to be slightly stale.
+
+    CockroachDB: a follower read (AS OF SYSTEM TIME follower_read_timestamp(),
+    about 4.8 s in the past), served by the nearest replica without touching
+    the leaseholder or waiting on writers. PostgreSQL: an ordinary read. Only
+    reads that feed no decision may use this: history, reports, a balance
+    shown to a person. A limit check never does (the posting path has no way
+    to ask for it).
+    """
+    if name == COCKROACHDB:
+        return ["SET TRANSACTION AS OF SYSTEM TIME follower_read_timestamp()"]
+    return []
+
+
 def terminate_sessions_sql(name: str, application_name: str) -> str:
     """SQL that kills every session with this application_name but the
     caller's (a drill and a test use it to make commits in flight ambiguous)."""

@@ -17,6 +17,7 @@ from sqlalchemy import (
     column,
     func,
     select,
+    text,
     update,
     values,
 )
@@ -343,8 +344,17 @@ class SqlStore:
             self.engine, self.policy, lambda conn, attempt: work(SqlPostingUnit(conn, attempt))
         )
 
-    async def _read(self, fn: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        return await run_transaction(self.engine, self.policy, lambda conn, _attempt: fn(conn))
+    async def _read(
+        self, fn: Callable[[AsyncConnection], Awaitable[T]], *, stale: bool = False
+    ) -> T:
+        opening = dialect.stale_read_statements(self.engine.dialect.name) if stale else []
+
+        async def work(conn: AsyncConnection, _attempt: Attempt) -> T:
+            for statement in opening:
+                await conn.execute(text(statement))
+            return await fn(conn)
+
+        return await run_transaction(self.engine, self.policy, work)
 
     async def ping(self) -> bool:
         try:
@@ -401,10 +411,14 @@ class SqlStore:
 
         return await self._read(work)
 
-    async def get_transaction(self, transaction_id: str) -> Transaction | None:
-        return await self._read(lambda conn: _load_transaction(conn, transaction_id))
+    async def get_transaction(
+        self, transaction_id: str, *, stale: bool = False
+    ) -> Transaction | None:
+        return await self._read(lambda conn: _load_transaction(conn, transaction_id), stale=stale)
 
-    async def cached_totals(self, account_id: str) -> tuple[Account, int, int, datetime] | None:
+    async def cached_totals(
+        self, account_id: str, *, stale: bool = False
+    ) -> tuple[Account, int, int, datetime] | None:
         async def work(conn: AsyncConnection):
             row = (
                 await conn.execute(
@@ -422,7 +436,7 @@ class SqlStore:
                 return None
             return _account(row), row.posted_debits, row.posted_credits, row.read_at
 
-        return await self._read(work)
+        return await self._read(work, stale=stale)
 
     async def journal_totals(
         self, account_id: str, as_of: datetime
@@ -445,7 +459,7 @@ class SqlStore:
         return await self._read(work)
 
     async def account_entries(
-        self, account_id: str, after: str | None, limit: int
+        self, account_id: str, after: str | None, limit: int, *, stale: bool = False
     ) -> list[AccountEntry]:
         after_id = None
         if after is not None:
@@ -475,7 +489,7 @@ class SqlStore:
                 for r in await conn.execute(query)
             ]
 
-        return await self._read(work)
+        return await self._read(work, stale=stale)
 
     async def journal_facts(self) -> JournalFacts:
         async def work(conn: AsyncConnection) -> JournalFacts:
