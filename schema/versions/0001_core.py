@@ -76,8 +76,11 @@ def upgrade() -> None:
         sa.Column(
             "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
         ),
-        sa.UniqueConstraint("client_id", "idempotency_key", name="transactions_idempotency_key"),
     )
+    for statement in dialect.idempotency_index_ddl(name, "transactions_idempotency_key"):
+        op.execute(statement)
+    # No index here is time-ordered by itself: transaction ids are random, and
+    # the time-ordered entry ids sit behind the account id in the entries key.
     # At most one reversal per transaction, enforced by the database: two
     # racing reversals cannot both commit.
     op.create_index("transactions_reverses_key", "transactions", ["reverses"], unique=True)

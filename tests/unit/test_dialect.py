@@ -146,3 +146,33 @@ def test_the_posting_path_has_no_way_to_read_stale():
     for name, member in inspect.getmembers(PostingUnit, inspect.isfunction):
         assert "stale" not in inspect.signature(member).parameters, name
     assert "stale" in inspect.signature(Store.cached_totals).parameters
+
+
+def test_the_idempotency_index_is_hash_sharded_on_cockroachdb_only():
+    crdb = migrate.render_sql(CRDB)
+    pg = migrate.render_sql(PG)
+    assert (
+        "CREATE UNIQUE INDEX transactions_idempotency_key ON transactions "
+        "(client_id, idempotency_key) USING HASH" in crdb
+    )
+    assert "USING HASH" not in pg
+    assert "CONSTRAINT transactions_idempotency_key UNIQUE (client_id, idempotency_key)" in pg
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "restart transaction: TransactionRetryWithProtoRefreshError: WriteTooOldError",
+        "restart transaction: TransactionRetryWithProtoRefreshError: "
+        "TransactionRetryError: retry txn (RETRY_SERIALIZABLE)",
+        "restart transaction: TransactionRetryWithProtoRefreshError: ReadWithinUncertaintyInterval",
+    ],
+)
+def test_cockroachdb_restart_errors_are_retried(message):
+    error = pg_errors.lookup("40001")(message)
+    assert dialect.classify(wrapped(error), during_commit=True) is Failure.SERIALIZATION
+
+
+def test_cockroachdb_ambiguous_result_is_never_a_failure():
+    error = pg_errors.lookup("40003")("result is ambiguous (error=rpc error: ...)")
+    assert dialect.classify(wrapped(error), during_commit=True) is Failure.AMBIGUOUS

@@ -137,6 +137,21 @@ def entries_table_options(name: str) -> dict[str, Any]:
     return {}
 
 
+def idempotency_index_ddl(name: str, index: str) -> list[str]:
+    """The unique index on (client_id, idempotency_key).
+
+    Clients often use increasing keys (order-1001, order-1002, ...) under one
+    client id, so on CockroachDB a plain index would send every insert to the
+    end of one range. There it is hash-sharded, which spreads those inserts.
+    PostgreSQL has no such hot spot: a plain unique constraint.
+    """
+    if name == COCKROACHDB:
+        return [
+            f"CREATE UNIQUE INDEX {index} ON transactions (client_id, idempotency_key) USING HASH"
+        ]
+    return [f"ALTER TABLE transactions ADD CONSTRAINT {index} UNIQUE (client_id, idempotency_key)"]
+
+
 def entries_partition_ddl(name: str, partitions: int) -> list[str]:
     if name != POSTGRESQL:
         return []
