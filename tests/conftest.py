@@ -9,6 +9,7 @@ and the tests run unchanged. Tests isolate themselves with unique account ids
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -89,10 +90,18 @@ async def owner_engine(database_url: str, settings: Settings):
 
 @pytest.fixture(scope="session")
 async def client(database_url: str, settings: Settings):
+    """The app for the whole session, without its expiry sweeper: a sweeper
+    running behind every test would race the tests that sweep themselves.
+    `sweeping_client` has one."""
+    async with app_client(database_url, settings.with_overrides(expiry_sweep_seconds=0)) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def app_client(database_url: str, settings: Settings):
     from litestar.testing import AsyncTestClient
 
-    app = create_app(settings, database_url)
-    async with AsyncTestClient(app=app) as c:
+    async with AsyncTestClient(app=create_app(settings, database_url)) as c:
         yield c
 
 

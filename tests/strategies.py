@@ -57,3 +57,9 @@ def unbalance(tx: NewTransaction) -> NewTransaction:
 def with_unknown_account(tx: NewTransaction, ghost: str) -> NewTransaction:
     first = tx.entries[0]
     return NewTransaction(entries=[Leg(ghost, first.direction, first.amount), *tx.entries[1:]])
+
+
+# Pending transactions: most without a timeout, some that expire within a
+# step or two (1 s), some that outlive the test.
+hold_timeouts = st.sampled_from([None, None, 1, 30])
+resolutions = st.sampled_from(["post", "post_part", "void"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,6 +22,8 @@ from ledger.storage.database import create_engine
 from ledger.storage.retry import RetryPolicy
 from ledger.storage.store import SqlStore
 
+log = logging.getLogger(__name__)
+
 
 def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
     return Ledger(
@@ -28,6 +33,7 @@ def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
             max_amount=settings.max_amount,
             max_metadata_bytes=settings.max_metadata_bytes,
             max_description_chars=settings.max_description_chars,
+            max_timeout_seconds=settings.max_timeout_seconds,
         ),
         max_page_size=settings.max_page_size,
         max_idempotency_key_chars=settings.max_idempotency_key_chars,
@@ -45,6 +51,18 @@ def build_store(
     )
 
 
+async def sweep_expired(ledger: Ledger, interval: float, batch: int) -> None:
+    """Void pending transactions past their timeout, forever. A failed round
+    (database away, say) is logged and the next round tries again."""
+    while True:
+        try:
+            while await ledger.expire_due(batch) >= batch:
+                pass  # a full batch: more may be due at once
+        except Exception:
+            log.exception("expiry sweep failed; retrying in %.1f s", interval)
+        await asyncio.sleep(interval)
+
+
 def create_app(settings: Settings, database_url: str) -> Litestar:
     """The service for one database. `database_url` is required here: the CLI
     resolves the embedded default before it calls this."""
@@ -52,13 +70,23 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = build_store(database_url, settings)
+        ledger = build_ledger(store, settings)
         app.state.settings = settings
-        app.state.ledger = build_ledger(store, settings)
+        app.state.ledger = ledger
         app.state.draining = False
+        sweeper = None
+        if settings.expiry_sweep_seconds > 0:
+            sweeper = asyncio.create_task(
+                sweep_expired(ledger, settings.expiry_sweep_seconds, settings.expiry_batch)
+            )
         try:
             yield
         finally:
             app.state.draining = True
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             await store.engine.dispose()
 
     return Litestar(

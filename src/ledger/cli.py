@@ -151,8 +151,10 @@ def format_report(report) -> str:
         lines.append(f"  {currency}: debits {debits} credits {credits} {mark}")
     for d in report.drift:
         lines.append(
-            f"  DRIFT {d.account_id}: cached {d.cached_debits}/{d.cached_credits} "
-            f"journal {d.journal_debits}/{d.journal_credits}"
+            f"  DRIFT {d.account_id}: cached posted {d.cached_debits}/{d.cached_credits} "
+            f"pending {d.cached_pending_debits}/{d.cached_pending_credits}; journal posted "
+            f"{d.journal_debits}/{d.journal_credits} pending "
+            f"{d.journal_pending_debits}/{d.journal_pending_credits}"
         )
     for u in report.unbalanced:
         lines.append(

@@ -35,6 +35,13 @@ class Settings:
     max_metadata_bytes: int = 4096
     max_description_chars: int = 1024
     max_idempotency_key_chars: int = 255
+    max_timeout_seconds: int = 30 * 24 * 3600
+
+    # The sweeper that voids pending transactions past their timeout runs in
+    # every service process (no leader: each expiry happens once anyway).
+    # 0 turns it off in this process.
+    expiry_sweep_seconds: float = 1.0
+    expiry_batch: int = 100
 
     # The connection pool.
     pool_size: int = 10

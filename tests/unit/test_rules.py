@@ -11,6 +11,8 @@ from ledger.engine.model import (
     Leg,
     NewAccount,
     NewTransaction,
+    PendingTotals,
+    PostPendingRequest,
     UnbalancedRecord,
 )
 
@@ -21,9 +23,9 @@ def tx(*legs, **kw):
     return NewTransaction(entries=[Leg(a, d, n) for a, d, n in legs], **kw)
 
 
-def state(account_id, debits=0, credits=0, currency="USD", **flags):
+def state(account_id, debits=0, credits=0, currency="USD", pending_credits=0, **flags):
     account = Account(account_id, currency, 2, "debit", AccountFlags(**flags), {}, None)
-    return AccountState(account, debits, credits)
+    return AccountState(account, debits, credits, 0, pending_credits)
 
 
 def test_a_transaction_needs_two_legs():
@@ -173,7 +175,7 @@ def test_judge_reports_drift_unbalanced_and_short_transactions():
         accounts=2,
         transactions=2,
         entries=3,
-        per_account={"a": (5, 0, 5, 0), "b": (0, 4, 0, 5)},
+        per_account={"a": (5, 0, 0, 0, 5, 0, 0, 0), "b": (0, 4, 0, 0, 0, 5, 0, 0)},
         unbalanced=[UnbalancedRecord("t1", "USD", 5, 4)],
         short_transactions=["t2"],
         currency_mismatches=0,
@@ -185,10 +187,17 @@ def test_judge_reports_drift_unbalanced_and_short_transactions():
 
 
 def test_judge_passes_a_clean_journal_and_fails_an_unbalanced_book():
-    clean = JournalFacts(1, 1, 2, {"a": (5, 5, 5, 5)}, [], [], 0, {"USD": (5, 5)})
+    clean = JournalFacts(1, 1, 2, {"a": (5, 5, 1, 0, 5, 5, 1, 0)}, [], [], 0, {"USD": (5, 5)})
     assert rules.judge(clean).ok
-    lopsided = JournalFacts(1, 1, 2, {"a": (5, 5, 5, 5)}, [], [], 0, {"USD": (5, 4)})
+    lopsided = JournalFacts(1, 1, 2, {"a": (5, 5, 0, 0, 5, 5, 0, 0)}, [], [], 0, {"USD": (5, 4)})
     assert not rules.judge(lopsided).ok
+
+
+def test_judge_reports_pending_drift():
+    facts = JournalFacts(1, 1, 2, {"a": (5, 5, 3, 0, 5, 5, 2, 0)}, [], [], 0, {"USD": (5, 5)})
+    report = rules.judge(facts)
+    assert not report.ok
+    assert (report.drift[0].cached_pending_debits, report.drift[0].journal_pending_debits) == (3, 2)
 
 
 def test_text_that_is_not_valid_unicode_is_refused():
@@ -196,3 +205,100 @@ def test_text_that_is_not_valid_unicode_is_refused():
         rules.check_metadata({}, "a\ud951b", LIMITS)
     with pytest.raises(errors.InvalidValue):
         rules.check_metadata({"k": "a\ud951b"}, None, LIMITS)
+
+
+# --- pending transactions -----------------------------------------------------------
+
+
+def test_a_pending_transaction_moves_pending_totals_only():
+    deltas = rules.balance_deltas([Leg("a", "debit", 5), Leg("b", "credit", 5)], pending=True)
+    assert [(d.debits, d.credits, d.pending_debits, d.pending_credits) for d in deltas] == [
+        (0, 0, 5, 0),
+        (0, 0, 0, 5),
+    ]
+
+
+def test_posting_for_less_releases_the_whole_hold_and_posts_the_part():
+    held = [Leg("a", "debit", 10), Leg("b", "credit", 10)]
+    posted = [Leg("a", "debit", 6), Leg("b", "credit", 6)]
+    merged = rules.merge_deltas(rules.balance_deltas(posted), rules.release_deltas(held))
+    assert [(d.debits, d.credits, d.pending_debits, d.pending_credits) for d in merged] == [
+        (6, 0, -10, 0),
+        (0, 6, 0, -10),
+    ]
+
+
+def test_pending_debits_count_against_a_debit_limit_pending_credits_do_not():
+    wallet = state(
+        "w", debits=0, credits=100, pending_credits=0, debits_must_not_exceed_credits=True
+    )
+    wallet = AccountState(wallet.account, 0, 100, 60, 500)
+    # 60 held + 41 more would spend 101 of 100; the 500 pending credits do not help.
+    with pytest.raises(errors.LimitExceeded) as caught:
+        rules.check_limits(
+            {"w": wallet}, rules.balance_deltas([Leg("w", "debit", 41)], pending=True)
+        )
+    assert caught.value.details["shortfall"] == 1
+    rules.check_limits({"w": wallet}, rules.balance_deltas([Leg("w", "debit", 40)], pending=True))
+
+
+def test_available_subtracts_only_pending_amounts_that_reduce_the_balance():
+    posted_credit = rules.totals("credit", 10, 100)  # balance 90
+    assert rules.available("credit", posted_credit, PendingTotals(debits=30, credits=999)) == 60
+    posted_debit = rules.totals("debit", 100, 10)  # balance 90
+    assert rules.available("debit", posted_debit, PendingTotals(debits=999, credits=25)) == 65
+
+
+HELD = [Leg("a", "debit", 10), Leg("b", "credit", 10)]
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        (PostPendingRequest(), [10, 10]),
+        (PostPendingRequest(amount=4), [4, 4]),
+        (PostPendingRequest(amounts=[10, 10]), [10, 10]),
+    ],
+)
+def test_what_a_post_may_post(request_, expected):
+    legs = rules.resolution_legs(HELD, ["USD", "USD"], request_)
+    assert [leg.amount for leg in legs] == expected
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        PostPendingRequest(amount=11),
+        PostPendingRequest(amount=0),
+        PostPendingRequest(amounts=[4, 5]),
+        PostPendingRequest(amounts=[4]),
+        PostPendingRequest(amount=4, amounts=[4, 4]),
+    ],
+)
+def test_what_a_post_may_not_post(request_):
+    with pytest.raises(errors.InvalidResolution):
+        rules.resolution_legs(HELD, ["USD", "USD"], request_)
+
+
+def test_a_single_amount_fits_only_two_legs():
+    legs = [*HELD, Leg("c", "debit", 3), Leg("d", "credit", 3)]
+    with pytest.raises(errors.InvalidResolution):
+        rules.resolution_legs(legs, ["USD"] * 4, PostPendingRequest(amount=3))
+    posted = rules.resolution_legs(legs, ["USD"] * 4, PostPendingRequest(amounts=[5, 5, 3, 3]))
+    assert [leg.amount for leg in posted] == [5, 5, 3, 3]
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 10**9])
+def test_timeouts_are_bounded(timeout):
+    with pytest.raises(errors.InvalidValue):
+        rules.check_transaction_shape(
+            tx(("a", "debit", 1), ("b", "credit", 1), pending=True, timeout_seconds=timeout),
+            LIMITS,
+        )
+
+
+def test_a_timeout_needs_a_pending_transaction():
+    with pytest.raises(errors.InvalidValue):
+        rules.check_transaction_shape(
+            tx(("a", "debit", 1), ("b", "credit", 1), timeout_seconds=5), LIMITS
+        )

@@ -21,8 +21,10 @@ from ledger.engine.model import (
     NewTransaction,
     Page,
     PostingResult,
+    PostPendingRequest,
     ReversalRequest,
     Transaction,
+    VoidRequest,
 )
 from ledger.settings import Settings
 
@@ -176,6 +178,44 @@ async def reverse_transaction(
     return _posting_response(result)
 
 
+@post(
+    "/transactions/{transaction_id:str}/post",
+    operation_class=body_operation(PostPendingRequest, required=False),
+    tags=["transactions"],
+)
+async def post_pending(
+    transaction_id: FromPath[str], request: Request, state: State
+) -> Response[Transaction]:
+    """Post a pending transaction: in full (empty body), or for less with
+    `amount` (two legs) or `amounts` (one per leg), releasing the rest.
+    Requires an `Idempotency-Key`. A second resolution, or one after expiry,
+    is 409 with the reason."""
+    cmd = decode_body(
+        await request.body(),
+        PostPendingRequest,
+        _settings(state).max_body_bytes,
+        allow_empty=True,
+    )
+    result = await _ledger(state).post_pending(transaction_id, cmd, _key(request))
+    return _posting_response(result)
+
+
+@post(
+    "/transactions/{transaction_id:str}/void",
+    operation_class=body_operation(VoidRequest, required=False),
+    tags=["transactions"],
+)
+async def void_pending(
+    transaction_id: FromPath[str], request: Request, state: State
+) -> Response[Transaction]:
+    """Release a pending transaction. Requires an `Idempotency-Key`."""
+    cmd = decode_body(
+        await request.body(), VoidRequest, _settings(state).max_body_bytes, allow_empty=True
+    )
+    result = await _ledger(state).void_pending(transaction_id, cmd, _key(request))
+    return _posting_response(result)
+
+
 # --- operations -----------------------------------------------------------------------
 
 
@@ -215,6 +255,8 @@ HANDLERS = [
     post_transaction,
     get_transaction,
     reverse_transaction,
+    post_pending,
+    void_pending,
     health,
     ready_endpoint,
     metrics,

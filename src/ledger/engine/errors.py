@@ -80,6 +80,11 @@ class UnbalancedTransaction(InvalidRequest):
     title = "Debits do not equal credits"
 
 
+class InvalidResolution(InvalidRequest):
+    code = "invalid-resolution"
+    title = "The amounts to post do not fit the pending transaction"
+
+
 class InvalidAccount(InvalidRequest):
     code = "invalid-account"
     title = "The account definition is not valid"
@@ -154,6 +159,26 @@ class IdempotencyKeyReused(Conflict):
 class AlreadyReversed(Conflict):
     code = "already-reversed"
     title = "The transaction has already been reversed"
+
+
+class AlreadyResolved(Conflict):
+    code = "already-resolved"
+    title = "The pending transaction was already posted, voided or expired"
+
+
+class PendingExpired(Conflict):
+    code = "pending-expired"
+    title = "The pending transaction has expired"
+
+
+class NotPending(Conflict):
+    code = "not-pending"
+    title = "Only a pending transaction can be posted or voided"
+
+
+class NotReversible(Conflict):
+    code = "not-reversible"
+    title = "This transaction cannot be reversed"
 
 
 class AccountExists(Conflict):

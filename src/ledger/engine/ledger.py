@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import random
 import uuid
 from datetime import datetime
 
@@ -18,12 +19,15 @@ from ledger.engine.model import (
     NewEntry,
     NewTransaction,
     Page,
+    PendingTotals,
     PostingResult,
+    PostPendingRequest,
     ReversalRequest,
     StoredPosting,
     Transaction,
     TransactionHeader,
     VerifyReport,
+    VoidRequest,
 )
 from ledger.engine.ports import PostingUnit, Store
 
@@ -117,16 +121,19 @@ class Ledger:
                 stored = await unit.find_by_key(key)
                 if stored is not None:
                     return _replay(stored, fingerprint, key, unit.after_ambiguous)
-            transaction = await _append(
+            transaction = await _write(
                 unit,
-                cmd.entries,
                 TransactionHeader(
                     client_id=key.client_id,
                     idempotency_key=key.key,
                     fingerprint=fingerprint,
                     description=cmd.description,
                     metadata=cmd.metadata,
+                    pending=cmd.pending,
+                    timeout_seconds=cmd.timeout_seconds,
                 ),
+                cmd.entries,
+                pending=cmd.pending,
             )
             return PostingResult(transaction, replayed=False)
 
@@ -156,6 +163,16 @@ class Ledger:
                 raise errors.TransactionNotFound(
                     f"no transaction {transaction_id!r}", transaction_id=transaction_id
                 )
+            if original.pending or original.resolution in ("voided", "expired"):
+                raise errors.NotReversible(
+                    f"transaction {transaction_id!r} is "
+                    + (
+                        "pending: void it instead"
+                        if original.pending
+                        else "a void, which moved no posted amount"
+                    ),
+                    transaction_id=transaction_id,
+                )
             if original.reversed_by is not None:
                 raise errors.AlreadyReversed(
                     f"transaction {transaction_id!r} was already reversed by "
@@ -169,9 +186,8 @@ class Ledger:
             description = cmd.description
             if description is None:
                 description = f"reversal of {transaction_id}"
-            transaction = await _append(
+            transaction = await _write(
                 unit,
-                legs,
                 TransactionHeader(
                     client_id=key.client_id,
                     idempotency_key=key.key,
@@ -180,7 +196,131 @@ class Ledger:
                     metadata=cmd.metadata,
                     reverses=transaction_id,
                 ),
+                legs,
             )
+            return PostingResult(transaction, replayed=False)
+
+        return await self.store.run(work)
+
+    # --- pending transactions -------------------------------------------------------
+
+    async def post_pending(
+        self, transaction_id: str, cmd: PostPendingRequest, key: IdempotencyKey
+    ) -> PostingResult:
+        """Post a pending transaction, in full or in part, releasing the rest.
+
+        Raises TransactionNotFound, NotPending, AlreadyResolved, PendingExpired,
+        InvalidResolution, LimitExceeded, IdempotencyKeyReused,
+        MissingIdempotencyKey, RetriesExhausted, OutcomeUnknown.
+        """
+        self._check_key(key)
+        rules.check_metadata(cmd.metadata, cmd.description, self.limits)
+        return await self._resolve(
+            transaction_id, "posted", cmd, key, rules.fingerprint(f"post:{transaction_id}", cmd)
+        )
+
+    async def void_pending(
+        self, transaction_id: str, cmd: VoidRequest, key: IdempotencyKey
+    ) -> PostingResult:
+        """Release a pending transaction without posting anything.
+
+        Raises TransactionNotFound, NotPending, AlreadyResolved, PendingExpired,
+        IdempotencyKeyReused, MissingIdempotencyKey, RetriesExhausted,
+        OutcomeUnknown.
+        """
+        self._check_key(key)
+        rules.check_metadata(cmd.metadata, cmd.description, self.limits)
+        return await self._resolve(
+            transaction_id, "voided", cmd, key, rules.fingerprint(f"void:{transaction_id}", cmd)
+        )
+
+    async def expire_due(self, limit: int = 100) -> int:
+        """Void every pending transaction whose timeout has passed; returns how
+        many this call expired. Safe to run in many processes at once: each
+        expiry is keyed by the pending transaction's id, and the database
+        admits one resolution per pending transaction, so a racing sweeper or
+        post finds the work done and moves on."""
+        expired = 0
+        due = await self.store.due_for_expiry(limit)
+        # Sweepers in other processes see the same oldest rows; taking them
+        # in a different order makes them collide less.
+        random.shuffle(due)
+        for transaction_id in due:
+            key = IdempotencyKey("ledger-expiry", f"expire:{transaction_id}")
+            try:
+                result = await self._resolve(
+                    transaction_id,
+                    "expired",
+                    VoidRequest(description="expired"),
+                    key,
+                    rules.fingerprint(f"expire:{transaction_id}", VoidRequest()),
+                )
+            except (errors.AlreadyResolved, errors.PendingExpired, errors.TransactionNotFound):
+                continue
+            if not result.replayed:
+                expired += 1
+        return expired
+
+    async def _resolve(
+        self,
+        transaction_id: str,
+        resolution: str,
+        cmd: PostPendingRequest | VoidRequest,
+        key: IdempotencyKey,
+        fingerprint: str,
+    ) -> PostingResult:
+        async def work(unit: PostingUnit) -> PostingResult:
+            # The key is looked up before the pending transaction's state is
+            # judged: a retry of a post that succeeded must get that post
+            # back, not "already resolved".
+            stored = await unit.find_by_key(key)
+            if stored is not None:
+                return _replay(stored, fingerprint, key, unit.after_ambiguous)
+            original = await unit.get_transaction(transaction_id)
+            if original is None:
+                raise errors.TransactionNotFound(
+                    f"no transaction {transaction_id!r}", transaction_id=transaction_id
+                )
+            if not original.pending:
+                raise errors.NotPending(
+                    f"transaction {transaction_id!r} is not pending", transaction_id=transaction_id
+                )
+            if original.resolved_by is not None:
+                raise errors.AlreadyResolved(
+                    f"pending transaction {transaction_id!r} was already {original.state} "
+                    f"by {original.resolved_by}",
+                    transaction_id=transaction_id,
+                    state=original.state,
+                    resolved_by=original.resolved_by,
+                )
+            now = await unit.now()
+            overdue = original.expires_at is not None and now >= original.expires_at
+            if resolution == "expired" and not overdue:
+                raise errors.AlreadyResolved(
+                    f"pending transaction {transaction_id!r} is not due to expire yet",
+                    transaction_id=transaction_id,
+                )
+            if resolution != "expired" and overdue:
+                raise errors.PendingExpired(
+                    f"pending transaction {transaction_id!r} expired at "
+                    f"{original.expires_at.isoformat()}",
+                    transaction_id=transaction_id,
+                    expires_at=original.expires_at.isoformat(),
+                )
+            held = [Leg(e.account_id, e.direction, e.amount) for e in original.entries]
+            to_post: list[Leg] = []
+            if isinstance(cmd, PostPendingRequest):
+                to_post = rules.resolution_legs(held, [e.currency for e in original.entries], cmd)
+            header = TransactionHeader(
+                client_id=key.client_id,
+                idempotency_key=key.key,
+                fingerprint=fingerprint,
+                description=cmd.description,
+                metadata=cmd.metadata,
+                resolves=transaction_id,
+                resolution=resolution,
+            )
+            transaction = await _write(unit, header, to_post, release=held)
             return PostingResult(transaction, replayed=False)
 
         return await self.store.run(work)
@@ -199,28 +339,32 @@ class Ledger:
     async def balance(
         self, account_id: str, as_of: datetime | None = None, *, stale: bool = False
     ) -> Balance:
-        """The account's posted totals now (from the cached row) or as of a
-        time (summed from the journal). `stale` allows a slightly old snapshot,
-        for display only: no rule of the ledger reads balances this way.
-        Raises AccountNotFound."""
+        """The account's posted, pending and available balances now (from the
+        cached row) or as of a time (summed from the journal). `stale` allows
+        a slightly old snapshot, for display only: no rule of the ledger reads
+        balances this way. Raises AccountNotFound."""
         if as_of is None:
             found = await self.store.cached_totals(account_id, stale=stale)
             if found is None:
                 raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
-            account, debits, credits, read_at = found
+            state, read_at = found
         else:
-            found_at = await self.store.journal_totals(account_id, as_of)
-            if found_at is None:
+            state = await self.store.journal_totals(account_id, as_of)
+            if state is None:
                 raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
-            account, debits, credits = found_at
             read_at = as_of
+        account = state.account
+        posted = rules.totals(account.normal_side, state.posted_debits, state.posted_credits)
+        pending = PendingTotals(state.pending_debits, state.pending_credits)
         return Balance(
             account_id=account.id,
             currency=account.currency,
             scale=account.scale,
             normal_side=account.normal_side,
             as_of=read_at,
-            posted=rules.totals(account.normal_side, debits, credits),
+            posted=posted,
+            pending=pending,
+            available=rules.available(account.normal_side, posted, pending),
         )
 
     async def account_entries(
@@ -264,21 +408,34 @@ class Ledger:
         return limit
 
 
-async def _append(unit: PostingUnit, legs: list[Leg], header: TransactionHeader) -> Transaction:
+async def _write(
+    unit: PostingUnit,
+    header: TransactionHeader,
+    legs: list[Leg],
+    *,
+    pending: bool = False,
+    release: list[Leg] | None = None,
+) -> Transaction:
     """Write the header, then lock, check and write the legs, inside `unit`.
 
-    The header goes first so that a used idempotency key is found before any
-    rule is judged: a replay must return the original even when, say, the
-    limit it once fitted under is now used up.
+    `legs` are written as entries (pending ones when `pending`); `release`
+    are the legs of a pending transaction being resolved, taken out of the
+    pending totals. The header goes first so that a used idempotency key (or
+    a resolution already made) is found before any rule is judged: a replay
+    must return the original even when, say, the limit it once fitted under
+    is now used up.
     """
+    release = release or []
     ref = await unit.insert_header(header)
-    states = await unit.lock_accounts(sorted({leg.account_id for leg in legs}))
+    states = await unit.lock_accounts(sorted({leg.account_id for leg in [*legs, *release]}))
     currencies = rules.check_accounts(legs, states)
     rules.check_balanced(legs, currencies)
-    deltas = rules.balance_deltas(legs)
+    deltas = rules.merge_deltas(
+        rules.balance_deltas(legs, pending=pending), rules.release_deltas(release)
+    )
     rules.check_limits(states, deltas)
     entries = [
-        NewEntry(leg.account_id, i, leg.direction, leg.amount, currency)
+        NewEntry(leg.account_id, i, leg.direction, leg.amount, currency, pending)
         for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True))
     ]
     return await unit.append_entries(ref, header, entries, deltas)

@@ -46,6 +46,26 @@ class NewTransaction(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     entries: list[Leg]
     description: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # A pending transaction moves pending totals only, until it is posted
+    # (possibly for less), voided, or expires after `timeout_seconds`.
+    pending: bool = False
+    timeout_seconds: int | None = None
+
+
+class PostPendingRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Post a pending transaction: in full (no amounts), with one `amount`
+    for both legs of a two-leg transaction, or with `amounts`, one per leg in
+    leg order. Whatever is not posted is released."""
+
+    amount: int | None = None
+    amounts: list[int] | None = None
+    description: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class VoidRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    description: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ReversalRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -81,6 +101,10 @@ class PostedLeg(msgspec.Struct, frozen=True):
     entry_id: str
 
 
+Resolution = Literal["posted", "voided", "expired"]
+PendingStatus = Literal["pending", "posted", "voided", "expired"]
+
+
 class Transaction(msgspec.Struct, frozen=True):
     id: str
     entries: list[PostedLeg]
@@ -89,6 +113,14 @@ class Transaction(msgspec.Struct, frozen=True):
     created_at: datetime
     reverses: str | None = None
     reversed_by: str | None = None
+    # A pending transaction: its state, when it expires, what resolved it.
+    pending: bool = False
+    expires_at: datetime | None = None
+    state: PendingStatus | None = None
+    resolved_by: str | None = None
+    # A resolution: the pending transaction it resolves, and how.
+    resolves: str | None = None
+    resolution: Resolution | None = None
 
 
 class PostingResult(msgspec.Struct, frozen=True):
@@ -104,13 +136,24 @@ class BalanceTotals(msgspec.Struct, frozen=True):
     balance: int
 
 
+class PendingTotals(msgspec.Struct, frozen=True):
+    debits: int
+    credits: int
+
+
 class Balance(msgspec.Struct, frozen=True):
     account_id: str
     currency: str
     scale: int
     normal_side: Direction
     as_of: datetime
+    # The ledger balance: what is posted.
     posted: BalanceTotals
+    # Reserved by pending transactions, not yet posted.
+    pending: PendingTotals
+    # The posted balance less pending amounts that would reduce it (pending
+    # amounts that would increase it count only once posted).
+    available: int
 
 
 class AccountEntry(msgspec.Struct, frozen=True):
@@ -121,6 +164,11 @@ class AccountEntry(msgspec.Struct, frozen=True):
     amount: int
     currency: str
     created_at: datetime
+    # True for an entry of a pending transaction; `state` then says whether
+    # it is still pending or was posted, voided or expired, by `resolved_by`.
+    pending: bool = False
+    state: PendingStatus = "posted"
+    resolved_by: str | None = None
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -132,11 +180,13 @@ class Page(msgspec.Struct, frozen=True):
 
 
 class AccountState(msgspec.Struct, frozen=True):
-    """An account with its cached posted totals, read under a lock."""
+    """An account with its cached totals, read under a lock."""
 
     account: Account
     posted_debits: int
     posted_credits: int
+    pending_debits: int = 0
+    pending_credits: int = 0
 
 
 class StoredPosting(msgspec.Struct, frozen=True):
@@ -154,6 +204,7 @@ class NewEntry(msgspec.Struct, frozen=True):
     direction: Direction
     amount: int
     currency: str
+    pending: bool = False
 
 
 class TransactionHeader(msgspec.Struct, frozen=True):
@@ -165,6 +216,10 @@ class TransactionHeader(msgspec.Struct, frozen=True):
     description: str | None
     metadata: dict[str, Any]
     reverses: str | None = None
+    pending: bool = False
+    timeout_seconds: int | None = None
+    resolves: str | None = None
+    resolution: Resolution | None = None
 
 
 class HeaderRef(msgspec.Struct, frozen=True):
@@ -175,9 +230,14 @@ class HeaderRef(msgspec.Struct, frozen=True):
 
 
 class BalanceDelta(msgspec.Struct, frozen=True):
+    """What one transaction adds to an account's totals (pending parts may
+    be negative: a resolution releases what its pending transaction held)."""
+
     account_id: str
     debits: int
     credits: int
+    pending_debits: int = 0
+    pending_credits: int = 0
 
 
 # --- verification ------------------------------------------------------------------
@@ -189,6 +249,10 @@ class AccountDrift(msgspec.Struct, frozen=True):
     cached_credits: int
     journal_debits: int
     journal_credits: int
+    cached_pending_debits: int = 0
+    cached_pending_credits: int = 0
+    journal_pending_debits: int = 0
+    journal_pending_credits: int = 0
 
 
 class UnbalancedRecord(msgspec.Struct, frozen=True):
@@ -204,8 +268,9 @@ class JournalFacts(msgspec.Struct, frozen=True):
     accounts: int
     transactions: int
     entries: int
-    # account_id -> (cached debits, cached credits, journal debits, journal credits)
-    per_account: dict[str, tuple[int, int, int, int]]
+    # account_id -> (cached debits, credits, pending debits, pending credits,
+    #                journal debits, credits, pending debits, pending credits)
+    per_account: dict[str, tuple[int, int, int, int, int, int, int, int]]
     unbalanced: list[UnbalancedRecord]
     short_transactions: list[str]
     currency_mismatches: int

@@ -42,6 +42,11 @@ class PostingUnit(Protocol):
 
     async def get_transaction(self, transaction_id: str) -> Transaction | None: ...
 
+    async def now(self) -> datetime:
+        """The database's time for this transaction (expiry is judged by it,
+        never by a service's clock)."""
+        ...
+
     @property
     def first_attempt(self) -> bool:
         """True on the first attempt of a unit: no earlier attempt can have
@@ -91,14 +96,14 @@ class Store(Protocol):
 
     async def cached_totals(
         self, account_id: str, *, stale: bool = False
-    ) -> tuple[Account, int, int, datetime] | None:
-        """The account, its cached posted debits and credits, and the time read."""
+    ) -> tuple[AccountState, datetime] | None:
+        """The account with its cached totals, and the time read."""
         ...
 
-    async def journal_totals(
-        self, account_id: str, as_of: datetime
-    ) -> tuple[Account, int, int] | None:
-        """The account and the sums of its entries created at or before `as_of`."""
+    async def journal_totals(self, account_id: str, as_of: datetime) -> AccountState | None:
+        """The account with its totals as of `as_of`, summed from the journal:
+        posted entries created by then, and pending entries created by then
+        whose transaction was not yet resolved then."""
         ...
 
     async def account_entries(
@@ -107,6 +112,11 @@ class Store(Protocol):
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
+        ...
+
+    async def due_for_expiry(self, limit: int) -> list[str]:
+        """Ids of pending transactions whose timeout has passed and that are
+        not resolved, oldest deadline first."""
         ...
 
     async def journal_facts(self) -> JournalFacts:

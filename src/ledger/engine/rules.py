@@ -25,6 +25,8 @@ from ledger.engine.model import (
     Leg,
     NewAccount,
     NewTransaction,
+    PendingTotals,
+    PostPendingRequest,
     VerifyReport,
 )
 
@@ -40,6 +42,7 @@ class Limits(msgspec.Struct, frozen=True):
     max_amount: int = 2**53 - 1
     max_metadata_bytes: int = 4096
     max_description_chars: int = 1024
+    max_timeout_seconds: int = 30 * 24 * 3600
 
 
 def check_metadata(metadata: dict, description: str | None, limits: Limits) -> None:
@@ -132,6 +135,16 @@ def check_transaction_shape(cmd: NewTransaction, limits: Limits) -> None:
                 pointer=f"/entries/{i}/account_id",
                 account_id=leg.account_id,
             )
+    if cmd.timeout_seconds is not None:
+        if not cmd.pending:
+            raise errors.InvalidValue(
+                "timeout_seconds applies only to a pending transaction", field="timeout_seconds"
+            )
+        if not 1 <= cmd.timeout_seconds <= limits.max_timeout_seconds:
+            raise errors.InvalidValue(
+                f"timeout_seconds must be between 1 and {limits.max_timeout_seconds}",
+                field="timeout_seconds",
+            )
     check_metadata(cmd.metadata, cmd.description, limits)
 
 
@@ -179,12 +192,35 @@ def check_balanced(legs: list[Leg], currencies: list[str]) -> None:
             )
 
 
-def balance_deltas(legs: Iterable[Leg]) -> list[BalanceDelta]:
-    """What the legs add to each account's totals, sorted by account id."""
+def balance_deltas(legs: Iterable[Leg], *, pending: bool = False) -> list[BalanceDelta]:
+    """What the legs add to each account's posted totals (or, for a pending
+    transaction, to its pending totals), sorted by account id."""
     acc: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for leg in legs:
         acc[leg.account_id][0 if leg.direction == "debit" else 1] += leg.amount
+    if pending:
+        return [BalanceDelta(a, 0, 0, d, c) for a, (d, c) in sorted(acc.items())]
     return [BalanceDelta(a, d, c) for a, (d, c) in sorted(acc.items())]
+
+
+def release_deltas(pending_legs: Iterable[Leg]) -> list[BalanceDelta]:
+    """Taking a pending transaction's legs out of the pending totals."""
+    return [
+        BalanceDelta(d.account_id, 0, 0, -d.pending_debits, -d.pending_credits)
+        for d in balance_deltas(pending_legs, pending=True)
+    ]
+
+
+def merge_deltas(*parts: Iterable[BalanceDelta]) -> list[BalanceDelta]:
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for part in parts:
+        for d in part:
+            totals = acc[d.account_id]
+            totals[0] += d.debits
+            totals[1] += d.credits
+            totals[2] += d.pending_debits
+            totals[3] += d.pending_credits
+    return [BalanceDelta(a, *t) for a, t in sorted(acc.items())]
 
 
 # Each limit flag: which total it bounds, and by which.
@@ -195,28 +231,36 @@ _LIMITS = {
 
 
 def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta]) -> None:
-    """Every account's limit flag holds after the deltas are applied.
+    """Every account's limit flag holds after the deltas are applied, against
+    the available balance: pending amounts on the bounded side count as if
+    posted, pending amounts on the other side do not count until posted.
 
     Raises LimitExceeded naming the account and what it would have, or
     BalanceOverflow when a running total would leave 64 bits.
     """
     for delta in deltas:
         state = states[delta.account_id]
-        debits = state.posted_debits + delta.debits
-        credits = state.posted_credits + delta.credits
-        if debits > INT64_MAX or credits > INT64_MAX:
+        totals = {
+            "debits": state.posted_debits + delta.debits,
+            "credits": state.posted_credits + delta.credits,
+        }
+        held = {
+            "debits": state.pending_debits + delta.pending_debits,
+            "credits": state.pending_credits + delta.pending_credits,
+        }
+        if max(totals["debits"] + held["debits"], totals["credits"] + held["credits"]) > INT64_MAX:
             raise errors.BalanceOverflow(
                 f"account {delta.account_id!r} would exceed the largest total the ledger can hold",
                 account_id=delta.account_id,
             )
-        totals = {"debits": debits, "credits": credits}
         for limit, (bounded, bound) in _LIMITS.items():
-            excess = totals[bounded] - totals[bound]
+            used = totals[bounded] + held[bounded]
+            excess = used - totals[bound]
             if getattr(state.account.flags, limit) and excess > 0:
                 raise errors.LimitExceeded(
                     f"account {delta.account_id!r} has {limit}; after this posting its "
-                    f"{bounded} would be {totals[bounded]} against {bound} of {totals[bound]} "
-                    f"(exceeding them by {excess})",
+                    f"{bounded} would be {totals[bounded]} posted and {held[bounded]} pending "
+                    f"against {bound} of {totals[bound]} (exceeding them by {excess})",
                     account_id=delta.account_id,
                     limit=limit,
                     shortfall=excess,
@@ -233,6 +277,57 @@ def totals(normal_side: Direction, debits: int, credits: int) -> BalanceTotals:
     """The signed balance on the account's normal side."""
     balance = debits - credits if normal_side == "debit" else credits - debits
     return BalanceTotals(debits=debits, credits=credits, balance=balance)
+
+
+def available(normal_side: Direction, posted: BalanceTotals, pending: PendingTotals) -> int:
+    """The posted balance less the pending amounts that would reduce it:
+    pending credits on a debit-normal account, pending debits on a
+    credit-normal one. Pending amounts that would increase it do not count."""
+    reducing = pending.credits if normal_side == "debit" else pending.debits
+    return posted.balance - reducing
+
+
+def resolution_legs(
+    pending_legs: list[Leg], currencies: list[str], request: PostPendingRequest
+) -> list[Leg]:
+    """The legs to post for a pending transaction: all of it, one `amount`
+    for both legs of a two-leg transaction, or `amounts` one per leg. Each
+    amount is between 1 and what the leg holds, and the result balances per
+    currency. Raises InvalidResolution."""
+    if request.amount is not None and request.amounts is not None:
+        raise errors.InvalidResolution("give either amount or amounts, not both")
+    if request.amount is not None:
+        if len(pending_legs) != 2:
+            raise errors.InvalidResolution(
+                f"a single amount fits a two-leg transaction; this one has "
+                f"{len(pending_legs)} legs: give amounts, one per leg"
+            )
+        amounts = [request.amount, request.amount]
+    elif request.amounts is not None:
+        if len(request.amounts) != len(pending_legs):
+            raise errors.InvalidResolution(
+                f"amounts has {len(request.amounts)} values for {len(pending_legs)} legs"
+            )
+        amounts = list(request.amounts)
+    else:
+        return list(pending_legs)
+    for i, (leg, amount) in enumerate(zip(pending_legs, amounts, strict=True)):
+        if not 1 <= amount <= leg.amount:
+            raise errors.InvalidResolution(
+                f"leg {i} holds {leg.amount}; the amount to post must be between 1 and that, "
+                f"got {amount}",
+                leg=i,
+            )
+    legs = [
+        Leg(leg.account_id, leg.direction, a) for leg, a in zip(pending_legs, amounts, strict=True)
+    ]
+    try:
+        check_balanced(legs, currencies)
+    except errors.UnbalancedTransaction as exc:
+        raise errors.InvalidResolution(
+            f"the amounts to post do not balance: {exc.detail}", **exc.details
+        ) from exc
+    return legs
 
 
 def fingerprint(kind: str, request: msgspec.Struct) -> str:
@@ -252,9 +347,9 @@ def judge(facts: JournalFacts) -> VerifyReport:
     more, every entry has its account's currency, and the whole book balances
     per currency."""
     drift = [
-        AccountDrift(account_id, cd, cc, jd, jc)
-        for account_id, (cd, cc, jd, jc) in sorted(facts.per_account.items())
-        if (cd, cc) != (jd, jc)
+        AccountDrift(account_id, cd, cc, jd, jc, cpd, cpc, jpd, jpc)
+        for account_id, (cd, cc, cpd, cpc, jd, jc, jpd, jpc) in sorted(facts.per_account.items())
+        if (cd, cc, cpd, cpc) != (jd, jc, jpd, jpc)
     ]
     books_balance = all(d == c for d, c in facts.per_currency.values())
     ok = (

@@ -152,6 +152,13 @@ def idempotency_index_ddl(name: str, index: str) -> list[str]:
     return [f"ALTER TABLE transactions ADD CONSTRAINT {index} UNIQUE (client_id, idempotency_key)"]
 
 
+def time_ordered_index_ddl(name: str, index: str, table: str, column: str) -> list[str]:
+    """An index on a time column. Every new row lands at its end, which on
+    CockroachDB is one hot range: there it is hash-sharded."""
+    using = " USING HASH" if name == COCKROACHDB else ""
+    return [f"CREATE INDEX {index} ON {table} ({column}){using}"]
+
+
 def entries_partition_ddl(name: str, partitions: int) -> list[str]:
     if name != POSTGRESQL:
         return []
@@ -169,6 +176,7 @@ _GRANTS = [
     "GRANT SELECT, INSERT ON TABLE accounts TO {role}",
     "GRANT SELECT, INSERT, UPDATE ON TABLE account_balances TO {role}",
 ]
+# Later migrations grant on the tables they add (pending_expiry: 0002).
 
 
 def writer_role_ddl(name: str, role: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -16,6 +16,7 @@ from sqlalchemy import (
     case,
     column,
     func,
+    or_,
     select,
     text,
     update,
@@ -48,10 +49,12 @@ from ledger.storage import dialect
 from ledger.storage.retry import Attempt, KeyRace, RetryPolicy, run_transaction
 from ledger.storage.tables import (
     IDEMPOTENCY_CONSTRAINT,
+    RESOLVES_CONSTRAINT,
     REVERSES_CONSTRAINT,
     account_balances,
     accounts,
     entries,
+    pending_expiry,
     transactions,
 )
 
@@ -75,8 +78,15 @@ _credit_sum = func.coalesce(
     func.sum(case((entries.c.direction == "credit", entries.c.amount), else_=0)), 0
 )
 
+_BALANCE_COLUMNS = (
+    account_balances.c.posted_debits,
+    account_balances.c.posted_credits,
+    account_balances.c.pending_debits,
+    account_balances.c.pending_credits,
+)
+
 _LOCK_ACCOUNTS = (
-    select(*_ACCOUNT_COLUMNS, account_balances.c.posted_debits, account_balances.c.posted_credits)
+    select(*_ACCOUNT_COLUMNS, *_BALANCE_COLUMNS)
     .join(account_balances, account_balances.c.account_id == accounts.c.id)
     .where(accounts.c.id.in_(bindparam("ids", expanding=True)))
     .order_by(accounts.c.id)
@@ -94,6 +104,7 @@ _ENTRY_COLUMNS = (
     "amount",
     "currency",
     "created_at",
+    "pending",
 )
 
 
@@ -109,33 +120,45 @@ def _insert_entries(n: int):
     )
 
 
+_DELTA_FIELDS = ("d", "c", "pd", "pc")
+
+
 @functools.cache
 def _add_to_balances(n: int):
-    """UPDATE account_balances ... FROM (VALUES (a_i, d_i, c_i), ...) for n
-    accounts, built and compiled once per n."""
+    """UPDATE account_balances ... FROM (VALUES (a_i, d_i, c_i, pd_i, pc_i),
+    ...) for n accounts, built and compiled once per n."""
     changes = values(
-        column("a_id", String), column("d", BigInteger), column("c", BigInteger), name="v"
+        column("a_id", String), *(column(f, BigInteger) for f in _DELTA_FIELDS), name="v"
     ).data(
         [
             (
                 bindparam(f"a_{i}", type_=String),
-                bindparam(f"d_{i}", type_=BigInteger),
-                bindparam(f"c_{i}", type_=BigInteger),
+                *(bindparam(f"{f}_{i}", type_=BigInteger) for f in _DELTA_FIELDS),
             )
             for i in range(n)
         ]
     )
+    b = account_balances.c
     return (
         update(account_balances)
-        .where(account_balances.c.account_id == changes.c.a_id)
+        .where(b.account_id == changes.c.a_id)
         .values(
-            posted_debits=account_balances.c.posted_debits + changes.c.d,
-            posted_credits=account_balances.c.posted_credits + changes.c.c,
+            posted_debits=b.posted_debits + changes.c.d,
+            posted_credits=b.posted_credits + changes.c.c,
+            pending_debits=b.pending_debits + changes.c.pd,
+            pending_credits=b.pending_credits + changes.c.pc,
         )
     )
 
 
+_ENQUEUE_EXPIRY = pending_expiry.insert()
+_DEQUEUE_EXPIRY = pending_expiry.delete().where(
+    pending_expiry.c.transaction_id == bindparam("resolves")
+)
+
+
 _reverser = transactions.alias("reverser")
+_resolver = transactions.alias("resolver")
 _TRANSACTION_BY_ID = (
     select(
         transactions.c.id,
@@ -143,9 +166,19 @@ _TRANSACTION_BY_ID = (
         transactions.c.metadata,
         transactions.c.created_at,
         transactions.c.reverses,
+        transactions.c.pending,
+        transactions.c.timeout_seconds,
+        transactions.c.resolves,
+        transactions.c.resolution,
         _reverser.c.id.label("reversed_by"),
+        _resolver.c.id.label("resolved_by"),
+        _resolver.c.resolution.label("resolved_as"),
     )
-    .select_from(transactions.outerjoin(_reverser, _reverser.c.reverses == transactions.c.id))
+    .select_from(
+        transactions.outerjoin(_reverser, _reverser.c.reverses == transactions.c.id).outerjoin(
+            _resolver, _resolver.c.resolves == transactions.c.id
+        )
+    )
     .where(transactions.c.id == bindparam("id"))
 )
 
@@ -192,6 +225,18 @@ async def _load_transaction(conn: AsyncConnection, transaction_id: str) -> Trans
     if row is None:
         return None
     legs = (await conn.execute(_LEGS_OF, {"id": tid})).all()
+    pending_fields = {}
+    if row.pending:
+        pending_fields = {
+            "pending": True,
+            "state": row.resolved_as or "pending",
+            "resolved_by": str(row.resolved_by) if row.resolved_by is not None else None,
+            "expires_at": (
+                row.created_at + timedelta(seconds=row.timeout_seconds)
+                if row.timeout_seconds is not None
+                else None
+            ),
+        }
     return Transaction(
         id=str(row.id),
         entries=[
@@ -203,6 +248,19 @@ async def _load_transaction(conn: AsyncConnection, transaction_id: str) -> Trans
         created_at=row.created_at,
         reverses=str(row.reverses) if row.reverses is not None else None,
         reversed_by=str(row.reversed_by) if row.reversed_by is not None else None,
+        resolves=str(row.resolves) if row.resolves is not None else None,
+        resolution=row.resolution,
+        **pending_fields,
+    )
+
+
+def _state(row: Any) -> AccountState:
+    return AccountState(
+        _account(row),
+        row.posted_debits,
+        row.posted_credits,
+        row.pending_debits,
+        row.pending_credits,
     )
 
 
@@ -234,10 +292,10 @@ class SqlPostingUnit(PostingUnit):
 
     async def lock_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
         rows = await self.conn.execute(_LOCK_ACCOUNTS, {"ids": list(account_ids)})
-        return {
-            row.id: AccountState(_account(row), row.posted_debits, row.posted_credits)
-            for row in rows
-        }
+        return {row.id: _state(row) for row in rows}
+
+    async def now(self) -> datetime:
+        return (await self.conn.execute(select(func.now()))).scalar_one()
 
     async def get_transaction(self, transaction_id: str) -> Transaction | None:
         return await _load_transaction(self.conn, transaction_id)
@@ -261,6 +319,10 @@ class SqlPostingUnit(PostingUnit):
                         "reverses": uuid.UUID(header.reverses) if header.reverses else None,
                         "description": header.description,
                         "metadata": header.metadata,
+                        "pending": header.pending,
+                        "timeout_seconds": header.timeout_seconds,
+                        "resolves": uuid.UUID(header.resolves) if header.resolves else None,
+                        "resolution": header.resolution,
                     },
                 )
             ).scalar_one()
@@ -268,6 +330,11 @@ class SqlPostingUnit(PostingUnit):
             name = dialect.constraint_name(exc)
             if name == IDEMPOTENCY_CONSTRAINT:
                 raise KeyRace() from exc
+            if name == RESOLVES_CONSTRAINT:
+                raise errors.AlreadyResolved(
+                    f"pending transaction {header.resolves!r} was already resolved",
+                    transaction_id=header.resolves,
+                ) from exc
             if name == REVERSES_CONSTRAINT:
                 raise errors.AlreadyReversed(
                     f"transaction {header.reverses!r} was already reversed",
@@ -294,18 +361,32 @@ class SqlPostingUnit(PostingUnit):
                 "amount": e.amount,
                 "currency": e.currency,
                 "created_at": ref.created_at,
+                "pending": e.pending,
             }
             for e in new_entries
         ]
         # One multi-row INSERT and one UPDATE ... FROM (VALUES ...): two
         # statements whatever the number of legs, each compiled once per size.
-        await self.conn.execute(
-            _insert_entries(len(rows)),
-            {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()},
-        )
+        if rows:  # a void writes no entries
+            await self.conn.execute(
+                _insert_entries(len(rows)),
+                {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()},
+            )
         params = {}
         for i, d in enumerate(deltas):
-            params[f"a_{i}"], params[f"d_{i}"], params[f"c_{i}"] = d.account_id, d.debits, d.credits
+            params[f"a_{i}"] = d.account_id
+            params[f"d_{i}"], params[f"c_{i}"] = d.debits, d.credits
+            params[f"pd_{i}"], params[f"pc_{i}"] = d.pending_debits, d.pending_credits
+        if header.pending and header.timeout_seconds is not None:
+            await self.conn.execute(
+                _ENQUEUE_EXPIRY,
+                {
+                    "transaction_id": transaction_id,
+                    "expires_at": ref.created_at + timedelta(seconds=header.timeout_seconds),
+                },
+            )
+        if header.resolves is not None:
+            await self.conn.execute(_DEQUEUE_EXPIRY, {"resolves": uuid.UUID(header.resolves)})
         try:
             await self.conn.execute(_add_to_balances(len(deltas)), params)
         except sa_exc.DBAPIError as exc:
@@ -327,6 +408,21 @@ class SqlPostingUnit(PostingUnit):
             created_at=ref.created_at,
             reverses=header.reverses,
             reversed_by=None,
+            resolves=header.resolves,
+            resolution=header.resolution,
+            **(
+                {
+                    "pending": True,
+                    "state": "pending",
+                    "expires_at": (
+                        ref.created_at + timedelta(seconds=header.timeout_seconds)
+                        if header.timeout_seconds is not None
+                        else None
+                    ),
+                }
+                if header.pending
+                else {}
+            ),
         )
 
 
@@ -418,43 +514,56 @@ class SqlStore:
 
     async def cached_totals(
         self, account_id: str, *, stale: bool = False
-    ) -> tuple[Account, int, int, datetime] | None:
+    ) -> tuple[AccountState, datetime] | None:
         async def work(conn: AsyncConnection):
             row = (
                 await conn.execute(
-                    select(
-                        *_ACCOUNT_COLUMNS,
-                        account_balances.c.posted_debits,
-                        account_balances.c.posted_credits,
-                        func.now().label("read_at"),
-                    )
+                    select(*_ACCOUNT_COLUMNS, *_BALANCE_COLUMNS, func.now().label("read_at"))
                     .join(account_balances, account_balances.c.account_id == accounts.c.id)
                     .where(accounts.c.id == account_id)
                 )
             ).first()
-            if row is None:
-                return None
-            return _account(row), row.posted_debits, row.posted_credits, row.read_at
+            return None if row is None else (_state(row), row.read_at)
 
         return await self._read(work, stale=stale)
 
-    async def journal_totals(
-        self, account_id: str, as_of: datetime
-    ) -> tuple[Account, int, int] | None:
+    async def journal_totals(self, account_id: str, as_of: datetime) -> AccountState | None:
         async def work(conn: AsyncConnection):
             row = (
                 await conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id))
             ).first()
             if row is None:
                 return None
-            sums = (
+            posted = (
                 await conn.execute(
                     select(_debit_sum, _credit_sum).where(
-                        entries.c.account_id == account_id, entries.c.created_at <= as_of
+                        entries.c.account_id == account_id,
+                        entries.c.created_at <= as_of,
+                        entries.c.pending.is_(False),
                     )
                 )
             ).one()
-            return _account(row), int(sums[0]), int(sums[1])
+            # Held at `as_of`: pending entries created by then whose
+            # transaction had no resolution yet at that time.
+            held = (
+                await conn.execute(
+                    select(_debit_sum, _credit_sum)
+                    .select_from(
+                        entries.outerjoin(
+                            _resolver, _resolver.c.resolves == entries.c.transaction_id
+                        )
+                    )
+                    .where(
+                        entries.c.account_id == account_id,
+                        entries.c.created_at <= as_of,
+                        entries.c.pending.is_(True),
+                        or_(_resolver.c.id.is_(None), _resolver.c.created_at > as_of),
+                    )
+                )
+            ).one()
+            return AccountState(
+                _account(row), int(posted[0]), int(posted[1]), int(held[0]), int(held[1])
+            )
 
         return await self._read(work)
 
@@ -469,7 +578,17 @@ class SqlStore:
 
         async def work(conn: AsyncConnection) -> list[AccountEntry]:
             query = (
-                select(entries)
+                select(
+                    entries,
+                    _resolver.c.id.label("resolved_by"),
+                    _resolver.c.resolution.label("resolved_as"),
+                )
+                .select_from(
+                    entries.outerjoin(
+                        _resolver,
+                        and_(entries.c.pending, _resolver.c.resolves == entries.c.transaction_id),
+                    )
+                )
                 .where(entries.c.account_id == account_id)
                 .order_by(entries.c.entry_id)
                 .limit(limit)
@@ -485,39 +604,82 @@ class SqlStore:
                     amount=r.amount,
                     currency=r.currency,
                     created_at=r.created_at,
+                    pending=r.pending,
+                    state=(r.resolved_as or "pending") if r.pending else "posted",
+                    resolved_by=str(r.resolved_by) if r.resolved_by is not None else None,
                 )
                 for r in await conn.execute(query)
             ]
 
         return await self._read(work, stale=stale)
 
+    async def due_for_expiry(self, limit: int) -> list[str]:
+        async def work(conn: AsyncConnection) -> list[str]:
+            rows = await conn.execute(
+                select(pending_expiry.c.transaction_id)
+                .where(pending_expiry.c.expires_at <= func.now())
+                .order_by(pending_expiry.c.expires_at)
+                .limit(limit)
+            )
+            return [str(r.transaction_id) for r in rows]
+
+        return await self._read(work)
+
     async def journal_facts(self) -> JournalFacts:
         async def work(conn: AsyncConnection) -> JournalFacts:
+            # Posted totals: every posted entry. Pending totals: pending
+            # entries whose transaction has not been resolved.
+            unresolved = and_(entries.c.pending, _resolver.c.id.is_(None))
+
+            def when(condition, direction):
+                return func.coalesce(
+                    func.sum(
+                        case(
+                            (and_(condition, entries.c.direction == direction), entries.c.amount),
+                            else_=0,
+                        )
+                    ),
+                    0,
+                )
+
             journal = (
                 select(
                     entries.c.account_id,
-                    _debit_sum.label("d"),
-                    _credit_sum.label("c"),
+                    when(entries.c.pending.is_(False), "debit").label("d"),
+                    when(entries.c.pending.is_(False), "credit").label("c"),
+                    when(unresolved, "debit").label("pd"),
+                    when(unresolved, "credit").label("pc"),
+                )
+                .select_from(
+                    entries.outerjoin(_resolver, _resolver.c.resolves == entries.c.transaction_id)
                 )
                 .group_by(entries.c.account_id)
                 .subquery()
             )
+            b = account_balances.c
             per_account = {
                 r.account_id: (
-                    r.posted_debits,
-                    r.posted_credits,
+                    r.cd,
+                    r.cc,
+                    r.cpd,
+                    r.cpc,
                     int(r.d or 0),
                     int(r.c or 0),
+                    int(r.pd or 0),
+                    int(r.pc or 0),
                 )
                 for r in await conn.execute(
                     select(
                         accounts.c.id.label("account_id"),
-                        func.coalesce(account_balances.c.posted_debits, -1).label("posted_debits"),
-                        func.coalesce(account_balances.c.posted_credits, -1).label(
-                            "posted_credits"
-                        ),
+                        # A missing balance row shows as -1: always drift.
+                        func.coalesce(b.posted_debits, -1).label("cd"),
+                        func.coalesce(b.posted_credits, -1).label("cc"),
+                        func.coalesce(b.pending_debits, -1).label("cpd"),
+                        func.coalesce(b.pending_credits, -1).label("cpc"),
                         journal.c.d,
                         journal.c.c,
+                        journal.c.pd,
+                        journal.c.pc,
                     ).select_from(
                         accounts.outerjoin(
                             account_balances, account_balances.c.account_id == accounts.c.id
@@ -547,8 +709,17 @@ class SqlStore:
                             entries, entries.c.transaction_id == transactions.c.id
                         )
                     )
-                    .group_by(transactions.c.id)
-                    .having(func.count(entries.c.entry_id) < 2)
+                    .group_by(transactions.c.id, transactions.c.resolution)
+                    .having(
+                        # A void or expiry moves no entry; anything else needs two.
+                        case(
+                            (
+                                transactions.c.resolution.in_(["voided", "expired"]),
+                                func.count(entries.c.entry_id) > 0,
+                            ),
+                            else_=func.count(entries.c.entry_id) < 2,
+                        )
+                    )
                 )
             ]
             mismatches = (

@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -30,6 +31,7 @@ metadata = MetaData()
 
 IDEMPOTENCY_CONSTRAINT = "transactions_idempotency_key"
 REVERSES_CONSTRAINT = "transactions_reverses_key"
+RESOLVES_CONSTRAINT = "transactions_resolves_key"
 
 accounts = Table(
     "accounts",
@@ -50,6 +52,8 @@ account_balances = Table(
     Column("account_id", String(128), ForeignKey("accounts.id"), primary_key=True),
     Column("posted_debits", BigInteger, nullable=False),
     Column("posted_credits", BigInteger, nullable=False),
+    Column("pending_debits", BigInteger, nullable=False, server_default="0"),
+    Column("pending_credits", BigInteger, nullable=False, server_default="0"),
 )
 
 transactions = Table(
@@ -63,9 +67,14 @@ transactions = Table(
     Column("description", Text, nullable=True),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("pending", Boolean, nullable=False, server_default="false"),
+    Column("timeout_seconds", Integer, nullable=True),
+    Column("resolves", Uuid, ForeignKey("transactions.id"), nullable=True),
+    Column("resolution", String(8), nullable=True),
     UniqueConstraint("client_id", "idempotency_key", name=IDEMPOTENCY_CONSTRAINT),
 )
 Index(REVERSES_CONSTRAINT, transactions.c.reverses, unique=True)
+Index(RESOLVES_CONSTRAINT, transactions.c.resolves, unique=True)
 
 entries = Table(
     "entries",
@@ -77,7 +86,17 @@ entries = Table(
     Column("direction", String(6), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(12), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("pending", Boolean, nullable=False, server_default="false"),
     PrimaryKeyConstraint("account_id", "entry_id", name="entries_pkey"),
 )
 Index("entries_transaction_id", entries.c.transaction_id)
+
+# A work queue, not journal: one row per unresolved pending transaction with
+# a timeout, deleted by whatever resolves it.
+pending_expiry = Table(
+    "pending_expiry",
+    metadata,
+    Column("transaction_id", Uuid, ForeignKey("transactions.id"), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
