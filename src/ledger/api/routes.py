@@ -171,11 +171,9 @@ async def reverse_transaction(
 ) -> Response[Transaction]:
     """Append a transaction with every leg swapped. Requires an
     `Idempotency-Key`; a second reversal of the same transaction is 409."""
-    cmd = decode_body(
-        await request.body(), ReversalRequest, _settings(state).max_body_bytes, allow_empty=True
+    return await _act_on(
+        transaction_id, request, state, ReversalRequest, Ledger.reverse_transaction
     )
-    result = await _ledger(state).reverse_transaction(transaction_id, cmd, _key(request))
-    return _posting_response(result)
 
 
 @post(
@@ -190,14 +188,7 @@ async def post_pending(
     `amount` (two legs) or `amounts` (one per leg), releasing the rest.
     Requires an `Idempotency-Key`. A second resolution, or one after expiry,
     is 409 with the reason."""
-    cmd = decode_body(
-        await request.body(),
-        PostPendingRequest,
-        _settings(state).max_body_bytes,
-        allow_empty=True,
-    )
-    result = await _ledger(state).post_pending(transaction_id, cmd, _key(request))
-    return _posting_response(result)
+    return await _act_on(transaction_id, request, state, PostPendingRequest, Ledger.post_pending)
 
 
 @post(
@@ -209,11 +200,16 @@ async def void_pending(
     transaction_id: FromPath[str], request: Request, state: State
 ) -> Response[Transaction]:
     """Release a pending transaction. Requires an `Idempotency-Key`."""
+    return await _act_on(transaction_id, request, state, VoidRequest, Ledger.void_pending)
+
+
+async def _act_on(transaction_id: str, request: Request, state: State, body_type, action):
+    """Decode an optional body, act on one transaction under the request's
+    idempotency key, and answer 201 (or 200 for a replay)."""
     cmd = decode_body(
-        await request.body(), VoidRequest, _settings(state).max_body_bytes, allow_empty=True
+        await request.body(), body_type, _settings(state).max_body_bytes, allow_empty=True
     )
-    result = await _ledger(state).void_pending(transaction_id, cmd, _key(request))
-    return _posting_response(result)
+    return _posting_response(await action(_ledger(state), transaction_id, cmd, _key(request)))
 
 
 # --- operations -----------------------------------------------------------------------

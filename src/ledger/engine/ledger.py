@@ -155,14 +155,10 @@ class Ledger:
         fingerprint = rules.fingerprint(f"reverse:{transaction_id}", cmd)
 
         async def work(unit: PostingUnit) -> PostingResult:
-            stored = await unit.find_by_key(key)
-            if stored is not None:
-                return _replay(stored, fingerprint, key, unit.after_ambiguous)
-            original = await unit.get_transaction(transaction_id)
-            if original is None:
-                raise errors.TransactionNotFound(
-                    f"no transaction {transaction_id!r}", transaction_id=transaction_id
-                )
+            found = await _replay_or_target(unit, key, fingerprint, transaction_id)
+            if isinstance(found, PostingResult):
+                return found
+            original = found
             if original.pending or original.resolution in ("voided", "expired"):
                 raise errors.NotReversible(
                     f"transaction {transaction_id!r} is "
@@ -273,14 +269,10 @@ class Ledger:
             # The key is looked up before the pending transaction's state is
             # judged: a retry of a post that succeeded must get that post
             # back, not "already resolved".
-            stored = await unit.find_by_key(key)
-            if stored is not None:
-                return _replay(stored, fingerprint, key, unit.after_ambiguous)
-            original = await unit.get_transaction(transaction_id)
-            if original is None:
-                raise errors.TransactionNotFound(
-                    f"no transaction {transaction_id!r}", transaction_id=transaction_id
-                )
+            found = await _replay_or_target(unit, key, fingerprint, transaction_id)
+            if isinstance(found, PostingResult):
+                return found
+            original = found
             if not original.pending:
                 raise errors.NotPending(
                     f"transaction {transaction_id!r} is not pending", transaction_id=transaction_id
@@ -439,6 +431,23 @@ async def _write(
         for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True))
     ]
     return await unit.append_entries(ref, header, entries, deltas)
+
+
+async def _replay_or_target(
+    unit: PostingUnit, key: IdempotencyKey, fingerprint: str, transaction_id: str
+) -> PostingResult | Transaction:
+    """For an action on an existing transaction: the stored answer if this
+    key was used already, else the transaction acted on. Raises
+    IdempotencyKeyReused, TransactionNotFound."""
+    stored = await unit.find_by_key(key)
+    if stored is not None:
+        return _replay(stored, fingerprint, key, unit.after_ambiguous)
+    target = await unit.get_transaction(transaction_id)
+    if target is None:
+        raise errors.TransactionNotFound(
+            f"no transaction {transaction_id!r}", transaction_id=transaction_id
+        )
+    return target
 
 
 def _replay(
