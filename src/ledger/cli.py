@@ -65,6 +65,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     with database(settings) as (url, embedded):
         if embedded or args.migrate:
             migrate.upgrade(url, role=settings.db_role or "ledger_writer")
+        elif not schema_is_current(url):
+            return 2
         app = create_app(settings, url)
         config = uvicorn.Config(
             app,
@@ -131,9 +133,28 @@ async def _verify(url: str, settings: Settings):
         await store.engine.dispose()
 
 
+def schema_is_current(url: str) -> bool:
+    """Say so plainly, rather than fail on the first query, when the database
+    is older than this code."""
+    from ledger.storage import migrate
+
+    lag = migrate.behind(url)
+    if lag is None:
+        return True
+    current, head = lag
+    print(
+        f"ledger: the database schema is at revision {current or 'none'}, and this version "
+        f"needs {head}. Run `ledger migrate` against it first (or `ledger serve --migrate`).",
+        file=sys.stderr,
+    )
+    return False
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with database(settings, quiet=args.json) as (url, _):
+        if not schema_is_current(url):
+            return 2
         report = asyncio.run(_verify(url, settings))
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(report)).decode())

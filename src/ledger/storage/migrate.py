@@ -38,6 +38,23 @@ def upgrade(url: str, *, partitions: int = 16, role: str = "ledger_writer") -> N
     command.upgrade(alembic_config(url, partitions=partitions, role=role), "head")
 
 
+def behind(url: str) -> tuple[str | None, str] | None:
+    """None when the database is at the newest revision; otherwise
+    (its revision or None for an empty database, the newest revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine, pool
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    return None if current == head else (current, head)
+
+
 def render_sql(url: str, *, partitions: int = 16, role: str = "ledger_writer") -> str:
     """The DDL `upgrade` would run, rendered offline without a database."""
     config = alembic_config(url, partitions=partitions, role=role)
