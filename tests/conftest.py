@@ -112,6 +112,7 @@ async def open_account(
     normal_side: str = "debit",
     flags: AccountFlags | None = None,
     prefix: str = "acct",
+    hot: bool = False,
 ) -> str:
     account, _ = await ledger.create_account(
         NewAccount(
@@ -120,6 +121,7 @@ async def open_account(
             scale=2,
             normal_side=normal_side,
             flags=flags or AccountFlags(),
+            hot=hot,
         )
     )
     return account.id

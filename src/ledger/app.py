@@ -63,6 +63,24 @@ async def sweep_expired(ledger: Ledger, interval: float, batch: int) -> None:
         await asyncio.sleep(interval)
 
 
+async def compact_hot_accounts(ledger: Ledger, settings: Settings) -> None:
+    """Fold hot accounts' deltas into snapshots, forever. It wakes a few
+    times per `hot_compact_seconds`, so an account that reaches
+    `hot_compact_deltas` is folded soon after."""
+    interval = max(settings.hot_compact_seconds / 4, 0.05)
+    while True:
+        try:
+            await ledger.compact_hot(
+                min_deltas=settings.hot_compact_deltas,
+                max_age_seconds=settings.hot_compact_seconds,
+                grace_seconds=settings.hot_snapshot_grace_seconds,
+                batch=settings.hot_compact_batch,
+            )
+        except Exception:
+            log.exception("hot-account compaction failed; retrying in %.1f s", interval)
+        await asyncio.sleep(interval)
+
+
 def create_app(settings: Settings, database_url: str) -> Litestar:
     """The service for one database. `database_url` is required here: the CLI
     resolves the embedded default before it calls this."""
@@ -74,19 +92,24 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         app.state.settings = settings
         app.state.ledger = ledger
         app.state.draining = False
-        sweeper = None
+        background = []
         if settings.expiry_sweep_seconds > 0:
-            sweeper = asyncio.create_task(
-                sweep_expired(ledger, settings.expiry_sweep_seconds, settings.expiry_batch)
+            background.append(
+                asyncio.create_task(
+                    sweep_expired(ledger, settings.expiry_sweep_seconds, settings.expiry_batch)
+                )
             )
+        if settings.hot_compact_seconds > 0:
+            background.append(asyncio.create_task(compact_hot_accounts(ledger, settings)))
         try:
             yield
         finally:
             app.state.draining = True
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in background:
+                task.cancel()
+            for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
             await store.engine.dispose()
 
     return Litestar(

@@ -177,6 +177,12 @@ def format_report(report) -> str:
             f"{d.journal_debits}/{d.journal_credits} pending "
             f"{d.journal_pending_debits}/{d.journal_pending_credits}"
         )
+    for s in report.snapshot_drift:
+        lines.append(
+            f"  SNAPSHOT DRIFT {s.account_id} #{s.seq} at {s.watermark.isoformat()}: snapshot "
+            f"posted {s.snapshot_debits}/{s.snapshot_credits}; journal posted "
+            f"{s.journal_debits}/{s.journal_credits}"
+        )
     for u in report.unbalanced:
         lines.append(
             f"  UNBALANCED transaction {u.transaction_id} in {u.currency}: "

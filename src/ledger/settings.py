@@ -43,6 +43,18 @@ class Settings:
     expiry_sweep_seconds: float = 1.0
     expiry_batch: int = 100
 
+    # The compactor that folds hot accounts' deltas into snapshots runs in
+    # every service process (no leader: the database admits each snapshot
+    # once). It folds an account's deltas once it has `hot_compact_deltas` of
+    # them or one older than `hot_compact_seconds`; 0 seconds turns it off
+    # in this process. Deltas younger than the grace are left for the next
+    # fold, so that a posting still in flight rarely commits under a
+    # snapshot's watermark (which would only make `as_of` skip that snapshot).
+    hot_compact_seconds: float = 1.0
+    hot_compact_deltas: int = 1000
+    hot_snapshot_grace_seconds: float = 1.0
+    hot_compact_batch: int = 100
+
     # The connection pool.
     pool_size: int = 10
     pool_max_overflow: int = 0

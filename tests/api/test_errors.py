@@ -179,7 +179,18 @@ async def test_an_overlong_idempotency_key_is_refused(client, accounts):
         ),
         ({"currency": "USD", "scale": 2}, "missing-field"),
         ({"currency": "USD", "scale": 2.0, "normal_side": "debit"}, "float-amount"),
-        ({"currency": "USD", "scale": 2, "normal_side": "debit", "hot": 1}, "unknown-field"),
+        ({"currency": "USD", "scale": 2, "normal_side": "debit", "colour": 1}, "unknown-field"),
+        ({"currency": "USD", "scale": 2, "normal_side": "debit", "hot": 1}, "wrong-type"),
+        (
+            {
+                "currency": "USD",
+                "scale": 2,
+                "normal_side": "credit",
+                "hot": True,
+                "flags": {"credits_must_not_exceed_debits": True},
+            },
+            "hot-account-limited",
+        ),
     ],
 )
 async def test_bad_accounts_are_refused(client, account, code):

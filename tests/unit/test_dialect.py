@@ -100,10 +100,15 @@ def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
     grants = [line for line in migrate.render_sql(url).splitlines() if line.startswith("GRANT")]
     journal = [g for g in grants if "transactions" in g or "entries" in g]
     assert journal == ["GRANT SELECT, INSERT ON TABLE transactions, entries TO ledger_writer;"]
-    # DELETE only on the expiry work queue, never on a journal or account table.
+    # DELETE only on the two work sets (the expiry queue, the hot deltas not
+    # yet folded), never on a journal, snapshot or account table.
     assert [g for g in grants if "DELETE" in g] == [
-        "GRANT SELECT, INSERT, DELETE ON TABLE pending_expiry TO ledger_writer;"
+        "GRANT SELECT, INSERT, DELETE ON TABLE pending_expiry TO ledger_writer;",
+        "GRANT SELECT, INSERT, DELETE ON TABLE hot_deltas TO ledger_writer;",
     ]
+    assert "GRANT SELECT, INSERT ON TABLE hot_snapshots, account_changes TO ledger_writer;" in (
+        grants
+    )
     assert not any("UPDATE" in g for g in grants if "account_balances" not in g)
 
 
@@ -127,7 +132,9 @@ def test_the_posting_statements_compile_for_both_dialects(url):
         "entries": str(store._insert_entries(3).compile(dialect=engine.dialect)),
         "balances": str(store._add_to_balances(2).compile(dialect=engine.dialect)),
     }
-    assert "FOR UPDATE OF account_balances" in compiled["lock"]
+    # Ordinary accounts' rows are locked inside a CTE; hot ones are only read.
+    assert "WITH locked AS" in compiled["lock"] and "FOR UPDATE" in compiled["lock"]
+    assert "account_balances.hot IS false" in compiled["lock"]
     assert "RETURNING transactions.created_at" in compiled["header"]
     assert compiled["entries"].count("::UUID") == 6  # entry_id and transaction_id, 3 rows
     assert "FROM (VALUES" in compiled["balances"]
@@ -180,3 +187,41 @@ def test_cockroachdb_restart_errors_are_retried(message):
 def test_cockroachdb_ambiguous_result_is_never_a_failure():
     error = pg_errors.lookup("40003")("result is ambiguous (error=rpc error: ...)")
     assert dialect.classify(wrapped(error), during_commit=True) is Failure.AMBIGUOUS
+
+
+@pytest.mark.parametrize("url", [PG, CRDB])
+def test_the_hot_account_statements_compile_for_both_dialects(url):
+    from ledger.settings import Settings
+    from ledger.storage import store
+    from ledger.storage.database import create_engine
+
+    engine = create_engine(url, Settings())
+    fold = str(store._FOLD.compile(dialect=engine.dialect))
+    # One statement: delete the deltas and append the snapshot of exactly them.
+    assert " ".join(fold.split()).startswith("WITH gone AS (DELETE FROM hot_deltas")
+    assert "RETURNING hot_deltas.created_at" in fold
+    assert "INSERT INTO hot_snapshots" in fold
+    current = str(store._CURRENT_TOTALS.compile(dialect=engine.dialect))
+    assert current.count("LATERAL") == 2
+    as_of = str(store._SNAPSHOT_AS_OF.compile(dialect=engine.dialect))
+    assert "NOT (EXISTS" in as_of and "hot_deltas" in as_of
+    for statement in (store._OPEN_SNAPSHOT, store._DUE_FOR_COMPACTION, store._insert_hot_deltas(2)):
+        statement.compile(dialect=engine.dialect)
+
+
+def test_hot_deltas_are_hash_sharded_on_cockroachdb_only():
+    crdb = migrate.render_sql(CRDB)
+    pg = migrate.render_sql(PG)
+    assert "CONSTRAINT hot_deltas_pkey PRIMARY KEY (account_id, transaction_id) USING HASH)" in crdb
+    assert "CONSTRAINT hot_deltas_pkey PRIMARY KEY (account_id, transaction_id))" in pg
+
+
+def test_entry_ids_follow_the_creation_time_they_are_given():
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
+    ids = [dialect.new_entry_id(at) for _ in range(50)]
+    assert all(dialect.entry_id_floor(at) <= i < dialect.entry_id_ceiling(at) for i in ids)
+    assert dialect.entry_id_ceiling(at) <= dialect.new_entry_id(at + timedelta(milliseconds=1))
+    assert dialect.new_entry_id(at - timedelta(milliseconds=1)) < dialect.entry_id_floor(at)
+    assert all(i.version == 7 for i in ids)

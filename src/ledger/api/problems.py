@@ -29,6 +29,7 @@ _STATUS: list[tuple[type[errors.LedgerError], int]] = [
     (errors.TooManyLegs, 422),
     (errors.UnbalancedTransaction, 422),
     (errors.InvalidAccount, 422),
+    (errors.HotAccountLimited, 422),
     (errors.InvalidResolution, 422),
     (errors.UnknownAccount, 422),
     (errors.CurrencyMismatch, 422),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, get, patch, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,6 +15,7 @@ from ledger.engine import errors
 from ledger.engine.ledger import Ledger
 from ledger.engine.model import (
     Account,
+    AccountPatch,
     Balance,
     IdempotencyKey,
     NewAccount,
@@ -104,6 +105,30 @@ async def create_account(request: Request, state: State) -> Response[Account]:
 @get("/accounts/{account_id:str}", tags=["accounts"])
 async def get_account(account_id: FromPath[str], state: State) -> Account:
     return await _ledger(state).get_account(account_id)
+
+
+@patch(
+    "/accounts/{account_id:str}", operation_class=body_operation(AccountPatch), tags=["accounts"]
+)
+async def patch_account(account_id: FromPath[str], request: Request, state: State) -> Account:
+    """Change whether the account is hot (`{"hot": true}`), the one attribute
+    that may change. A hot account's postings take no lock on it; its balance
+    is a snapshot plus deltas. Each change is recorded (`/changes`); asking
+    for what already is changes nothing."""
+    cmd = decode_body(await request.body(), AccountPatch, _settings(state).max_body_bytes)
+    account, _changed = await _ledger(state).set_hot(account_id, cmd)
+    return account
+
+
+@get("/accounts/{account_id:str}/changes", tags=["accounts"])
+async def list_account_changes(
+    account_id: FromPath[str],
+    state: State,
+    cursor: FromQuery[str | None] = None,
+    limit: FromQuery[int] = 50,
+) -> Page:
+    """Recorded changes of the account's attributes, oldest first."""
+    return await _ledger(state).account_changes(account_id, cursor, limit)
 
 
 @get("/accounts", tags=["accounts"])
@@ -245,6 +270,8 @@ async def metrics() -> Response[bytes]:
 HANDLERS = [
     create_account,
     get_account,
+    patch_account,
+    list_account_changes,
     list_accounts,
     get_balance,
     list_entries,

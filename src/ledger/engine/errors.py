@@ -90,6 +90,11 @@ class InvalidAccount(InvalidRequest):
     title = "The account definition is not valid"
 
 
+class HotAccountLimited(InvalidRequest):
+    code = "hot-account-limited"
+    title = "A hot account cannot have a balance limit"
+
+
 class UnknownAccount(InvalidRequest):
     code = "unknown-account"
     title = "A leg names an account that does not exist"

@@ -7,11 +7,12 @@ import base64
 import binascii
 import random
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ledger.engine import errors, rules
 from ledger.engine.model import (
     Account,
+    AccountPatch,
     Balance,
     IdempotencyKey,
     Leg,
@@ -85,6 +86,44 @@ class Ledger:
             f"account {account_id!r} already exists with other attributes",
             account_id=account_id,
         )
+
+    async def set_hot(self, account_id: str, patch: AccountPatch) -> tuple[Account, bool]:
+        """Make the account hot or ordinary; returns it and whether it
+        changed (asking for what already is changes and records nothing).
+
+        Raises AccountNotFound, HotAccountLimited.
+        """
+        account = await self.get_account(account_id)
+        rules.check_hot(account_id, account.flags, patch.hot)
+        found = await self.store.set_hot(account_id, patch.hot)
+        if found is None:
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+        return found
+
+    async def account_changes(self, account_id: str, cursor: str | None, limit: int) -> Page:
+        """Recorded changes of the account's attributes, oldest first.
+        Raises AccountNotFound, InvalidCursor, InvalidValue."""
+        limit = self._page_size(limit)
+        after = decode_cursor(cursor)
+        await self.get_account(account_id)
+        items = await self.store.account_changes(account_id, after, limit + 1)
+        return _page(items, limit, lambda c: c.change_id)
+
+    async def compact_hot(
+        self, *, min_deltas: int, max_age_seconds: float, grace_seconds: float, batch: int
+    ) -> int:
+        """Fold the deltas of every hot account that has `min_deltas` of them,
+        or one older than `max_age_seconds`, into a new snapshot; returns how
+        many deltas were folded. Safe in many processes at once."""
+        folded = 0
+        grace = timedelta(seconds=grace_seconds)
+        due = await self.store.hot_accounts_due(
+            min_deltas, timedelta(seconds=max(max_age_seconds, grace_seconds)), batch
+        )
+        random.shuffle(due)  # compactors in other processes collide less
+        for account_id in due:
+            folded += await self.store.compact_hot(account_id, grace)
+        return folded
 
     async def get_account(self, account_id: str) -> Account:
         """Raises AccountNotFound."""
@@ -426,11 +465,12 @@ async def _write(
         rules.balance_deltas(legs, pending=pending), rules.release_deltas(release)
     )
     rules.check_limits(states, deltas)
+    ordinary, hot = rules.split_hot(states, deltas)
     entries = [
         NewEntry(leg.account_id, i, leg.direction, leg.amount, currency, pending)
         for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True))
     ]
-    return await unit.append_entries(ref, header, entries, deltas)
+    return await unit.append_entries(ref, header, entries, ordinary, hot)
 
 
 async def _replay_or_target(
@@ -466,6 +506,8 @@ def _replay(
 
 
 def _same_account(existing: Account, cmd: NewAccount) -> bool:
+    # `hot` is left out: it may have been changed since (PATCH), and a
+    # retried creation must neither fail for that nor undo it.
     return (
         existing.currency == cmd.currency
         and existing.scale == cmd.scale

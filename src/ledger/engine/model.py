@@ -31,6 +31,15 @@ class NewAccount(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     id: str | None = None
     flags: AccountFlags = AccountFlags()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    # A hot account (fee, clearing, settlement: in most postings) keeps its
+    # balance as snapshots plus deltas, so postings do not queue on it.
+    hot: bool = False
+
+
+class AccountPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The one attribute of an account that may change after creation."""
+
+    hot: bool
 
 
 class Leg(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
@@ -91,6 +100,18 @@ class Account(msgspec.Struct, frozen=True):
     flags: AccountFlags
     metadata: dict[str, Any]
     created_at: datetime
+    hot: bool = False
+
+
+class AccountChange(msgspec.Struct, frozen=True):
+    """A recorded change of an account's attribute."""
+
+    change_id: str
+    account_id: str
+    changed_at: datetime
+    field: str
+    old_value: Any
+    new_value: Any
 
 
 class PostedLeg(msgspec.Struct, frozen=True):
@@ -276,6 +297,19 @@ class JournalFacts(msgspec.Struct, frozen=True):
     currency_mismatches: int
     # currency -> (total debits, total credits)
     per_currency: dict[str, tuple[int, int]]
+    # Hot accounts: the newest snapshot `as_of` would trust, against the
+    # journal up to its watermark.
+    snapshots: list[SnapshotCheck] = msgspec.field(default_factory=list)
+
+
+class SnapshotCheck(msgspec.Struct, frozen=True):
+    account_id: str
+    seq: int
+    watermark: datetime
+    snapshot_debits: int
+    snapshot_credits: int
+    journal_debits: int
+    journal_credits: int
 
 
 class VerifyReport(msgspec.Struct, frozen=True):
@@ -288,3 +322,5 @@ class VerifyReport(msgspec.Struct, frozen=True):
     short_transactions: list[str]
     currency_mismatches: int
     per_currency: dict[str, tuple[int, int]]
+    # Hot-account snapshots that differ from the journal up to their watermark.
+    snapshot_drift: list[SnapshotCheck] = msgspec.field(default_factory=list)

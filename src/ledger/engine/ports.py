@@ -4,11 +4,12 @@ the engine never imports storage."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from ledger.engine.model import (
     Account,
+    AccountChange,
     AccountEntry,
     AccountState,
     BalanceDelta,
@@ -66,9 +67,11 @@ class PostingUnit(Protocol):
         header: TransactionHeader,
         entries: Sequence[NewEntry],
         deltas: Sequence[BalanceDelta],
+        hot: Sequence[BalanceDelta] = (),
     ) -> Transaction:
-        """Insert the entries and add the deltas to the cached balances.
-        Raises BalanceOverflow."""
+        """Insert the entries, add `deltas` to the (locked) balance rows of
+        ordinary accounts, and append `hot` as deltas of hot accounts, whose
+        rows are neither locked nor updated. Raises BalanceOverflow."""
         ...
 
 
@@ -84,6 +87,25 @@ class Store(Protocol):
         ...
 
     async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def set_hot(self, account_id: str, hot: bool) -> tuple[Account, bool] | None:
+        """Make an account hot or ordinary, recording the change; returns the
+        account and whether it changed, or None if there is no such account."""
+        ...
+
+    async def hot_accounts_due(self, min_deltas: int, max_age: timedelta, limit: int) -> list[str]:
+        """Hot accounts with at least `min_deltas` unfolded deltas, or one
+        older than `max_age`."""
+        ...
+
+    async def compact_hot(self, account_id: str, grace: timedelta) -> int:
+        """Fold the account's deltas created before now - `grace` into a new
+        snapshot; returns how many. Safe to run in many processes at once."""
+        ...
+
+    async def account_changes(
+        self, account_id: str, after: str | None, limit: int
+    ) -> list[AccountChange]: ...
 
     async def list_accounts(self, after: str | None, limit: int) -> list[Account]: ...
 

@@ -17,6 +17,7 @@ import msgspec
 from ledger.engine import errors
 from ledger.engine.model import (
     AccountDrift,
+    AccountFlags,
     AccountState,
     BalanceDelta,
     BalanceTotals,
@@ -103,7 +104,27 @@ def check_new_account(cmd: NewAccount, limits: Limits) -> None:
             "debits_must_not_exceed_credits and credits_must_not_exceed_debits cannot both be set",
             field="flags",
         )
+    check_hot(cmd.id, cmd.flags, cmd.hot)
     check_metadata(cmd.metadata, None, limits)
+
+
+def check_hot(account_id: str | None, flags: AccountFlags, hot: bool) -> None:
+    """A hot account may not carry a limit flag. Raises HotAccountLimited.
+
+    A limit is only as good as the balance it is checked against, read under
+    a lock every posting to the account takes: exactly the queue a hot
+    account exists to avoid. A hot account's balance is a snapshot plus
+    deltas that concurrent postings append without reading, so a limit on it
+    could not be kept. Fee, clearing and settlement accounts, the accounts
+    that are hot, carry no limit; an account that needs one stays ordinary.
+    """
+    if hot and (flags.debits_must_not_exceed_credits or flags.credits_must_not_exceed_debits):
+        raise errors.HotAccountLimited(
+            "a hot account cannot have debits_must_not_exceed_credits or "
+            "credits_must_not_exceed_debits: its postings take no lock, so no limit could be "
+            "checked against its balance; keep the account ordinary, or drop the limit",
+            account_id=account_id,
+        )
 
 
 def check_transaction_shape(cmd: NewTransaction, limits: Limits) -> None:
@@ -240,6 +261,10 @@ def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta])
     """
     for delta in deltas:
         state = states[delta.account_id]
+        if state.account.hot:
+            # No limit to check (check_hot), and no totals read: a hot
+            # account's postings do not read its balance.
+            continue
         totals = {
             "debits": state.posted_debits + delta.debits,
             "credits": state.posted_credits + delta.credits,
@@ -265,6 +290,16 @@ def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta])
                     limit=limit,
                     shortfall=excess,
                 )
+
+
+def split_hot(
+    states: Mapping[str, AccountState], deltas: list[BalanceDelta]
+) -> tuple[list[BalanceDelta], list[BalanceDelta]]:
+    """The deltas for ordinary accounts (added to their locked balance rows)
+    and those for hot accounts (appended as deltas, nothing locked)."""
+    ordinary = [d for d in deltas if not states[d.account_id].account.hot]
+    hot = [d for d in deltas if states[d.account_id].account.hot]
+    return ordinary, hot
 
 
 def reversed_legs(legs: Iterable[Leg]) -> list[Leg]:
@@ -352,8 +387,14 @@ def judge(facts: JournalFacts) -> VerifyReport:
         if (cd, cc, cpd, cpc) != (jd, jc, jpd, jpc)
     ]
     books_balance = all(d == c for d, c in facts.per_currency.values())
+    snapshot_drift = [
+        s
+        for s in facts.snapshots
+        if (s.snapshot_debits, s.snapshot_credits) != (s.journal_debits, s.journal_credits)
+    ]
     ok = (
         not drift
+        and not snapshot_drift
         and not facts.unbalanced
         and not facts.short_transactions
         and facts.currency_mismatches == 0
@@ -369,4 +410,5 @@ def judge(facts: JournalFacts) -> VerifyReport:
         short_transactions=facts.short_transactions,
         currency_mismatches=facts.currency_mismatches,
         per_currency=facts.per_currency,
+        snapshot_drift=snapshot_drift,
     )

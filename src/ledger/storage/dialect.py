@@ -10,6 +10,7 @@ import enum
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -42,18 +43,41 @@ def new_transaction_id() -> uuid.UUID:
     return uuid.uuid4()
 
 
-def new_entry_id() -> uuid.UUID:
+def new_entry_id(at: datetime | None = None) -> uuid.UUID:
     """Time-ordered (UUIDv7 layout: 48 bits of milliseconds, then random).
 
     Safe on both engines because the entries key is (account_id, entry_id):
     the random-ish account id leads, so inserts spread across ranges, while
     one account's history stays in time order for pagination.
+
+    The store passes the transaction's `created_at` (the database's time), so
+    that a range of entry ids is a range of creation times: `as_of` on a hot
+    account reads the entries after a snapshot by that range, through the
+    primary key, with no other index.
     """
-    millis = time.time_ns() // 1_000_000
+    millis = _millis(at) if at is not None else time.time_ns() // 1_000_000
     value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     return uuid.UUID(int=value)
+
+
+def entry_id_floor(at: datetime) -> uuid.UUID:
+    """The smallest entry id `new_entry_id` can give in `at`'s millisecond."""
+    return uuid.UUID(int=(_millis(at) & ((1 << 48) - 1)) << 80)
+
+
+def entry_id_ceiling(at: datetime) -> uuid.UUID:
+    """An entry id above every one `new_entry_id` can give at or before `at`."""
+    return uuid.UUID(int=((_millis(at) + 1) & ((1 << 48) - 1)) << 80)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _millis(at: datetime) -> int:
+    """Whole milliseconds since the epoch, exactly (no float rounding)."""
+    return (at - _EPOCH) // timedelta(milliseconds=1)
 
 
 # --- sessions ------------------------------------------------------------------------
@@ -157,6 +181,28 @@ def time_ordered_index_ddl(name: str, index: str, table: str, column: str) -> li
     CockroachDB is one hot range: there it is hash-sharded."""
     using = " USING HASH" if name == COCKROACHDB else ""
     return [f"CREATE INDEX {index} ON {table} ({column}){using}"]
+
+
+def hot_deltas_ddl(name: str) -> str:
+    """The table of a hot account's deltas not yet folded into a snapshot.
+
+    Every posting that touches a hot account inserts here, all under one
+    account id. On PostgreSQL that is fine (random transaction ids spread the
+    inserts over the index). On CockroachDB a key led by one account id is
+    one range taking every write: there the primary key is hash-sharded,
+    which spreads the rows over buckets; reading one account's deltas then
+    visits each bucket, which CockroachDB does by itself.
+    """
+    using = " USING HASH" if name == COCKROACHDB else ""
+    return (
+        "CREATE TABLE hot_deltas ("
+        "account_id VARCHAR(128) NOT NULL REFERENCES accounts (id), "
+        "transaction_id UUID NOT NULL REFERENCES transactions (id), "
+        "created_at TIMESTAMP WITH TIME ZONE NOT NULL, "
+        "posted_debits BIGINT NOT NULL, posted_credits BIGINT NOT NULL, "
+        "pending_debits BIGINT NOT NULL, pending_credits BIGINT NOT NULL, "
+        f"CONSTRAINT hot_deltas_pkey PRIMARY KEY (account_id, transaction_id){using})"
+    )
 
 
 def entries_partition_ddl(name: str, partitions: int) -> list[str]:

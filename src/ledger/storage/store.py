@@ -5,20 +5,26 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import (
     BigInteger,
+    Interval,
     String,
     and_,
     bindparam,
     case,
+    cast,
     column,
+    exists,
     func,
+    literal,
     or_,
     select,
     text,
+    true,
     update,
     values,
 )
@@ -29,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ledger.engine import errors
 from ledger.engine.model import (
     Account,
+    AccountChange,
     AccountEntry,
     AccountFlags,
     AccountState,
@@ -39,6 +46,7 @@ from ledger.engine.model import (
     NewAccount,
     NewEntry,
     PostedLeg,
+    SnapshotCheck,
     StoredPosting,
     Transaction,
     TransactionHeader,
@@ -52,8 +60,11 @@ from ledger.storage.tables import (
     RESOLVES_CONSTRAINT,
     REVERSES_CONSTRAINT,
     account_balances,
+    account_changes,
     accounts,
     entries,
+    hot_deltas,
+    hot_snapshots,
     pending_expiry,
     transactions,
 )
@@ -85,12 +96,30 @@ _BALANCE_COLUMNS = (
     account_balances.c.pending_credits,
 )
 
+# The accounts with the hotness of each, joined where an account is read.
+_ACCOUNTS_WITH_HOT = accounts.join(account_balances, account_balances.c.account_id == accounts.c.id)
+
+# One statement: every account, with the balance rows of the ordinary ones
+# locked in id order. A hot account's row is read (to learn that it is hot)
+# but not locked, so postings to it do not queue behind each other.
+_locked = (
+    select(account_balances.c.account_id, *_BALANCE_COLUMNS)
+    .where(
+        account_balances.c.account_id.in_(bindparam("ids", expanding=True)),
+        account_balances.c.hot.is_(False),
+    )
+    .order_by(account_balances.c.account_id)
+    .with_for_update()
+    .cte("locked")
+)
 _LOCK_ACCOUNTS = (
-    select(*_ACCOUNT_COLUMNS, *_BALANCE_COLUMNS)
-    .join(account_balances, account_balances.c.account_id == accounts.c.id)
+    select(
+        *_ACCOUNT_COLUMNS,
+        account_balances.c.hot,
+        *(func.coalesce(_locked.c[c.name], 0).label(c.name) for c in _BALANCE_COLUMNS),
+    )
+    .select_from(_ACCOUNTS_WITH_HOT.outerjoin(_locked, _locked.c.account_id == accounts.c.id))
     .where(accounts.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(accounts.c.id)
-    .with_for_update(of=account_balances)
 )
 
 _INSERT_HEADER = transactions.insert().returning(transactions.c.created_at)
@@ -151,10 +180,201 @@ def _add_to_balances(n: int):
     )
 
 
+@functools.cache
+def _insert_hot_deltas(n: int):
+    """INSERT of n hot-account deltas in one statement, compiled once per n."""
+    return hot_deltas.insert().values(
+        [
+            {c.name: bindparam(f"h{c.name}_{i}", type_=c.type) for c in hot_deltas.c}
+            for i in range(n)
+        ]
+    )
+
+
 _ENQUEUE_EXPIRY = pending_expiry.insert()
 _DEQUEUE_EXPIRY = pending_expiry.delete().where(
     pending_expiry.c.transaction_id == bindparam("resolves")
 )
+
+
+# --- hot accounts ---------------------------------------------------------------------
+#
+# A hot account's balance is its newest snapshot plus its deltas, read in one
+# statement (so one consistent view on both engines). The compactor folds
+# deltas into a new snapshot and deletes exactly the deltas it folded, in one
+# transaction, so each delta is always in exactly one of the two places.
+
+_HOT_TOTALS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits")
+_hs = hot_snapshots.c
+_latest_snapshot = (
+    select(*(_hs[c] for c in _HOT_TOTALS))
+    .where(_hs.account_id == accounts.c.id)
+    .order_by(_hs.seq.desc())
+    .limit(1)
+    .lateral("snap")
+)
+_delta_sums = (
+    select(*(func.sum(hot_deltas.c[c]).label(c) for c in _HOT_TOTALS))
+    .where(hot_deltas.c.account_id == accounts.c.id)
+    .lateral("dsum")
+)
+
+
+def _current(column: str):
+    """The account's current total: snapshot plus deltas when hot, else the
+    balance row."""
+    hot_value = _latest_snapshot.c[column] + func.coalesce(_delta_sums.c[column], 0)
+    return cast(
+        case((account_balances.c.hot, hot_value), else_=account_balances.c[column]), BigInteger
+    ).label(column)
+
+
+_WITH_CURRENT = _ACCOUNTS_WITH_HOT.outerjoin(_latest_snapshot, true()).outerjoin(
+    _delta_sums, true()
+)
+
+_CURRENT_TOTALS = (
+    select(
+        *_ACCOUNT_COLUMNS,
+        account_balances.c.hot,
+        *(_current(c) for c in _HOT_TOTALS),
+        func.now().label("read_at"),
+    )
+    .select_from(_WITH_CURRENT)
+    .where(accounts.c.id == bindparam("account_id"))
+)
+
+# The opening snapshot of an account that becomes hot: its balance row as it
+# stands (locked by the caller), as of now.
+_OPEN_SNAPSHOT = hot_snapshots.insert().from_select(
+    ["account_id", "seq", "kind", "watermark", *_HOT_TOTALS, "folded"],
+    select(
+        account_balances.c.account_id,
+        select(func.coalesce(func.max(_hs.seq), 0) + 1)
+        .where(_hs.account_id == bindparam("account_id"))
+        .scalar_subquery(),
+        literal("open"),
+        func.now(),
+        *(account_balances.c[c] for c in _HOT_TOTALS),
+        literal(0),
+    ).where(account_balances.c.account_id == bindparam("account_id")),
+)
+
+_PREVIOUS_SNAPSHOT = (
+    select(_hs.seq, _hs.watermark, func.now().label("now"))
+    .where(_hs.account_id == bindparam("account_id"))
+    .order_by(_hs.seq.desc())
+    .limit(1)
+)
+
+# The fold: delete the deltas created at or before the watermark, and append
+# a snapshot of the previous one plus exactly the deleted rows (RETURNING,
+# not a separate read: what is summed is what was removed). `late_from`
+# records the oldest folded delta that the previous snapshot's watermark
+# already covered: a transaction that committed after that snapshot was
+# taken, which makes that snapshot (and older ones) inexact for `as_of`.
+_gone = (
+    hot_deltas.delete()
+    .where(
+        hot_deltas.c.account_id == bindparam("account_id"),
+        hot_deltas.c.created_at <= bindparam("watermark"),
+    )
+    .returning(hot_deltas.c.created_at, *(hot_deltas.c[c] for c in _HOT_TOTALS))
+    .cte("gone")
+)
+_prev = hot_snapshots.alias("prev")
+_FOLD = (
+    hot_snapshots.insert()
+    .from_select(
+        ["account_id", "seq", "kind", "watermark", *_HOT_TOTALS, "folded", "late_from"],
+        select(
+            _prev.c.account_id,
+            _prev.c.seq + 1,
+            bindparam("kind", type_=String),
+            bindparam("watermark"),
+            *(
+                cast(_prev.c[c] + func.coalesce(func.sum(_gone.c[c]), 0), BigInteger)
+                for c in _HOT_TOTALS
+            ),
+            func.count(_gone.c.created_at),
+            func.min(case((_gone.c.created_at <= _prev.c.watermark, _gone.c.created_at))),
+        )
+        .select_from(_prev.outerjoin(_gone, true()))
+        .where(_prev.c.account_id == bindparam("account_id"), _prev.c.seq == bindparam("seq"))
+        .group_by(
+            _prev.c.account_id,
+            _prev.c.seq,
+            _prev.c.watermark,
+            *(_prev.c[c] for c in _HOT_TOTALS),
+        )
+        .having(func.count(_gone.c.created_at) >= bindparam("min_folded")),
+    )
+    .add_cte(_gone)
+    .returning(hot_snapshots.c.folded, *(hot_snapshots.c[c] for c in _HOT_TOTALS))
+)
+
+_DUE_FOR_COMPACTION = (
+    select(hot_deltas.c.account_id)
+    .group_by(hot_deltas.c.account_id)
+    .having(
+        or_(
+            func.count() >= bindparam("min_deltas"),
+            func.min(hot_deltas.c.created_at) <= func.now() - bindparam("max_age", type_=Interval),
+        )
+    )
+    .limit(bindparam("limit"))
+)
+
+# The newest snapshot `as_of` may start from: a fold of this hot period (not
+# the opening one, taken from a balance row), at or before the time asked,
+# that no late commit made inexact, neither one folded later nor one still
+# among the deltas.
+_later = hot_snapshots.alias("later")
+_opening = hot_snapshots.alias("opening")
+_exact_snapshot = and_(
+    _hs.account_id == bindparam("account_id"),
+    _hs.kind == "compact",
+    _hs.seq
+    > select(func.coalesce(func.max(_opening.c.seq), 0))
+    .where(_opening.c.account_id == bindparam("account_id"), _opening.c.kind == "open")
+    .scalar_subquery(),
+    ~exists().where(
+        _later.c.account_id == bindparam("account_id"),
+        _later.c.seq > _hs.seq,
+        _later.c.late_from <= _hs.watermark,
+    ),
+    ~exists().where(
+        hot_deltas.c.account_id == bindparam("account_id"),
+        hot_deltas.c.created_at <= _hs.watermark,
+    ),
+)
+_SNAPSHOT_AS_OF = (
+    select(_hs.seq, _hs.watermark, _hs.posted_debits, _hs.posted_credits)
+    .where(_exact_snapshot, _hs.watermark <= bindparam("as_of"))
+    .order_by(_hs.watermark.desc(), _hs.seq.desc())
+    .limit(1)
+)
+
+
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _posted_between(account_id: str, after: datetime | None, until: datetime | None):
+    """Posted debit and credit sums of the account's entries created in
+    (after, until]. Entry ids are time-ordered by creation time, so the
+    bounds are also a primary-key range: no scan of older history."""
+    conditions = [entries.c.account_id == account_id, entries.c.pending.is_(False)]
+    if after is not None:
+        conditions += [
+            entries.c.entry_id >= dialect.entry_id_floor(after),
+            entries.c.created_at > after,
+        ]
+    if until is not None:
+        conditions += [
+            entries.c.entry_id < dialect.entry_id_ceiling(until),
+            entries.c.created_at <= until,
+        ]
+    return select(_debit_sum, _credit_sum).where(*conditions)
 
 
 _reverser = transactions.alias("reverser")
@@ -207,6 +427,7 @@ def _account(row: Any) -> Account:
         ),
         metadata=row.metadata,
         created_at=row.created_at,
+        hot=getattr(row, "hot", False),
     )
 
 
@@ -262,6 +483,10 @@ def _state(row: Any) -> AccountState:
         row.pending_debits,
         row.pending_credits,
     )
+
+
+class _LostFold(Exception):
+    """Another compactor appended the snapshot this one was about to."""
 
 
 class SqlPostingUnit(PostingUnit):
@@ -349,12 +574,13 @@ class SqlPostingUnit(PostingUnit):
         header: TransactionHeader,
         new_entries: Sequence[NewEntry],
         deltas: Sequence[BalanceDelta],
+        hot: Sequence[BalanceDelta] = (),
     ) -> Transaction:
         transaction_id = uuid.UUID(ref.id)
         rows = [
             {
                 "account_id": e.account_id,
-                "entry_id": dialect.new_entry_id(),
+                "entry_id": dialect.new_entry_id(ref.created_at),
                 "transaction_id": transaction_id,
                 "leg": e.leg,
                 "direction": e.direction,
@@ -387,6 +613,27 @@ class SqlPostingUnit(PostingUnit):
             )
         if header.resolves is not None:
             await self.conn.execute(_DEQUEUE_EXPIRY, {"resolves": uuid.UUID(header.resolves)})
+        if hot:
+            # No lock and no update on a hot account's row: one delta row per
+            # hot account, which the compactor folds into a snapshot.
+            await self.conn.execute(
+                _insert_hot_deltas(len(hot)),
+                {
+                    k: v
+                    for i, d in enumerate(hot)
+                    for k, v in (
+                        (f"haccount_id_{i}", d.account_id),
+                        (f"htransaction_id_{i}", transaction_id),
+                        (f"hcreated_at_{i}", ref.created_at),
+                        (f"hposted_debits_{i}", d.debits),
+                        (f"hposted_credits_{i}", d.credits),
+                        (f"hpending_debits_{i}", d.pending_debits),
+                        (f"hpending_credits_{i}", d.pending_credits),
+                    )
+                },
+            )
+        if not deltas:
+            return self._transaction(ref, header, rows)
         try:
             await self.conn.execute(_add_to_balances(len(deltas)), params)
         except sa_exc.DBAPIError as exc:
@@ -395,6 +642,10 @@ class SqlPostingUnit(PostingUnit):
                     "the posting would overflow an account's running totals"
                 ) from exc
             raise
+        return self._transaction(ref, header, rows)
+
+    @staticmethod
+    def _transaction(ref: HeaderRef, header: TransactionHeader, rows: list[dict]) -> Transaction:
         return Transaction(
             id=ref.id,
             entries=[
@@ -482,17 +733,23 @@ class SqlStore:
                 return None
             await conn.execute(
                 account_balances.insert().values(
-                    account_id=account_id, posted_debits=0, posted_credits=0
+                    account_id=account_id, posted_debits=0, posted_credits=0, hot=cmd.hot
                 )
             )
-            return _account(row)
+            if cmd.hot:
+                await conn.execute(_OPEN_SNAPSHOT, {"account_id": account_id})
+            return msgspec.structs.replace(_account(row), hot=cmd.hot)
 
         return await self._read(work)
 
     async def get_account(self, account_id: str) -> Account | None:
         async def work(conn: AsyncConnection) -> Account | None:
             row = (
-                await conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id))
+                await conn.execute(
+                    select(*_ACCOUNT_COLUMNS, account_balances.c.hot)
+                    .select_from(_ACCOUNTS_WITH_HOT)
+                    .where(accounts.c.id == account_id)
+                )
             ).first()
             return None if row is None else _account(row)
 
@@ -500,7 +757,12 @@ class SqlStore:
 
     async def list_accounts(self, after: str | None, limit: int) -> list[Account]:
         async def work(conn: AsyncConnection) -> list[Account]:
-            query = select(*_ACCOUNT_COLUMNS).order_by(accounts.c.id).limit(limit)
+            query = (
+                select(*_ACCOUNT_COLUMNS, account_balances.c.hot)
+                .select_from(_ACCOUNTS_WITH_HOT)
+                .order_by(accounts.c.id)
+                .limit(limit)
+            )
             if after is not None:
                 query = query.where(accounts.c.id > after)
             return [_account(row) for row in await conn.execute(query)]
@@ -516,13 +778,7 @@ class SqlStore:
         self, account_id: str, *, stale: bool = False
     ) -> tuple[AccountState, datetime] | None:
         async def work(conn: AsyncConnection):
-            row = (
-                await conn.execute(
-                    select(*_ACCOUNT_COLUMNS, *_BALANCE_COLUMNS, func.now().label("read_at"))
-                    .join(account_balances, account_balances.c.account_id == accounts.c.id)
-                    .where(accounts.c.id == account_id)
-                )
-            ).first()
+            row = (await conn.execute(_CURRENT_TOTALS, {"account_id": account_id})).first()
             return None if row is None else (_state(row), row.read_at)
 
         return await self._read(work, stale=stale)
@@ -530,19 +786,26 @@ class SqlStore:
     async def journal_totals(self, account_id: str, as_of: datetime) -> AccountState | None:
         async def work(conn: AsyncConnection):
             row = (
-                await conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == account_id))
+                await conn.execute(
+                    select(*_ACCOUNT_COLUMNS, account_balances.c.hot)
+                    .select_from(_ACCOUNTS_WITH_HOT)
+                    .where(accounts.c.id == account_id)
+                )
             ).first()
             if row is None:
                 return None
-            posted = (
-                await conn.execute(
-                    select(_debit_sum, _credit_sum).where(
-                        entries.c.account_id == account_id,
-                        entries.c.created_at <= as_of,
-                        entries.c.pending.is_(False),
-                    )
-                )
-            ).one()
+            # A hot account: its newest exact snapshot before `as_of`, plus
+            # the journal after its watermark. Otherwise the whole journal.
+            base, after = (0, 0), None
+            if row.hot:
+                snapshot = (
+                    await conn.execute(_SNAPSHOT_AS_OF, {"account_id": account_id, "as_of": as_of})
+                ).first()
+                if snapshot is not None:
+                    base = (snapshot.posted_debits, snapshot.posted_credits)
+                    after = snapshot.watermark
+            since = (await conn.execute(_posted_between(account_id, after, as_of))).one()
+            posted = (base[0] + int(since[0]), base[1] + int(since[1]))
             # Held at `as_of`: pending entries created by then whose
             # transaction had no resolution yet at that time.
             held = (
@@ -556,14 +819,182 @@ class SqlStore:
                     .where(
                         entries.c.account_id == account_id,
                         entries.c.created_at <= as_of,
-                        entries.c.pending.is_(True),
+                        # Bare, so the partial index entries_pending serves it.
+                        entries.c.pending,
                         or_(_resolver.c.id.is_(None), _resolver.c.created_at > as_of),
                     )
                 )
             ).one()
-            return AccountState(
-                _account(row), int(posted[0]), int(posted[1]), int(held[0]), int(held[1])
+            return AccountState(_account(row), posted[0], posted[1], int(held[0]), int(held[1]))
+
+        return await self._read(work)
+
+    async def set_hot(self, account_id: str, hot: bool) -> tuple[Account, bool] | None:
+        """Make the account hot or ordinary; None if there is no such account.
+
+        Returns the account and whether it changed. One transaction: it locks
+        the balance row (postings to an ordinary account lock it too, and
+        every posting reads whether the account is hot, so a posting either
+        commits before the change or sees it), then:
+        - to hot: appends an opening snapshot of the row's totals;
+        - to ordinary: folds every delta into a closing snapshot and writes
+          its totals into the row;
+        and records the change.
+        """
+
+        async def work(conn: AsyncConnection, attempt: Attempt) -> tuple[Account, bool] | None:
+            row = (
+                await conn.execute(
+                    select(account_balances.c.hot)
+                    .where(account_balances.c.account_id == account_id)
+                    .with_for_update()
+                )
+            ).first()
+            if row is None:
+                return None
+            changed = row.hot != hot
+            if changed:
+                attempt.wrote = True
+                params = {"account_id": account_id}
+                if hot:
+                    await conn.execute(_OPEN_SNAPSHOT, params)
+                    await conn.execute(
+                        update(account_balances)
+                        .where(account_balances.c.account_id == account_id)
+                        .values(hot=True)
+                    )
+                else:
+                    prev = (await conn.execute(_PREVIOUS_SNAPSHOT, params)).one()
+                    closed = (
+                        await conn.execute(
+                            _FOLD,
+                            {
+                                **params,
+                                "seq": prev.seq,
+                                "kind": "close",
+                                "watermark": max(prev.watermark, prev.now),
+                                "min_folded": 0,
+                            },
+                        )
+                    ).one()
+                    await conn.execute(
+                        update(account_balances)
+                        .where(account_balances.c.account_id == account_id)
+                        .values(hot=False, **{c: getattr(closed, c) for c in _HOT_TOTALS})
+                    )
+                await conn.execute(
+                    account_changes.insert().values(
+                        account_id=account_id,
+                        change_id=dialect.new_entry_id(),
+                        field="hot",
+                        old_value=msgspec.json.encode(row.hot).decode(),
+                        new_value=msgspec.json.encode(hot).decode(),
+                    )
+                )
+            account = (
+                await conn.execute(
+                    select(*_ACCOUNT_COLUMNS, account_balances.c.hot)
+                    .select_from(_ACCOUNTS_WITH_HOT)
+                    .where(accounts.c.id == account_id)
+                )
+            ).one()
+            return _account(account), changed
+
+        return await run_transaction(self.engine, self.policy, work)
+
+    async def hot_accounts_due(self, min_deltas: int, max_age: timedelta, limit: int) -> list[str]:
+        async def work(conn: AsyncConnection) -> list[str]:
+            rows = await conn.execute(
+                _DUE_FOR_COMPACTION,
+                {"min_deltas": min_deltas, "max_age": max_age, "limit": limit},
             )
+            return [r.account_id for r in rows]
+
+        return await self._read(work)
+
+    async def compact_hot(self, account_id: str, grace: timedelta) -> int:
+        """Fold the account's deltas created before now - `grace` into a new
+        snapshot; returns how many were folded (0: nothing to fold, or another
+        process folded them first).
+
+        Correct with concurrent postings and compactors on both engines:
+        - A posting that has not committed is invisible here, whatever its
+          creation time: its delta is not deleted, stays, and is folded by a
+          later compaction. Nothing is lost, and because the snapshot adds
+          exactly the rows this DELETE removed (RETURNING), nothing is counted
+          twice. On CockroachDB a posting cannot commit "under" this read
+          either: a write below a timestamp another transaction has read is
+          pushed above it, so it too lands after this snapshot.
+        - Two compactors build on the same previous snapshot and both try to
+          append seq + 1: the primary key lets one commit. The other fails
+          (a unique violation, or a serialization failure on its DELETE) and
+          folds nothing.
+        - The grace only keeps `as_of` fast: a posting that commits after a
+          snapshot whose watermark covers its creation time would make that
+          snapshot inexact (the next fold records it in `late_from`, and
+          `as_of` skips such snapshots). Waiting `grace` makes that rare.
+        """
+
+        async def work(conn: AsyncConnection, attempt: Attempt) -> int:
+            params = {"account_id": account_id}
+            prev = (await conn.execute(_PREVIOUS_SNAPSHOT, params)).first()
+            if prev is None:
+                return 0
+            attempt.wrote = True
+            try:
+                row = (
+                    await conn.execute(
+                        _FOLD,
+                        {
+                            **params,
+                            "seq": prev.seq,
+                            "kind": "compact",
+                            # Watermarks never go back, whatever the clocks.
+                            "watermark": max(prev.watermark, prev.now - grace),
+                            "min_folded": 1,
+                        },
+                    )
+                ).first()
+            except sa_exc.IntegrityError as exc:
+                if dialect.constraint_name(exc) == "hot_snapshots_pkey":
+                    raise _LostFold() from exc
+                raise
+            return 0 if row is None else row.folded
+
+        try:
+            return await run_transaction(self.engine, self.policy, work)
+        except _LostFold:
+            return 0  # another compactor appended this snapshot first
+
+    async def account_changes(
+        self, account_id: str, after: str | None, limit: int
+    ) -> list[AccountChange]:
+        after_id = None
+        if after is not None:
+            after_id = _parse_uuid(after)
+            if after_id is None:
+                raise errors.InvalidCursor("cursor is not valid for this account's changes")
+
+        async def work(conn: AsyncConnection) -> list[AccountChange]:
+            query = (
+                select(account_changes)
+                .where(account_changes.c.account_id == account_id)
+                .order_by(account_changes.c.change_id)
+                .limit(limit)
+            )
+            if after_id is not None:
+                query = query.where(account_changes.c.change_id > after_id)
+            return [
+                AccountChange(
+                    change_id=str(r.change_id),
+                    account_id=r.account_id,
+                    changed_at=r.changed_at,
+                    field=r.field,
+                    old_value=msgspec.json.decode(r.old_value),
+                    new_value=msgspec.json.decode(r.new_value),
+                )
+                for r in await conn.execute(query)
+            ]
 
         return await self._read(work)
 
@@ -656,7 +1087,6 @@ class SqlStore:
                 .group_by(entries.c.account_id)
                 .subquery()
             )
-            b = account_balances.c
             per_account = {
                 r.account_id: (
                     r.cd,
@@ -671,11 +1101,15 @@ class SqlStore:
                 for r in await conn.execute(
                     select(
                         accounts.c.id.label("account_id"),
-                        # A missing balance row shows as -1: always drift.
-                        func.coalesce(b.posted_debits, -1).label("cd"),
-                        func.coalesce(b.posted_credits, -1).label("cc"),
-                        func.coalesce(b.pending_debits, -1).label("cpd"),
-                        func.coalesce(b.pending_credits, -1).label("cpc"),
+                        # What a balance read returns (snapshot plus deltas
+                        # for a hot account); a missing balance row or
+                        # snapshot shows as -1: always drift.
+                        *(
+                            func.coalesce(_current(c), -1).label(label)
+                            for c, label in zip(
+                                _HOT_TOTALS, ("cd", "cc", "cpd", "cpc"), strict=True
+                            )
+                        ),
                         journal.c.d,
                         journal.c.c,
                         journal.c.pd,
@@ -683,7 +1117,10 @@ class SqlStore:
                     ).select_from(
                         accounts.outerjoin(
                             account_balances, account_balances.c.account_id == accounts.c.id
-                        ).outerjoin(journal, journal.c.account_id == accounts.c.id)
+                        )
+                        .outerjoin(_latest_snapshot, true())
+                        .outerjoin(_delta_sums, true())
+                        .outerjoin(journal, journal.c.account_id == accounts.c.id)
                     )
                 )
             }
@@ -746,7 +1183,36 @@ class SqlStore:
                     )
                 )
             ).one()
+            # Each hot account's newest snapshot that `as_of` would trust,
+            # against the journal up to its watermark.
+            snapshots = []
+            hot_ids = await conn.execute(
+                select(account_balances.c.account_id).where(account_balances.c.hot)
+            )
+            for (hot_id,) in hot_ids.all():
+                snap = (
+                    await conn.execute(
+                        _SNAPSHOT_AS_OF, {"account_id": hot_id, "as_of": _FAR_FUTURE}
+                    )
+                ).first()
+                if snap is None:
+                    continue
+                journal_sums = (
+                    await conn.execute(_posted_between(hot_id, None, snap.watermark))
+                ).one()
+                snapshots.append(
+                    SnapshotCheck(
+                        hot_id,
+                        snap.seq,
+                        snap.watermark,
+                        snap.posted_debits,
+                        snap.posted_credits,
+                        int(journal_sums[0]),
+                        int(journal_sums[1]),
+                    )
+                )
             return JournalFacts(
+                snapshots=snapshots,
                 accounts=counts[0],
                 transactions=counts[1],
                 entries=counts[2],

@@ -54,6 +54,9 @@ account_balances = Table(
     Column("posted_credits", BigInteger, nullable=False),
     Column("pending_debits", BigInteger, nullable=False, server_default="0"),
     Column("pending_credits", BigInteger, nullable=False, server_default="0"),
+    # A hot account's row is not kept up to date: its balance is its newest
+    # hot_snapshots row plus its hot_deltas.
+    Column("hot", Boolean, nullable=False, server_default="false"),
 )
 
 transactions = Table(
@@ -99,4 +102,49 @@ pending_expiry = Table(
     metadata,
     Column("transaction_id", Uuid, ForeignKey("transactions.id"), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Hot accounts (migration 0003): appended snapshots, and the deltas not yet
+# folded into one (a work set the compactor empties).
+hot_snapshots = Table(
+    "hot_snapshots",
+    metadata,
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("watermark", DateTime(timezone=True), nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("posted_debits", BigInteger, nullable=False),
+    Column("posted_credits", BigInteger, nullable=False),
+    Column("pending_debits", BigInteger, nullable=False),
+    Column("pending_credits", BigInteger, nullable=False),
+    Column("folded", Integer, nullable=False),
+    Column("late_from", DateTime(timezone=True), nullable=True),
+    PrimaryKeyConstraint("account_id", "seq", name="hot_snapshots_pkey"),
+)
+
+hot_deltas = Table(
+    "hot_deltas",
+    metadata,
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False),
+    Column("transaction_id", Uuid, ForeignKey("transactions.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("posted_debits", BigInteger, nullable=False),
+    Column("posted_credits", BigInteger, nullable=False),
+    Column("pending_debits", BigInteger, nullable=False),
+    Column("pending_credits", BigInteger, nullable=False),
+    PrimaryKeyConstraint("account_id", "transaction_id", name="hot_deltas_pkey"),
+)
+
+account_changes = Table(
+    "account_changes",
+    metadata,
+    Column("account_id", String(128), ForeignKey("accounts.id"), nullable=False),
+    Column("change_id", Uuid, nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("field", String(32), nullable=False),
+    Column("old_value", Text, nullable=False),
+    Column("new_value", Text, nullable=False),
+    PrimaryKeyConstraint("account_id", "change_id", name="account_changes_pkey"),
 )
