@@ -205,8 +205,11 @@ def test_the_hot_account_statements_compile_for_both_dialects(url):
     assert current.count("LATERAL") == 2
     as_of = str(store._SNAPSHOT_AS_OF.compile(dialect=engine.dialect))
     assert "NOT (EXISTS" in as_of and "hot_deltas" in as_of
-    for statement in (store._OPEN_SNAPSHOT, store._DUE_FOR_COMPACTION, store._insert_hot_deltas(2)):
+    for statement in (store._OPEN_SNAPSHOT, store._DUE_FOR_COMPACTION, store._write_entries(2, 1)):
         statement.compile(dialect=engine.dialect)
+    both = " ".join(str(store._write_entries(2, 1).compile(dialect=engine.dialect)).split())
+    assert both.startswith("WITH hot_delta AS (INSERT INTO hot_deltas")
+    assert "INSERT INTO entries" in both
 
 
 def test_hot_deltas_are_hash_sharded_on_cockroachdb_only():

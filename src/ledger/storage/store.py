@@ -191,6 +191,17 @@ def _insert_hot_deltas(n: int):
     )
 
 
+@functools.cache
+def _write_entries(entry_count: int, hot_count: int):
+    """The entries and the hot deltas of a posting in one statement (one
+    round trip): the deltas' INSERT rides along as a CTE of the entries'."""
+    if not hot_count:
+        return _insert_entries(entry_count)
+    if not entry_count:  # a void: no entries, only releases
+        return _insert_hot_deltas(hot_count)
+    return _insert_entries(entry_count).add_cte(_insert_hot_deltas(hot_count).cte("hot_delta"))
+
+
 _ENQUEUE_EXPIRY = pending_expiry.insert()
 _DEQUEUE_EXPIRY = pending_expiry.delete().where(
     pending_expiry.c.transaction_id == bindparam("resolves")
@@ -591,13 +602,20 @@ class SqlPostingUnit(PostingUnit):
             }
             for e in new_entries
         ]
-        # One multi-row INSERT and one UPDATE ... FROM (VALUES ...): two
-        # statements whatever the number of legs, each compiled once per size.
-        if rows:  # a void writes no entries
-            await self.conn.execute(
-                _insert_entries(len(rows)),
-                {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()},
-            )
+        # One multi-row INSERT (with the hot deltas in a CTE) and one UPDATE
+        # ... FROM (VALUES ...): two statements whatever the number of legs,
+        # each compiled once per size. A hot account's row is neither locked
+        # nor updated: it gets one delta row, which the compactor folds.
+        written = {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()}
+        for i, d in enumerate(hot):
+            written[f"haccount_id_{i}"] = d.account_id
+            written[f"htransaction_id_{i}"] = transaction_id
+            written[f"hcreated_at_{i}"] = ref.created_at
+            written[f"hposted_debits_{i}"], written[f"hposted_credits_{i}"] = d.debits, d.credits
+            written[f"hpending_debits_{i}"] = d.pending_debits
+            written[f"hpending_credits_{i}"] = d.pending_credits
+        if written:  # a void of an ordinary hold writes neither
+            await self.conn.execute(_write_entries(len(rows), len(hot)), written)
         params = {}
         for i, d in enumerate(deltas):
             params[f"a_{i}"] = d.account_id
@@ -613,25 +631,6 @@ class SqlPostingUnit(PostingUnit):
             )
         if header.resolves is not None:
             await self.conn.execute(_DEQUEUE_EXPIRY, {"resolves": uuid.UUID(header.resolves)})
-        if hot:
-            # No lock and no update on a hot account's row: one delta row per
-            # hot account, which the compactor folds into a snapshot.
-            await self.conn.execute(
-                _insert_hot_deltas(len(hot)),
-                {
-                    k: v
-                    for i, d in enumerate(hot)
-                    for k, v in (
-                        (f"haccount_id_{i}", d.account_id),
-                        (f"htransaction_id_{i}", transaction_id),
-                        (f"hcreated_at_{i}", ref.created_at),
-                        (f"hposted_debits_{i}", d.debits),
-                        (f"hposted_credits_{i}", d.credits),
-                        (f"hpending_debits_{i}", d.pending_debits),
-                        (f"hpending_credits_{i}", d.pending_credits),
-                    )
-                },
-            )
         if not deltas:
             return self._transaction(ref, header, rows)
         try:
