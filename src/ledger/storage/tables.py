@@ -94,6 +94,13 @@ entries = Table(
     PrimaryKeyConstraint("account_id", "entry_id", name="entries_pkey"),
 )
 Index("entries_transaction_id", entries.c.transaction_id)
+# `as_of` sums an account's pending entries; this keeps that to them.
+Index(
+    "entries_pending",
+    entries.c.account_id,
+    entries.c.created_at,
+    postgresql_where=entries.c.pending,
+)
 
 # A work queue, not journal: one row per unresolved pending transaction with
 # a timeout, deleted by whatever resolves it.
@@ -103,6 +110,8 @@ pending_expiry = Table(
     Column("transaction_id", Uuid, ForeignKey("transactions.id"), primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+# Hash-sharded on CockroachDB (see dialect.time_ordered_index_ddl).
+Index("pending_expiry_expires_at", pending_expiry.c.expires_at)
 
 
 # Hot accounts (migration 0003): appended snapshots, and the deltas not yet
