@@ -251,6 +251,80 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
     return 0 if healthy else 3
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from ledger import capacity
+    from ledger.cluster import Cluster
+
+    if args.shape not in capacity.SHAPES:
+        print(f"ledger bench: --shape must be one of {', '.join(capacity.SHAPES)}", file=sys.stderr)
+        return 2
+    if args.target:
+        if not args.database_url:
+            print("ledger bench: --target needs --database-url to audit", file=sys.stderr)
+            return 2
+        targets = [t.strip().rstrip("/") for t in args.target.split(",") if t.strip()]
+        database_url = args.database_url
+    else:
+        try:
+            cluster = Cluster.load(_cluster_dir(args))
+            database_url = cluster.primary_url()
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"ledger bench: {exc}", file=sys.stderr)
+            return 2
+        targets = cluster.service_urls()
+    url = make_url(database_url)
+
+    def baseline():
+        if url.get_backend_name() != "postgresql":
+            return None  # pgbench speaks PostgreSQL's protocol, not CockroachDB's SQL
+        connection = ["-U", url.username or "postgres"]
+        host = url.host or url.query.get("host")
+        if host:
+            connection += ["-h", str(host)]
+        port = url.port or url.query.get("port")
+        if port:
+            connection += ["-p", str(port)]
+        print(f"raw database: pgbench for {args.baseline_seconds} s ...", flush=True)
+        return capacity.run_pgbench(
+            connection,
+            url.database,
+            args.accounts,
+            "load-",
+            capacity.PGBENCH_CLIENTS,
+            args.baseline_seconds,
+        )
+
+    options = capacity.BenchOptions(
+        shape=args.shape,
+        targets=targets,
+        database_url=database_url,
+        duration=args.duration,
+        accounts=args.accounts,
+        step_users=args.step_users,
+        step_seconds=args.step_seconds,
+        max_users=args.max_users,
+        p99_ms=args.p99_ms,
+        max_errors=args.max_errors,
+        baseline_seconds=args.baseline_seconds,
+        check_targets=not args.no_targets,
+    )
+    if args.workers:
+        options.workers = args.workers
+    if args.results:
+        options.results = args.results
+    print(
+        f"ledger bench: {args.shape} on {', '.join(targets)} for up to {args.duration} s, "
+        f"{options.workers} Locust workers",
+        flush=True,
+    )
+    code, out, summary = capacity.run(options, baseline)
+    print(capacity.format_summary(summary))
+    print(f"report: {out}")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="ledger", description="A double-entry ledger service.")
@@ -294,6 +368,32 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--dir", type=Path, default=None)
     st.add_argument("--json", action="store_true")
     st.set_defaults(func=cmd_cluster_status)
+
+    bench = sub.add_parser(
+        "bench", help="a Locust capacity run, audited, next to pgbench, with a report"
+    )
+    bench.add_argument("--shape", default="any_to_any", help="a locustfile of bench/locustfiles")
+    bench.add_argument("--duration", type=int, default=60, help="seconds of load at most")
+    bench.add_argument(
+        "--target",
+        help="comma-separated service URLs (default: the local cluster's services); "
+        "with it, --database-url names the database to audit",
+    )
+    bench.add_argument("--database-url", help="the database behind --target")
+    bench.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
+    bench.add_argument("--accounts", type=int, default=1000)
+    bench.add_argument("--step-users", type=int, default=8, help="users added per step")
+    bench.add_argument("--step-seconds", type=float, default=10, help="seconds per step")
+    bench.add_argument("--max-users", type=int, default=200)
+    bench.add_argument("--p99-ms", type=float, default=50, help="latency target of a step")
+    bench.add_argument("--max-errors", type=float, default=0.01, help="error ratio of a step")
+    bench.add_argument("--workers", type=int, help="Locust workers (default: one per core)")
+    bench.add_argument("--baseline-seconds", type=int, default=15, help="pgbench seconds")
+    bench.add_argument("--results", type=Path, help="default bench/results")
+    bench.add_argument(
+        "--no-targets", action="store_true", help="do not judge bench/targets.toml (smoke runs)"
+    )
+    bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1043,6 +1043,24 @@ class SqlStore:
 
         return await self._read(work, stale=stale)
 
+    async def transactions_by_keys(self, client_id: str, keys: list[str]) -> dict[str, str]:
+        """key -> transaction id for those of `keys` in the journal (for
+        audits of what a load run was acknowledged)."""
+
+        async def work(conn: AsyncConnection) -> dict[str, str]:
+            found: dict[str, str] = {}
+            for start in range(0, len(keys), 5000):
+                rows = await conn.execute(
+                    select(transactions.c.idempotency_key, transactions.c.id).where(
+                        transactions.c.client_id == client_id,
+                        transactions.c.idempotency_key.in_(keys[start : start + 5000]),
+                    )
+                )
+                found.update({r.idempotency_key: str(r.id) for r in rows})
+            return found
+
+        return await self._read(work)
+
     async def due_for_expiry(self, limit: int) -> list[str]:
         async def work(conn: AsyncConnection) -> list[str]:
             rows = await conn.execute(

@@ -1,0 +1,73 @@
+"""The capacity harness end to end, small: a local cluster (primary,
+synchronous standby, two services), `ledger bench` for a few seconds of tiny
+load, and the report it writes. It asserts that the harness works and that
+the books balance afterwards; it asserts no speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("LEDGER_TEST_DATABASE_URL")),
+    reason="builds its own PostgreSQL cluster; nothing here depends on the test database",
+)
+
+
+def ledger(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_cluster_up_bench_and_a_report_with_clean_books(tmp_path):
+    cluster = tmp_path / "cluster"
+    up = ledger("cluster", "up", "--dir", str(cluster), "--services", "2")
+    assert up.returncode == 0, up.stderr + up.stdout
+    try:
+        status = ledger("cluster", "status", "--dir", str(cluster), "--json")
+        assert status.returncode == 0, status.stdout
+        parts = {row["part"]: row for row in json.loads(status.stdout)}
+        assert parts["pg_a"]["state"] == "primary"
+        assert parts["pg_b"]["state"] == "standby"
+        assert "pg_b sync" in parts["pg_a"]["detail"]
+        assert parts["service-1"]["state"] == parts["service-2"]["state"] == "ready"
+
+        results = tmp_path / "results"
+        run = ledger(
+            "bench",
+            "--dir", str(cluster),
+            "--shape", "fan_in_hot",
+            "--duration", "8",
+            "--step-seconds", "4",
+            "--step-users", "2",
+            "--accounts", "50",
+            "--workers", "1",
+            "--baseline-seconds", "2",
+            "--results", str(results),
+            "--no-targets",
+        )  # fmt: skip
+        assert run.returncode == 0, run.stdout + run.stderr
+        (report,) = results.iterdir()
+        summary = json.loads((report / "summary.json").read_text())
+        audit = summary["audit"]
+        assert audit["acknowledged"] > 0
+        assert audit["missing"] == audit["mismatched"] == 0
+        assert audit["verify_ok"]
+        assert summary["baseline"]["tps"] > 0
+        assert summary["steps"], summary
+        for name in ("throughput.png", "latency.png", "latency_vs_throughput.png"):
+            assert (report / name).stat().st_size > 0
+        assert (report / "locust.html").exists() and (report / "locust_stats.csv").exists()
+    finally:
+        down = ledger("cluster", "down", "--dir", str(cluster))
+        assert down.returncode == 0, down.stderr
+    stopped = ledger("cluster", "status", "--dir", str(cluster), "--json")
+    assert all(row["state"] == "down" for row in json.loads(stopped.stdout))
