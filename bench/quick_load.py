@@ -94,7 +94,7 @@ async def seed(base: str, n: int) -> list[str]:
     return ids
 
 
-async def http_load(base: str, ids: list[str], clients: int, seconds: float) -> dict:
+async def http_load(base: str, ids: list[str], clients: int, seconds: float, tag: str = "") -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     stop = time.monotonic() + seconds
@@ -110,7 +110,7 @@ async def http_load(base: str, ids: list[str], clients: int, seconds: float) -> 
                 started = time.perf_counter()
                 r = await client.post(
                     "/transactions",
-                    headers={"Idempotency-Key": f"w{w}-{n}"},
+                    headers={"Idempotency-Key": f"{tag}w{w}-{n}"},
                     json={
                         "entries": [
                             {"account_id": a, "direction": "debit", "amount": amount},

@@ -207,9 +207,12 @@ def test_the_hot_account_statements_compile_for_both_dialects(url):
     assert "NOT (EXISTS" in as_of and "hot_deltas" in as_of
     for statement in (store._OPEN_SNAPSHOT, store._DUE_FOR_COMPACTION, store._write_entries(2, 1)):
         statement.compile(dialect=engine.dialect)
-    both = " ".join(str(store._write_entries(2, 1).compile(dialect=engine.dialect)).split())
-    assert both.startswith("WITH hot_delta AS (INSERT INTO hot_deltas")
-    assert "INSERT INTO entries" in both
+    # After the header, one statement writes all: entries and hot deltas as
+    # CTEs of the balance update.
+    both = " ".join(str(store._write_entries(2, 1, 2).compile(dialect=engine.dialect)).split())
+    assert both.startswith("WITH w0 AS (INSERT INTO hot_deltas")
+    assert "w1 AS (INSERT INTO entries" in both
+    assert ") UPDATE account_balances SET" in both
 
 
 def test_hot_deltas_are_hash_sharded_on_cockroachdb_only():

@@ -192,18 +192,26 @@ def _insert_hot_deltas(n: int):
 
 
 @functools.cache
-def _write_entries(entry_count: int, hot_count: int):
-    """The entries and the hot deltas of a posting in one statement (one
-    round trip): the deltas' INSERT rides along as a CTE of the entries'."""
-    if not hot_count:
-        return _insert_entries(entry_count)
-    if not entry_count:  # a void: no entries, only releases
-        return _insert_hot_deltas(hot_count)
-    return _insert_entries(entry_count).add_cte(_insert_hot_deltas(hot_count).cte("hot_delta"))
+def _write_entries(entry_count: int, hot_count: int, balance_count: int = 0):
+    """Everything a posting writes after its header, in one statement (one
+    round trip): the balance UPDATE, with the entries' and the hot deltas'
+    INSERTs riding along as CTEs. Any of the three may be absent (a void
+    writes no entries; a posting among hot accounts updates no row)."""
+    parts = []
+    if entry_count:
+        parts.append(_insert_entries(entry_count))
+    if hot_count:
+        parts.append(_insert_hot_deltas(hot_count))
+    if balance_count:
+        parts.append(_add_to_balances(balance_count))
+    main, *riders = reversed(parts)
+    for i, rider in enumerate(riders):
+        main = main.add_cte(rider.cte(f"w{i}"))
+    return main
 
 
 _DRIVER_SQL: dict[tuple, str] = {}
-_SIZED = {"write_entries": _write_entries, "add_to_balances": _add_to_balances}
+_SIZED = {"write_entries": _write_entries}
 
 
 async def _execute_sized(conn: AsyncConnection, name: str, params: dict, *sizes: int) -> None:
@@ -624,10 +632,11 @@ class SqlPostingUnit(PostingUnit):
             }
             for e in new_entries
         ]
-        # One multi-row INSERT (with the hot deltas in a CTE) and one UPDATE
-        # ... FROM (VALUES ...): two statements whatever the number of legs,
-        # each compiled once per size. A hot account's row is neither locked
-        # nor updated: it gets one delta row, which the compactor folds.
+        # One statement whatever the number of legs: the balance UPDATE ...
+        # FROM (VALUES ...) with the entries' and hot deltas' multi-row
+        # INSERTs as CTEs, compiled once per size. A hot account's row is
+        # neither locked nor updated: it gets one delta row, which the
+        # compactor folds.
         written = {f"{k}_{i}": v for i, row in enumerate(rows) for k, v in row.items()}
         for i, d in enumerate(hot):
             written[f"haccount_id_{i}"] = d.account_id
@@ -636,13 +645,21 @@ class SqlPostingUnit(PostingUnit):
             written[f"hposted_debits_{i}"], written[f"hposted_credits_{i}"] = d.debits, d.credits
             written[f"hpending_debits_{i}"] = d.pending_debits
             written[f"hpending_credits_{i}"] = d.pending_credits
-        if written:  # a void of an ordinary hold writes neither
-            await _execute_sized(self.conn, "write_entries", written, len(rows), len(hot))
-        params = {}
         for i, d in enumerate(deltas):
-            params[f"a_{i}"] = d.account_id
-            params[f"d_{i}"], params[f"c_{i}"] = d.debits, d.credits
-            params[f"pd_{i}"], params[f"pc_{i}"] = d.pending_debits, d.pending_credits
+            written[f"a_{i}"] = d.account_id
+            written[f"d_{i}"], written[f"c_{i}"] = d.debits, d.credits
+            written[f"pd_{i}"], written[f"pc_{i}"] = d.pending_debits, d.pending_credits
+        if written:
+            try:
+                await _execute_sized(
+                    self.conn, "write_entries", written, len(rows), len(hot), len(deltas)
+                )
+            except sa_exc.DBAPIError as exc:
+                if dialect.is_numeric_overflow(exc):
+                    raise errors.BalanceOverflow(
+                        "the posting would overflow an account's running totals"
+                    ) from exc
+                raise
         if header.pending and header.timeout_seconds is not None:
             await self.conn.execute(
                 _ENQUEUE_EXPIRY,
@@ -653,16 +670,6 @@ class SqlPostingUnit(PostingUnit):
             )
         if header.resolves is not None:
             await self.conn.execute(_DEQUEUE_EXPIRY, {"resolves": uuid.UUID(header.resolves)})
-        if not deltas:
-            return self._transaction(ref, header, rows)
-        try:
-            await _execute_sized(self.conn, "add_to_balances", params, len(deltas))
-        except sa_exc.DBAPIError as exc:
-            if dialect.is_numeric_overflow(exc):
-                raise errors.BalanceOverflow(
-                    "the posting would overflow an account's running totals"
-                ) from exc
-            raise
         return self._transaction(ref, header, rows)
 
     @staticmethod
