@@ -238,6 +238,18 @@ def seed(options: BenchOptions) -> None:
         common.seed(options.targets[0], options.accounts)
     finally:
         sys.path.pop(0)
+    asyncio.run(_analyze(options.database_url))
+
+
+async def _analyze(database_url: str) -> None:
+    from ledger.app import build_store
+    from ledger.settings import Settings
+
+    store = build_store(database_url, Settings(), role="", application_name="ledger-bench")
+    try:
+        await store.refresh_statistics()
+    finally:
+        await store.engine.dispose()
 
 
 def read_acks(ack_log: Path) -> list[tuple[str, str, float]]:

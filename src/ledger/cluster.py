@@ -160,8 +160,10 @@ class Cluster:
         )
 
     def database_url(self) -> str:
-        """The services' URL: both servers, and only a read-write one will do."""
-        hosts = "&".join(f"host=127.0.0.1:{s.port}" for s in self.servers)
+        """The services' URL: both servers, and only a read-write one will do.
+        Through their Unix sockets: on one machine they cost less CPU per
+        round trip than loopback TCP (pgbench's baseline uses them too)."""
+        hosts = "&".join(f"host={s.data_dir}:{s.port}" for s in self.servers)
         return (
             f"postgresql+psycopg://postgres@/{DATABASE}?{hosts}"
             "&target_session_attrs=read-write&connect_timeout=3"
@@ -175,7 +177,7 @@ class Cluster:
 
     def primary_url(self) -> str:
         p = self.primary()
-        return f"postgresql+psycopg://postgres@127.0.0.1:{p.port}/{DATABASE}"
+        return f"postgresql+psycopg://postgres@/{DATABASE}?host={p.data_dir}&port={p.port}"
 
     def service_urls(self) -> list[str]:
         return [s.url for s in self.services]
