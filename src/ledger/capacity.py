@@ -172,7 +172,30 @@ def _attempts(targets: list[str]) -> dict[str, float]:
     return totals
 
 
+class LocustRun:
+    """A running Locust master and its workers."""
+
+    def __init__(self, master: subprocess.Popen, workers: list[subprocess.Popen], limit: float):
+        self.master = master
+        self.workers = workers
+        self.limit = limit
+
+    def wait(self) -> int:
+        try:
+            return self.master.wait(self.limit)
+        finally:
+            for w in self.workers:
+                try:
+                    w.wait(30)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+
+
 def run_locust(options: BenchOptions, out: Path, ack_log: Path) -> int:
+    return start_locust(options, out, ack_log).wait()
+
+
+def start_locust(options: BenchOptions, out: Path, ack_log: Path) -> LocustRun:
     locustfile = repository_file("locustfiles", f"{options.shape}.py")
     if not locustfile.exists():
         raise FileNotFoundError(f"no locustfile for shape {options.shape!r}: {locustfile}")
@@ -219,15 +242,7 @@ def run_locust(options: BenchOptions, out: Path, ack_log: Path) -> int:
         )
         for i in range(options.workers)
     ]
-    try:
-        code = master.wait(options.duration + 120)
-    finally:
-        for w in workers:
-            try:
-                w.wait(30)
-            except subprocess.TimeoutExpired:
-                w.kill()
-    return code
+    return LocustRun(master, workers, options.duration + 120)
 
 
 def seed(options: BenchOptions) -> None:
@@ -280,12 +295,14 @@ async def audit(database_url: str, acks: list[tuple[str, str, float]]) -> dict:
     for key, transaction_id, _ in acks:
         acked.setdefault(key, set()).add(transaction_id)
     missing = [k for k in acked if k not in stored]
-    wrong = [k for k, ids in acked.items() if k in stored and ids != {stored[k]}]
+    twice = [k for k in acked if len(stored.get(k, ())) > 1]
+    wrong = [k for k, ids in acked.items() if k in stored and ids != set(stored[k])]
     return {
         "acknowledged": len(acked),
         "missing": len(missing),
+        "duplicated": len(twice),
         "mismatched": len(wrong),
-        "examples": (missing + wrong)[:5],
+        "examples": (missing + twice + wrong)[:5],
         "verify_ok": report.ok,
         "verify": {
             "accounts": report.accounts,
@@ -516,7 +533,12 @@ def run(options: BenchOptions, measure_baseline) -> tuple[int, Path, dict]:
     targets = load_targets(options.shape) if options.check_targets else {}
     summary["targets_missed"] = judge(summary, targets) if targets else []
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    broken = audited["missing"] or audited["mismatched"] or not audited["verify_ok"]
+    broken = (
+        audited["missing"]
+        or audited["duplicated"]
+        or audited["mismatched"]
+        or not audited["verify_ok"]
+    )
     code = 1 if broken else (2 if summary["targets_missed"] else 0)
     return code, out, summary
 
@@ -549,7 +571,8 @@ def format_summary(summary: dict) -> str:
     a = summary["audit"]
     lines.append(
         f"audit: {a['acknowledged']} acknowledged, {a['missing']} missing, "
-        f"{a['mismatched']} under another id; verify {'clean' if a['verify_ok'] else 'FAILED'}"
+        f"{a['duplicated']} twice, {a['mismatched']} under another id; "
+        f"verify {'clean' if a['verify_ok'] else 'FAILED'}"
     )
     for missed in summary["targets_missed"]:
         lines.append(f"TARGET MISSED: {missed}")

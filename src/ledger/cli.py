@@ -325,6 +325,53 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_drill(args: argparse.Namespace) -> int:
+    from ledger import capacity, drill
+    from ledger.cluster import Cluster
+
+    if args.scenario not in drill.SCENARIOS:
+        print(
+            f"ledger drill: scenario must be one of {', '.join(drill.SCENARIOS)}", file=sys.stderr
+        )
+        return 2
+    if args.target == "compose":
+        targets = [t.strip() for t in args.services.split(",") if t.strip()]
+        database_url = args.database_url
+        fault = drill.compose_fault(args.scenario, args.pause)
+    else:
+        try:
+            cluster = Cluster.load(_cluster_dir(args))
+        except FileNotFoundError as exc:
+            print(f"ledger drill: {exc}", file=sys.stderr)
+            return 2
+        # The services' own multi-host URL: after a failover the audit
+        # reads the new primary.
+        database_url = cluster.database_url()
+        targets = cluster.service_urls()
+        fault = drill.local_fault(cluster, args.scenario, args.pause)
+    options = capacity.BenchOptions(
+        shape=args.shape,
+        targets=targets,
+        database_url=database_url,
+        accounts=args.accounts,
+        step_users=args.users,
+        check_targets=False,
+    )
+    if args.workers:
+        options.workers = args.workers
+    if args.results:
+        options.results = args.results
+    print(
+        f"ledger drill: {args.scenario} on {', '.join(targets)}: {args.users} users, "
+        f"fault after {args.before:g} s, then {args.after:g} s more",
+        flush=True,
+    )
+    code, out, verdict = drill.run(args.scenario, options, fault, args.before, args.after)
+    print(drill.format_verdict(verdict))
+    print(f"report: {out}")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="ledger", description="A double-entry ledger service.")
@@ -394,6 +441,35 @@ def main(argv: list[str] | None = None) -> int:
         "--no-targets", action="store_true", help="do not judge bench/targets.toml (smoke runs)"
     )
     bench.set_defaults(func=cmd_bench)
+
+    drill = sub.add_parser("drill", help="kill a node under load; prove nothing was lost")
+    drill.add_argument("scenario", help="service-kill, db-primary-kill, db-restart, conn-reset")
+    drill.add_argument(
+        "--target",
+        default="local",
+        choices=["local", "compose"],
+        help="the local cluster (default) or the Docker Compose stack of deploy/cockroach",
+    )
+    drill.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
+    drill.add_argument("--shape", default="any_to_any")
+    drill.add_argument("--users", type=int, default=8, help="constant Locust users")
+    drill.add_argument("--before", type=float, default=10, help="seconds of load before the fault")
+    drill.add_argument("--after", type=float, default=20, help="seconds of load after it")
+    drill.add_argument("--pause", type=float, default=3, help="seconds a killed node stays down")
+    drill.add_argument("--accounts", type=int, default=1000)
+    drill.add_argument("--workers", type=int, help="Locust workers (default: one per core)")
+    drill.add_argument("--results", type=Path, help="default bench/results")
+    drill.add_argument(
+        "--services",
+        default="http://127.0.0.1:8001,http://127.0.0.1:8002",
+        help="with --target compose: the services' URLs",
+    )
+    drill.add_argument(
+        "--database-url",
+        default="cockroachdb+psycopg://root@127.0.0.1:26257/ledger?sslmode=disable",
+        help="with --target compose: the database to audit",
+    )
+    drill.set_defaults(func=cmd_drill)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -377,6 +377,50 @@ class Cluster:
             with contextlib.suppress(psutil.Error):
                 psutil.Process(service.pid).wait(wait)
 
+    # --- faults, for the drills ----------------------------------------------------------
+
+    def kill_server(self, server: Server) -> None:
+        """kill -9 the postmaster; its backends notice and exit at once."""
+        pid = server.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).wait(10)
+        # The backends may outlive the postmaster by a moment; a restart must
+        # wait for them (PostgreSQL refuses to start while they hold memory).
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            server.data_dir in " ".join(p.info["cmdline"] or [])
+            for p in psutil.process_iter(["cmdline"])
+        ):
+            time.sleep(0.05)
+
+    def restart_server(self, server: Server) -> None:
+        """Start a server in place (after a crash: crash recovery)."""
+        self._start_server(server)
+
+    def promote(self, server: Server) -> None:
+        _pg("pg_ctl", "-D", server.data_dir, "-w", "promote")
+
+    def rebuild_standby(self, old: Server, primary: Server) -> None:
+        """Make `old` (a crashed former primary) a synchronous standby of
+        `primary`: a fresh base backup (pg_rewind would need a clean
+        shutdown first), then the primary waits for it again."""
+        shutil.rmtree(old.data_dir, ignore_errors=True)
+        self._clone_standby(primary, old)
+        self._start_server(old)
+        self._require_sync(primary, old)
+
+    def terminate_service_sessions(self) -> int:
+        """pg_terminate_backend every session of the services: their commits
+        in flight become ambiguous."""
+        from ledger.storage import dialect
+
+        with psycopg.connect(self.primary().dsn(), autocommit=True) as conn:
+            return conn.execute(
+                dialect.terminate_sessions_sql(dialect.POSTGRESQL, "ledger")
+            ).fetchone()[0]
+
     def running(self) -> bool:
         return any(s.alive() for s in self.services) or any(s.pid() for s in self.servers)
 

@@ -195,3 +195,31 @@ def test_the_scripts_parse(script):
 
     result = subprocess.run(["bash", "-n", str(DEPLOY / script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_drills_kill_and_restart_the_right_containers():
+    """The drill against the Compose stack cannot run here (no Docker
+    engine); what it would run can be checked."""
+    from ledger.drill import SCENARIOS, compose_plan
+
+    base = ["docker", "compose", "-f", "docker-compose.yml", "-p", "ledger"]
+    assert compose_plan("service-kill", 3) == [
+        [*base, "kill", "-s", "SIGKILL", "ledger1"],
+        ["sleep", "3"],
+        [*base, "start", "ledger1"],
+    ]
+    assert compose_plan("db-restart", 3) == [
+        [*base, "kill", "-s", "SIGKILL", "roach1"],
+        [*base, "start", "roach1"],
+    ]
+    assert compose_plan("db-primary-kill", 2.5)[1] == ["sleep", "2.5"]
+    (reset,) = compose_plan("conn-reset", 3)
+    assert reset[:7] == [*base, "exec"] and "CANCEL SESSIONS" in reset[-1]
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    cluster = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = set(compose["services"]) | set(cluster["services"])
+    for scenario in SCENARIOS:
+        for command in compose_plan(scenario, 1):
+            if command[0] == "docker" and command[6] in ("kill", "start", "exec"):
+                name = command[-1] if command[6] != "exec" else command[8]
+                assert name in services, (scenario, name)

@@ -1145,12 +1145,13 @@ class SqlStore:
 
         await self._read(work)
 
-    async def transactions_by_keys(self, client_id: str, keys: list[str]) -> dict[str, str]:
-        """key -> transaction id for those of `keys` in the journal (for
-        audits of what a load run was acknowledged)."""
+    async def transactions_by_keys(self, client_id: str, keys: list[str]) -> dict[str, list[str]]:
+        """key -> the ids of the transactions under it, for those of `keys`
+        in the journal (audits of what a load run was acknowledged; more than
+        one id would be a posting written twice)."""
 
-        async def work(conn: AsyncConnection) -> dict[str, str]:
-            found: dict[str, str] = {}
+        async def work(conn: AsyncConnection) -> dict[str, list[str]]:
+            found: dict[str, list[str]] = {}
             for start in range(0, len(keys), 5000):
                 rows = await conn.execute(
                     select(transactions.c.idempotency_key, transactions.c.id).where(
@@ -1158,7 +1159,8 @@ class SqlStore:
                         transactions.c.idempotency_key.in_(keys[start : start + 5000]),
                     )
                 )
-                found.update({r.idempotency_key: str(r.id) for r in rows})
+                for r in rows:
+                    found.setdefault(r.idempotency_key, []).append(str(r.id))
             return found
 
         return await self._read(work)
