@@ -164,8 +164,10 @@ def recovery(
         if per_second.get(s, 0) >= 0.9 * baseline and per_second.get(s + 1, 0) >= 0.9 * baseline:
             recovered_at = s
             break
-    end = recovered_at if recovered_at is not None else last
-    during = [r for r in rows if start <= r["t"] <= end + 1]
+    # The error window: from the fault until it was handled and throughput
+    # was back, plus the few seconds Locust's workers take to report.
+    end = max(recovered_at if recovered_at is not None else last, int(fault.ended)) + 3
+    during = [r for r in rows if start <= r["t"] <= end]
     before_rows = [r for r in rows if r["t"] < start]
     base_req = before_rows[-1]["requests"] if before_rows else 0
     base_fail = before_rows[-1]["failures"] if before_rows else 0

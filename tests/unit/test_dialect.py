@@ -127,15 +127,17 @@ def test_the_posting_statements_compile_for_both_dialects(url):
     assert engine.dialect.is_async
     assert engine.dialect.name == dialect.dialect_name(url)
     compiled = {
-        "lock": str(store._LOCK_ACCOUNTS.compile(dialect=engine.dialect)),
-        "header": str(store._INSERT_HEADER.compile(dialect=engine.dialect)),
+        "lock": str(store._open_posting(2).compile(dialect=engine.dialect)),
         "entries": str(store._insert_entries(3).compile(dialect=engine.dialect)),
         "balances": str(store._add_to_balances(2).compile(dialect=engine.dialect)),
     }
     # Ordinary accounts' rows are locked inside a CTE; hot ones are only read.
-    assert "WITH locked AS" in compiled["lock"] and "FOR UPDATE" in compiled["lock"]
+    assert "locked AS" in compiled["lock"] and "FOR UPDATE" in compiled["lock"]
     assert "account_balances.hot IS false" in compiled["lock"]
-    assert "RETURNING transactions.created_at" in compiled["header"]
+    # The header is inserted by the same statement, first, as a CTE.
+    flat = " ".join(compiled["lock"].split())
+    assert flat.startswith("WITH header AS (INSERT INTO transactions")
+    assert "RETURNING transactions.created_at" in flat
     assert compiled["entries"].count("::UUID") == 6  # entry_id and transaction_id, 3 rows
     assert "FROM (VALUES" in compiled["balances"]
 

@@ -457,8 +457,9 @@ async def _write(
     is now used up.
     """
     release = release or []
-    ref = await unit.insert_header(header)
-    states = await unit.lock_accounts(sorted({leg.account_id for leg in [*legs, *release]}))
+    ref, states = await unit.open_posting(
+        header, sorted({leg.account_id for leg in [*legs, *release]})
+    )
     currencies = rules.check_accounts(legs, states)
     rules.check_balanced(legs, currencies)
     deltas = rules.merge_deltas(

@@ -36,11 +36,6 @@ class PostingUnit(Protocol):
 
     async def find_by_key(self, key: IdempotencyKey) -> StoredPosting | None: ...
 
-    async def lock_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
-        """Read the accounts with their cached totals, locking the balance rows
-        in account-id order. Missing accounts are absent from the result."""
-        ...
-
     async def get_transaction(self, transaction_id: str) -> Transaction | None: ...
 
     async def now(self) -> datetime:
@@ -54,11 +49,18 @@ class PostingUnit(Protocol):
         written anything under this idempotency key."""
         ...
 
-    async def insert_header(self, header: TransactionHeader) -> HeaderRef:
-        """Insert the transaction row. Its key doubles as the idempotency check:
-        a key already in use makes the whole unit retry (and the retry looks
-        the key up). Raises AlreadyReversed when `header.reverses` was
-        reversed by a transaction committed in the meantime."""
+    async def open_posting(
+        self, header: TransactionHeader, account_ids: Sequence[str]
+    ) -> tuple[HeaderRef, dict[str, AccountState]]:
+        """Insert the transaction row, and read the accounts with their cached
+        totals, locking the balance rows of the ordinary ones in account-id
+        order (a hot account's is read, not locked). One round trip. Missing
+        accounts are absent from the result.
+
+        The header's key doubles as the idempotency check: a key already in
+        use makes the whole unit retry (and the retry looks the key up).
+        Raises AlreadyReversed or AlreadyResolved when `header.reverses` or
+        `header.resolves` was acted on by a transaction committed meanwhile."""
         ...
 
     async def append_entries(

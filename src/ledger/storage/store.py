@@ -104,40 +104,6 @@ _BALANCE_COLUMNS = (
 _ACCOUNTS_WITH_HOT = accounts.join(account_balances, account_balances.c.account_id == accounts.c.id)
 
 
-@functools.cache
-def _lock_accounts(n: int):
-    """One statement: the n accounts, with the balance rows of the ordinary
-    ones locked in id order. A hot account's row is read (to learn that it is
-    hot) but not locked, so postings to it do not queue behind each other.
-
-    The ids are n bind parameters, not one array: with `= ANY(array)` a
-    prepared statement's generic plan scanned the whole balance table, and
-    under SERIALIZABLE a scan takes a predicate lock on all of it, so every
-    concurrent posting conflicted."""
-    ids = [bindparam(f"id_{i}", type_=String) for i in range(n)]
-    locked = (
-        select(account_balances.c.account_id, *_BALANCE_COLUMNS)
-        .where(account_balances.c.account_id.in_(ids), account_balances.c.hot.is_(False))
-        .order_by(account_balances.c.account_id)
-        .with_for_update()
-        .cte("locked")
-    )
-    return (
-        select(
-            *_ACCOUNT_COLUMNS,
-            account_balances.c.hot,
-            *(
-                func.coalesce(locked.c[c.name], literal_column("0")).label(c.name)
-                for c in _BALANCE_COLUMNS
-            ),
-        )
-        .select_from(_ACCOUNTS_WITH_HOT.outerjoin(locked, locked.c.account_id == accounts.c.id))
-        .where(accounts.c.id.in_(ids))
-    )
-
-
-_LOCK_ACCOUNTS = _lock_accounts(2)  # the common case, for the dialect tests
-
 _HEADER_COLUMNS = (
     "id",
     "client_id",
@@ -151,12 +117,55 @@ _HEADER_COLUMNS = (
     "resolves",
     "resolution",
 )
-# created_at is the database's now(): the transaction's start.
-_INSERT_HEADER = (
-    transactions.insert()
-    .values({c: bindparam(c, type_=transactions.c[c].type) for c in _HEADER_COLUMNS})
-    .returning(transactions.c.created_at)
-)
+
+
+@functools.cache
+def _open_posting(n: int):
+    """A posting's first statement: insert its header and read its n
+    accounts, with the balance rows of the ordinary ones locked in id order.
+
+    The header goes in first in the same statement, so a used idempotency
+    key (or a resolution already made) fails the statement before any rule
+    is judged. A hot account's row is read (to learn that it is hot) but not
+    locked, so postings to it do not queue behind each other. One row per
+    account found, or one row of NULLs (but the header's time) when none is.
+
+    The ids are n bind parameters, not one array: with `= ANY(array)` a
+    prepared statement's generic plan scanned the whole balance table, and
+    under SERIALIZABLE a scan takes a predicate lock on all of it, so every
+    concurrent posting conflicted."""
+    ids = [bindparam(f"id_{i}", type_=String) for i in range(n)]
+    # created_at is the database's now(): the transaction's start.
+    header = (
+        transactions.insert()
+        .values({c: bindparam(c, type_=transactions.c[c].type) for c in _HEADER_COLUMNS})
+        .returning(transactions.c.created_at)
+        .cte("header")
+    )
+    locked = (
+        select(account_balances.c.account_id, *_BALANCE_COLUMNS)
+        .where(account_balances.c.account_id.in_(ids), account_balances.c.hot.is_(False))
+        .order_by(account_balances.c.account_id)
+        .with_for_update()
+        .cte("locked")
+    )
+    found = (
+        select(
+            *_ACCOUNT_COLUMNS,
+            account_balances.c.hot,
+            *(
+                func.coalesce(locked.c[c.name], literal_column("0")).label(c.name)
+                for c in _BALANCE_COLUMNS
+            ),
+        )
+        .select_from(_ACCOUNTS_WITH_HOT.outerjoin(locked, locked.c.account_id == accounts.c.id))
+        .where(accounts.c.id.in_(ids))
+        .subquery("found")
+    )
+    return select(header.c.created_at.label("header_created_at"), *found.c).select_from(
+        header.outerjoin(found, true())
+    )
+
 
 _ENTRY_COLUMNS = (
     "account_id",
@@ -606,17 +615,6 @@ class SqlPostingUnit(PostingUnit):
         assert transaction is not None  # same snapshot as the row just read
         return StoredPosting(row.fingerprint, transaction)
 
-    async def lock_accounts(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
-        n = len(account_ids)
-        rows = await _driver(
-            self.conn,
-            ("lock", n),
-            lambda: _lock_accounts(n),
-            {f"id_{i}": a for i, a in enumerate(account_ids)},
-            rows=True,
-        )
-        return {row.id: _state(row) for row in rows}
-
     async def now(self) -> datetime:
         return (await self.conn.execute(select(func.now()))).scalar_one()
 
@@ -627,14 +625,17 @@ class SqlPostingUnit(PostingUnit):
     def first_attempt(self) -> bool:
         return self.attempt.number == 1
 
-    async def insert_header(self, header: TransactionHeader) -> HeaderRef:
+    async def open_posting(
+        self, header: TransactionHeader, account_ids: Sequence[str]
+    ) -> tuple[HeaderRef, dict[str, AccountState]]:
         transaction_id = dialect.new_transaction_id()
         self.attempt.wrote = True
+        n = len(account_ids)
         try:
-            (row,) = await _driver(
+            rows = await _driver(
                 self.conn,
-                ("header",),
-                lambda: _INSERT_HEADER,
+                ("open", n),
+                lambda: _open_posting(n),
                 {
                     "id": transaction_id,
                     "client_id": header.client_id,
@@ -647,10 +648,10 @@ class SqlPostingUnit(PostingUnit):
                     "timeout_seconds": header.timeout_seconds,
                     "resolves": uuid.UUID(header.resolves) if header.resolves else None,
                     "resolution": header.resolution,
+                    **{f"id_{i}": a for i, a in enumerate(account_ids)},
                 },
                 rows=True,
             )
-            created_at = row.created_at
         except sa_exc.IntegrityError as exc:
             name = dialect.constraint_name(exc)
             if name == IDEMPOTENCY_CONSTRAINT:
@@ -666,7 +667,8 @@ class SqlPostingUnit(PostingUnit):
                     transaction_id=header.reverses,
                 ) from exc
             raise
-        return HeaderRef(str(transaction_id), created_at)
+        ref = HeaderRef(str(transaction_id), rows[0].header_created_at)
+        return ref, {row.id: _state(row) for row in rows if row.id is not None}
 
     async def append_entries(
         self,
