@@ -233,3 +233,13 @@ def test_entry_ids_follow_the_creation_time_they_are_given():
     assert dialect.entry_id_ceiling(at) <= dialect.new_entry_id(at + timedelta(milliseconds=1))
     assert dialect.new_entry_id(at - timedelta(milliseconds=1)) < dialect.entry_id_floor(at)
     assert all(i.version == 7 for i in ids)
+
+
+def test_a_conflict_is_not_a_lost_connection():
+    """The raw posting path drops a connection from the pool only when it is
+    gone: a serialization failure leaves it healthy (and reusable)."""
+    assert not dialect.connection_lost(pg_errors.lookup("40001")("conflict"))
+    assert not dialect.connection_lost(pg_errors.lookup("23505")("duplicate"))
+    assert dialect.connection_lost(pg_errors.lookup("57P01")("terminating connection"))
+    assert dialect.connection_lost(pg_errors.lookup("08006")("connection failure"))
+    assert dialect.connection_lost(psycopg.OperationalError("server closed the connection"))

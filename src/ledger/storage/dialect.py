@@ -301,6 +301,15 @@ def classify(exc: BaseException, *, during_commit: bool) -> Failure:
     return Failure.FATAL
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """Whether a raw driver error means the connection itself is gone (not a
+    conflict or a refusal on a healthy connection, such as 40001)."""
+    state = sqlstate(exc)
+    if state is None:
+        return _is_psycopg_operational(exc)
+    return state.startswith("08") or state in _CONNECTION_STATES
+
+
 def _is_psycopg_operational(exc: BaseException) -> bool:
     orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
     return isinstance(orig, psycopg.OperationalError)

@@ -283,7 +283,9 @@ async def _driver(
             await cursor.execute(sql, params)
             return await cursor.fetchall() if rows else None
     except psycopg.Error as exc:
-        lost = isinstance(exc, psycopg.OperationalError) or raw.closed
+        # A conflict (40001 is an OperationalError too) leaves the connection
+        # healthy; only a lost one is dropped from the pool.
+        lost = raw.closed or dialect.connection_lost(exc)
         if lost:
             await conn.invalidate()
         raise sa_exc.DBAPIError.instance(
