@@ -35,6 +35,7 @@ from pathlib import Path
 
 import httpx
 
+from ledger import capacity
 from ledger.storage import migrate
 from ledger.storage.embedded import EmbeddedPostgres
 
@@ -43,38 +44,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def pgbench_script() -> str:
-    """One posting's SQL work. The header id is generated once and reused for
-    both entries through a CTE, so the script writes exactly what the service
-    writes: 1 header, 2 entries, 2 balance updates, after locking 2 rows."""
-    return """\
-\\set a random(0, :naccounts - 1)
-\\set b random(0, :naccounts - 2)
-\\set amount random(1, 1000)
-BEGIN ISOLATION LEVEL SERIALIZABLE;
-SELECT a.id, b.posted_debits, b.posted_credits FROM accounts a
-  JOIN account_balances b ON b.account_id = a.id
-  WHERE a.id IN ('bench-' || :a, 'bench-' || ((:a + 1 + :b) % :naccounts))
-  ORDER BY a.id FOR UPDATE OF b;
-WITH header AS (
-  INSERT INTO transactions (id, client_id, idempotency_key, fingerprint, metadata)
-  VALUES (gen_random_uuid(), 'pgbench', gen_random_uuid()::text, repeat('0', 64), '{}')
-  RETURNING id, created_at)
-INSERT INTO entries (account_id, entry_id, transaction_id, leg, direction, amount, currency,
-                     created_at)
-SELECT 'bench-' || :a, gen_random_uuid(), id, 0, 'debit', :amount, 'USD', created_at
-  FROM header
-UNION ALL
-SELECT 'bench-' || ((:a + 1 + :b) % :naccounts), gen_random_uuid(), id, 1, 'credit', :amount,
-       'USD', created_at FROM header;
-UPDATE account_balances SET posted_debits = posted_debits + :amount
-  WHERE account_id = 'bench-' || :a;
-UPDATE account_balances SET posted_credits = posted_credits + :amount
-  WHERE account_id = 'bench-' || ((:a + 1 + :b) % :naccounts);
-END;
-"""
 
 
 async def seed(base: str, n: int) -> list[str]:
@@ -135,44 +104,6 @@ async def http_load(base: str, ids: list[str], clients: int, seconds: float, tag
     }
 
 
-def run_pgbench(embedded: EmbeddedPostgres, n: int, clients: int, seconds: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(pgbench_script())
-        script = f.name
-    out = subprocess.run(
-        [
-            str(embedded.binary("pgbench")),
-            "-n",
-            "-f",
-            script,
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            "-D",
-            f"naccounts={n}",
-            "--max-tries=20",
-            "-h",
-            str(embedded.socket_dir),
-            "-p",
-            str(embedded.port),
-            "-U",
-            "postgres",
-            embedded.database,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    tps = next(
-        float(line.split("=")[1].split()[0]) for line in out.splitlines() if line.startswith("tps")
-    )
-    retried = next((line for line in out.splitlines() if "retried" in line), "")
-    return {"tps": tps, "retried": retried.strip()}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=1000)
@@ -200,7 +131,15 @@ def main() -> int:
         ids = asyncio.run(seed(base, args.accounts))
         print(f"seeded {len(ids)} accounts; {args.clients} clients, {args.seconds} s each run")
         http = asyncio.run(http_load(base, ids, args.clients, args.seconds))
-        raw = run_pgbench(embedded, args.accounts, args.clients, args.seconds)
+        # The same pgbench script `ledger bench` uses: one posting's SQL work.
+        raw = capacity.run_pgbench(
+            ["-h", str(embedded.socket_dir), "-p", str(embedded.port), "-U", "postgres"],
+            embedded.database,
+            args.accounts,
+            "bench-",
+            args.clients,
+            args.seconds,
+        )
         verify = subprocess.run(
             [sys.executable, "-m", "ledger.cli", "verify", "--database-url", url],
             capture_output=True,
