@@ -74,7 +74,25 @@ def settings(database_url: str) -> Settings:
 async def ledger(database_url: str, settings: Settings) -> AsyncIterator[Ledger]:
     store = build_store(database_url, settings, application_name="ledger-tests")
     yield build_ledger(store, settings)
-    await store.engine.dispose()
+    await store.dispose()
+
+
+@pytest.fixture(scope="session")
+async def four_message_ledger(database_url: str, settings: Settings) -> AsyncIterator[Ledger]:
+    """A ledger whose postings go as four messages (BEGIN, open, write,
+    COMMIT): CockroachDB's path, run on PostgreSQL too (see
+    `dialect.batches_postings`)."""
+    from ledger.storage.database import create_engine
+    from ledger.storage.retry import RetryPolicy
+    from ledger.storage.store import SqlStore
+
+    policy = RetryPolicy(
+        settings.retry_attempts, settings.retry_base_seconds, settings.retry_cap_seconds
+    )
+    engine = create_engine(database_url, settings, application_name="ledger-tests-four")
+    store = SqlStore(engine, policy, batch_postings=False)
+    yield build_ledger(store, settings)
+    await store.dispose()
 
 
 @pytest.fixture(scope="session")

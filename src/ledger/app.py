@@ -18,6 +18,7 @@ from ledger.api.routes import HANDLERS
 from ledger.engine.ledger import Ledger
 from ledger.engine.rules import Limits
 from ledger.settings import Settings
+from ledger.storage import dialect
 from ledger.storage.database import create_engine
 from ledger.storage.retry import RetryPolicy
 from ledger.storage.store import SqlStore
@@ -43,12 +44,19 @@ def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
 def build_store(
     url: str, settings: Settings, *, role: str | None = None, application_name: str = "ledger"
 ) -> SqlStore:
+    """The store, with its pools: one for everything on CockroachDB; on
+    PostgreSQL a second one, of autocommit connections, for postings (see
+    `dialect.batches_postings`), each of `settings.pool_size`."""
     policy = RetryPolicy(
         settings.retry_attempts, settings.retry_base_seconds, settings.retry_cap_seconds
     )
-    return SqlStore(
-        create_engine(url, settings, role=role, application_name=application_name), policy
-    )
+    engine = create_engine(url, settings, role=role, application_name=application_name)
+    postings = None
+    if dialect.batches_postings(dialect.dialect_name(url)):
+        postings = create_engine(
+            url, settings, role=role, application_name=application_name, autocommit=True
+        )
+    return SqlStore(engine, policy, posting_engine=postings)
 
 
 async def sweep_expired(ledger: Ledger, interval: float, batch: int) -> None:
@@ -110,7 +118,7 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await store.engine.dispose()
+            await store.dispose()
 
     return Litestar(
         route_handlers=HANDLERS,

@@ -264,7 +264,7 @@ async def _analyze(database_url: str) -> None:
     try:
         await store.refresh_statistics()
     finally:
-        await store.engine.dispose()
+        await store.dispose()
 
 
 def read_acks(ack_log: Path) -> list[tuple[str, str, float]]:
@@ -290,7 +290,7 @@ async def audit(database_url: str, acks: list[tuple[str, str, float]]) -> dict:
         stored = await store.transactions_by_keys("default", sorted({k for k, _, _ in acks}))
         report = await ledger.verify()
     finally:
-        await store.engine.dispose()
+        await store.dispose()
     acked: dict[str, set[str]] = {}
     for key, transaction_id, _ in acks:
         acked.setdefault(key, set()).add(transaction_id)

@@ -131,7 +131,7 @@ async def _verify(url: str, settings: Settings):
     try:
         return await build_ledger(store, settings).verify()
     finally:
-        await store.engine.dispose()
+        await store.dispose()
 
 
 def schema_is_current(url: str) -> bool:

@@ -154,10 +154,14 @@ async def test_pending_amounts_on_a_hot_account(ledger):
 
 class HeldStore(SqlStore):
     """A store whose postings stop just before COMMIT until released: a
-    posting held open across whatever the test does meanwhile."""
+    posting held open across whatever the test does meanwhile. It posts in
+    four messages (BEGIN, open, write, COMMIT), so the held posting's rows
+    are written and uncommitted while it waits; the batched path sends its
+    writes with COMMIT, where the same window is only as long as the server
+    takes between the two."""
 
     def __init__(self, engine, policy) -> None:
-        super().__init__(engine, policy)
+        super().__init__(engine, policy, batch_postings=False)
         self.written = asyncio.Event()
         self.release = asyncio.Event()
 
@@ -218,7 +222,7 @@ async def test_a_posting_held_open_across_a_compaction_is_neither_lost_nor_doubl
         created = result.transaction.created_at
     finally:
         store.release.set()
-        await base.engine.dispose()
+        await base.dispose()
 
     assert first_fold == 5, "the fold takes the five committed deltas, not the held one"
     snapshot = "SELECT posted_credits FROM hot_snapshots WHERE account_id = :a AND seq = 2"
@@ -290,7 +294,7 @@ async def test_concurrent_compactors_fold_each_delta_once(ledger, database_url, 
         folded = await asyncio.gather(*(compact(x) for x in ledgers for _ in range(2)))
     finally:
         for s in others:
-            await s.engine.dispose()
+            await s.dispose()
     assert sum(folded) >= 60
     assert (await ledger.balance(fees)).posted.balance == 120
     assert (await ledger.verify()).ok

@@ -89,4 +89,4 @@ async def test_upgrading_keeps_the_books(old_database, settings):
         cash = await ledger.balance("cash")
         assert (cash.posted.balance, cash.pending.debits, cash.available) == (7, 0, 7)
     finally:
-        await store.engine.dispose()
+        await store.dispose()

@@ -22,6 +22,13 @@ from ledger.engine.model import (
 )
 
 
+@pytest.fixture(params=["batched", "four messages"])
+def ledger(request, ledger, four_message_ledger):
+    """Every test here runs on both posting paths: two messages with
+    BEGIN and COMMIT folded in (PostgreSQL), and four (CockroachDB)."""
+    return ledger if request.param == "batched" else four_message_ledger
+
+
 def key() -> IdempotencyKey:
     return IdempotencyKey("tests", fresh_id("key"))
 

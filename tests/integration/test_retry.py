@@ -123,6 +123,12 @@ async def test_a_session_lost_at_commit_is_ambiguous_and_the_key_makes_the_retry
 
             return await super().run(wrapped)
 
+    # One posting first, so that the connection has its statements prepared
+    # and the posting below fails in its COMMIT message, not before it.
+    await Ledger(store, ledger.limits).post_transaction(
+        NewTransaction([Leg(a, "debit", 1), Leg(b, "credit", 1)]),
+        IdempotencyKey("tests", fresh_id()),
+    )
     killing = Ledger(KillAfterAppend(engine, POLICY), ledger.limits)
     before = count("ambiguous")
     k = IdempotencyKey("tests", fresh_id("key"))
@@ -131,10 +137,10 @@ async def test_a_session_lost_at_commit_is_ambiguous_and_the_key_makes_the_retry
             NewTransaction([Leg(a, "debit", 5), Leg(b, "credit", 5)]), k
         )
     finally:
-        await store.engine.dispose()
+        await store.dispose()
     assert killed and count("ambiguous") > before
     assert not result.replayed
-    assert (await ledger.balance(a)).posted.debits == 5  # once, not twice
+    assert (await ledger.balance(a)).posted.debits == 1 + 5  # once, not twice
     again = await ledger.post_transaction(
         NewTransaction([Leg(a, "debit", 5), Leg(b, "credit", 5)]), k
     )

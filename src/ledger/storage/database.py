@@ -15,8 +15,13 @@ def create_engine(
     *,
     role: str | None = None,
     application_name: str = "ledger",
+    autocommit: bool = False,
 ) -> AsyncEngine:
     """An engine whose connections are SERIALIZABLE and run as the writer role.
+
+    `autocommit`: the connections are in the driver's autocommit mode, for
+    work that sends BEGIN ISOLATION LEVEL SERIALIZABLE and COMMIT itself
+    (the batched posting path, see `dialect.batches_postings`).
 
     `role` overrides `settings.db_role` (tests pass "" to act as the owner).
     SQLAlchemy's own pool is used rather than psycopg_pool: SQLAlchemy's async
@@ -30,7 +35,7 @@ def create_engine(
         max_overflow=settings.pool_max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         pool_recycle=settings.pool_recycle_seconds,
-        isolation_level="SERIALIZABLE",
+        isolation_level="AUTOCOMMIT" if autocommit else "SERIALIZABLE",
         connect_args={"application_name": application_name},
     )
     setup = dialect.session_setup(

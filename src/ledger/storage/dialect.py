@@ -301,6 +301,27 @@ def classify(exc: BaseException, *, during_commit: bool) -> Failure:
     return Failure.FATAL
 
 
+def batches_postings(name: str) -> bool:
+    """Whether a posting travels as two messages instead of four.
+
+    On PostgreSQL a posting is `BEGIN; EXECUTE open(...)`, the engine's
+    checks, then `EXECUTE write(...); COMMIT`: server-side prepared
+    statements (SQL PREPARE, once per connection) run through the simple
+    query protocol, which carries several statements in one message. BEGIN
+    and COMMIT stop costing a round trip each, and the plans stay prepared.
+    Measured on the same server: about 100 us less database CPU and 20 us
+    less service CPU per posting than four messages with protocol-level
+    prepared statements (psycopg's pipeline mode cost more CPU than the
+    round trips it saved).
+
+    CockroachDB keeps four messages (BEGIN, two statements, COMMIT, with
+    protocol-level prepared statements): its SQL PREPARE/EXECUTE and
+    multi-statement messages have not been tried against a CockroachDB
+    server here, and the four-message path is the one it was built with.
+    """
+    return name == POSTGRESQL
+
+
 def connection_lost(exc: BaseException) -> bool:
     """Whether a raw driver error means the connection itself is gone (not a
     conflict or a refusal on a healthy connection, such as 40001)."""

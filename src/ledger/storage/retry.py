@@ -43,10 +43,16 @@ class KeyRace(Exception):
     Retrying makes the next attempt find the winner's posting."""
 
 
+class StatementsLost(Exception):
+    """The connection no longer had the posting statements prepared on it
+    (something sent DEALLOCATE ALL unseen). They are forgotten, and the next
+    attempt prepares them again."""
+
+
 class Attempt:
     """What one attempt knows of the attempts before it, and tells the next."""
 
-    __slots__ = ("after_ambiguous", "number", "wrote")
+    __slots__ = ("after_ambiguous", "committing", "number", "wrote")
 
     def __init__(self, number: int, after_ambiguous: bool) -> None:
         self.number = number
@@ -55,6 +61,9 @@ class Attempt:
         # Set by the work when it sends a write. An attempt that only read
         # cannot have committed anything, so its ambiguity does not count.
         self.wrote = False
+        # Set by work that sends COMMIT itself (folded into its last
+        # statement): a connection lost from then on leaves the outcome unknown.
+        self.committing = False
 
 
 class RetryPolicy:
@@ -111,8 +120,10 @@ async def run_transaction(
             ) from exc
         except KeyRace as exc:
             failure_name, last = "key_race", exc
+        except StatementsLost as exc:
+            failure_name, last = "statements_lost", exc
         except (sa_exc.DBAPIError, OSError) as exc:
-            failure = classify(exc, during_commit=during_commit)
+            failure = classify(exc, during_commit=during_commit or current.committing)
             if failure is Failure.FATAL:
                 ATTEMPTS.labels("fatal").inc()
                 raise
@@ -122,7 +133,8 @@ async def run_transaction(
         ATTEMPTS.labels(failure_name).inc()
         log.debug("attempt %d failed (%s): %s", attempt, failure_name, last)
         # A key race needs no backoff: the next attempt only reads the winner.
-        if attempt < policy.attempts and failure_name != "key_race":
+        # Nor do lost statements: nothing conflicted.
+        if attempt < policy.attempts and failure_name not in ("key_race", "statements_lost"):
             await asyncio.sleep(policy.backoff(attempt))
 
     ATTEMPTS.labels("gave_up").inc()
