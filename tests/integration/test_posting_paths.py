@@ -152,3 +152,37 @@ async def test_a_total_overflowing_at_commit_is_refused_and_writes_nothing(
             )
             await conn.commit()
     assert (await posting.balance(b)).posted.credits == 0
+
+
+AWKWARD = [
+    "O'Brien",
+    "back\\slash \\' and \\\\",
+    "$1 $$ %s %(x)s ; COMMIT; --",
+    "E'\\n' \n\t\r newline and tab",
+    "ünïcödé 漢字 🎉 \u200b",
+    "'); DROP TABLE entries; --",
+]
+
+
+@pytest.mark.parametrize("path", ["batched", "four messages"])
+async def test_awkward_text_is_stored_exactly(path, ledger, four_message_ledger):
+    """Text reaches the batched path as literals (escaped by libpq); what
+    comes back must be what was sent, on both paths."""
+    posting = ledger if path == "batched" else four_message_ledger
+    a, b = await open_account(ledger), await open_account(ledger)
+    for i, value in enumerate(AWKWARD):
+        printable = "".join(c for c in value if c.isprintable())
+        k = IdempotencyKey(f"tests {printable}", f"{printable}-{i}-{fresh_id()}")
+        cmd = NewTransaction(
+            [Leg(a, "debit", 1), Leg(b, "credit", 1)],
+            description=value,
+            metadata={value: [value, {"n": i, "ok": True, "none": None}]},
+        )
+        result = await posting.post_transaction(cmd, k)
+        stored = await ledger.get_transaction(result.transaction.id)
+        assert stored.description == value
+        assert stored.metadata == {value: [value, {"n": i, "ok": True, "none": None}]}
+        again = await posting.post_transaction(cmd, k)  # the key, exactly, finds it
+        assert again.replayed and again.transaction.id == result.transaction.id
+    assert (await ledger.balance(a)).posted.debits == len(AWKWARD)
+    assert (await ledger.verify()).ok
