@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -109,6 +110,10 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             )
         if settings.hot_compact_seconds > 0:
             background.append(asyncio.create_task(compact_hot_accounts(ledger, settings)))
+        # Everything made so far lives as long as the process: keep it out of
+        # the collector's way, so that its full collections walk only what
+        # requests allocate.
+        gc.freeze()
         try:
             yield
         finally:

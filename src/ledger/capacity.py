@@ -138,7 +138,7 @@ class BenchOptions:
     database_url: str
     duration: int = 60
     accounts: int = 1000
-    step_users: int = 8
+    step_users: int = 4
     step_seconds: float = 10
     max_users: int = 200
     p99_ms: float = 50
