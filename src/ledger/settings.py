@@ -10,6 +10,12 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from ledger.engine.limits import Limits
+
+# The engine's limits carry their own defaults (`ledger.engine.limits`): the
+# fields below take them from there, so each default is written once.
+_LIMITS = Limits()
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -26,16 +32,18 @@ class Settings:
     # Seconds SIGTERM waits for in-flight requests before it closes them.
     shutdown_grace_seconds: float = 15.0
 
-    # Limits on what a request may ask for.
-    max_legs: int = 64
-    max_amount: int = 2**53 - 1  # stays exact in every JSON client, also JavaScript's
+    # Limits on what a request may ask for: the engine's (see `limits()`)...
+    max_legs: int = _LIMITS.max_legs
+    max_amount: int = _LIMITS.max_amount
+    max_metadata_bytes: int = _LIMITS.max_metadata_bytes
+    max_description_chars: int = _LIMITS.max_description_chars
+    max_timeout_seconds: int = _LIMITS.max_timeout_seconds
+    max_idempotency_key_chars: int = _LIMITS.max_idempotency_key_chars
+    max_page_size: int = _LIMITS.max_page_size
+    default_page_size: int = _LIMITS.default_page_size
+    # ... and the HTTP layer's.
     max_body_bytes: int = 64 * 1024
-    max_page_size: int = 500
-    default_page_size: int = 50
-    max_metadata_bytes: int = 4096
-    max_description_chars: int = 1024
-    max_idempotency_key_chars: int = 255
-    max_timeout_seconds: int = 30 * 24 * 3600
+    max_client_id_chars: int = 128
 
     # The sweeper that voids pending transactions past their timeout runs in
     # every service process (no leader: each expiry happens once anyway).
@@ -68,6 +76,10 @@ class Settings:
     retry_attempts: int = 30
     retry_base_seconds: float = 0.002
     retry_cap_seconds: float = 0.2
+
+    def limits(self) -> Limits:
+        """The engine's limits as configured here."""
+        return Limits(**{name: getattr(self, name) for name in Limits.__struct_fields__})
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced; None values are ignored."""

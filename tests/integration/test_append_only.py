@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from conftest import open_account
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
-from ledger.storage import dialect
+from ledger.storage import dialect, failures
 from ledger.storage.database import create_engine
 
 
@@ -43,7 +43,7 @@ async def test_the_writer_role_cannot_change_the_journal(writer_engine, posted, 
     with pytest.raises(sa_exc.ProgrammingError) as caught:
         async with writer_engine.begin() as conn:
             await conn.execute(text(statement), {"a": account_id, "t": transaction_id})
-    assert dialect.sqlstate(caught.value) == "42501"  # insufficient_privilege
+    assert failures.sqlstate(caught.value) == "42501"  # insufficient_privilege
 
 
 async def test_the_writer_role_can_read_the_journal(writer_engine, posted):

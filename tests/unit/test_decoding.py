@@ -2,7 +2,9 @@
 
 import pytest
 
-from ledger.api.problems import decode_body, status_of
+from ledger.api import errors as wire
+from ledger.api.decoding import decode_body
+from ledger.api.problems import status_of
 from ledger.engine import errors
 from ledger.engine.model import NewTransaction
 
@@ -21,20 +23,20 @@ def leg(amount="1", extra=""):
 @pytest.mark.parametrize(
     ("body", "error", "pointer"),
     [
-        (b"{bad", errors.MalformedJson, None),
-        (b"", errors.MalformedJson, None),
-        (b'{"entries":[]} trailing', errors.MalformedJson, None),
-        (leg(extra=', "memo": 1'), errors.UnknownField, "/entries/0/memo"),
+        (b"{bad", wire.MalformedJson, None),
+        (b"", wire.MalformedJson, None),
+        (b'{"entries":[]} trailing', wire.MalformedJson, None),
+        (leg(extra=', "memo": 1'), wire.UnknownField, "/entries/0/memo"),
         (
             b'{"entries":[{"direction":"debit","amount":1}]}',
-            errors.MissingField,
+            wire.MissingField,
             "/entries/0/account_id",
         ),
-        (leg("1.5"), errors.FloatAmount, "/entries/0/amount"),
-        (leg("1.0"), errors.FloatAmount, "/entries/0/amount"),
-        (leg('"1"'), errors.WrongType, "/entries/0/amount"),
-        (leg("true"), errors.WrongType, "/entries/0/amount"),
-        (b"[]", errors.WrongType, "/"),
+        (leg("1.5"), wire.FloatAmount, "/entries/0/amount"),
+        (leg("1.0"), wire.FloatAmount, "/entries/0/amount"),
+        (leg('"1"'), wire.WrongType, "/entries/0/amount"),
+        (leg("true"), wire.WrongType, "/entries/0/amount"),
+        (b"[]", wire.WrongType, "/"),
         (
             b'{"entries":[{"account_id":"a","direction":"up","amount":1}]}',
             errors.InvalidValue,
@@ -51,7 +53,7 @@ def test_each_mistake_is_named(body, error, pointer):
 
 
 def test_a_body_over_the_limit_is_refused_before_decoding():
-    with pytest.raises(errors.BodyTooLarge):
+    with pytest.raises(wire.BodyTooLarge):
         decode(b" " * 101, max_bytes=100)
 
 

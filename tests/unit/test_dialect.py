@@ -8,8 +8,9 @@ import pytest
 from psycopg import errors as pg_errors
 from sqlalchemy import exc as sa_exc
 
-from ledger.storage import dialect, migrate
-from ledger.storage.dialect import Failure
+from ledger.storage import dialect, failures, migrate
+from ledger.storage import ids as storage_ids
+from ledger.storage.failures import Failure
 
 PG = "postgresql+psycopg://u@localhost/db"
 CRDB = "cockroachdb+psycopg://u@localhost:26257/db"
@@ -36,19 +37,20 @@ def wrapped(orig: Exception, invalidated: bool = False) -> sa_exc.DBAPIError:
 def test_classify_real_psycopg_errors_by_sqlstate(state, expected):
     error = pg_errors.lookup(state)("boom")
     assert error.sqlstate == state
-    assert dialect.classify(error, during_commit=False) is expected
-    assert dialect.classify(wrapped(error), during_commit=False) is expected
+    assert failures.classify(error, during_commit=False) is expected
+    assert failures.classify(wrapped(error), during_commit=False) is expected
 
 
 def test_a_connection_lost_during_commit_is_ambiguous_not_failed():
     lost = psycopg.OperationalError("server closed the connection unexpectedly")
     assert (
-        dialect.classify(wrapped(lost, invalidated=True), during_commit=True) is Failure.AMBIGUOUS
+        failures.classify(wrapped(lost, invalidated=True), during_commit=True) is Failure.AMBIGUOUS
     )
     assert (
-        dialect.classify(wrapped(lost, invalidated=True), during_commit=False) is Failure.CONNECTION
+        failures.classify(wrapped(lost, invalidated=True), during_commit=False)
+        is Failure.CONNECTION
     )
-    assert dialect.classify(lost, during_commit=True) is Failure.AMBIGUOUS
+    assert failures.classify(lost, during_commit=True) is Failure.AMBIGUOUS
 
 
 def test_dialect_names():
@@ -61,12 +63,12 @@ def test_dialect_names():
 def test_entry_ids_are_time_ordered_uuid7_and_transaction_ids_random():
     import time
 
-    first = dialect.new_entry_id()
+    first = storage_ids.new_entry_id()
     time.sleep(0.002)
-    second = dialect.new_entry_id()
+    second = storage_ids.new_entry_id()
     assert first < second
     assert first.version == 7 and first.variant == uuid.RFC_4122
-    assert dialect.new_transaction_id().version == 4
+    assert storage_ids.new_transaction_id().version == 4
 
 
 def test_session_setup_uses_set_role_only_on_postgresql():
@@ -120,16 +122,16 @@ def test_terminate_sessions_sql_per_dialect():
 @pytest.mark.parametrize("url", [PG, CRDB])
 def test_the_posting_statements_compile_for_both_dialects(url):
     from ledger.settings import Settings
-    from ledger.storage import store
     from ledger.storage.database import create_engine
+    from ledger.storage.posting import statements
 
     engine = create_engine(url, Settings())  # builds, does not connect
     assert engine.dialect.is_async
     assert engine.dialect.name == dialect.dialect_name(url)
     compiled = {
-        "lock": str(store._open_posting(2).compile(dialect=engine.dialect)),
-        "entries": str(store._insert_entries(3).compile(dialect=engine.dialect)),
-        "balances": str(store._add_to_balances(2).compile(dialect=engine.dialect)),
+        "lock": str(statements.open_posting(2).compile(dialect=engine.dialect)),
+        "entries": str(statements.insert_entries(3).compile(dialect=engine.dialect)),
+        "balances": str(statements.add_to_balances(2).compile(dialect=engine.dialect)),
     }
     # Ordinary accounts' rows are locked inside a CTE; hot ones are only read.
     assert "locked AS" in compiled["lock"] and "FOR UPDATE" in compiled["lock"]
@@ -183,35 +185,37 @@ def test_the_idempotency_index_is_hash_sharded_on_cockroachdb_only():
 )
 def test_cockroachdb_restart_errors_are_retried(message):
     error = pg_errors.lookup("40001")(message)
-    assert dialect.classify(wrapped(error), during_commit=True) is Failure.SERIALIZATION
+    assert failures.classify(wrapped(error), during_commit=True) is Failure.SERIALIZATION
 
 
 def test_cockroachdb_ambiguous_result_is_never_a_failure():
     error = pg_errors.lookup("40003")("result is ambiguous (error=rpc error: ...)")
-    assert dialect.classify(wrapped(error), during_commit=True) is Failure.AMBIGUOUS
+    assert failures.classify(wrapped(error), during_commit=True) is Failure.AMBIGUOUS
 
 
 @pytest.mark.parametrize("url", [PG, CRDB])
 def test_the_hot_account_statements_compile_for_both_dialects(url):
     from ledger.settings import Settings
-    from ledger.storage import store
     from ledger.storage.database import create_engine
+    from ledger.storage.posting.statements import write_entries
+    from ledger.storage.queries import hot
+    from ledger.storage.queries.balances import CURRENT_TOTALS
 
     engine = create_engine(url, Settings())
-    fold = str(store._FOLD.compile(dialect=engine.dialect))
+    fold = str(hot.FOLD.compile(dialect=engine.dialect))
     # One statement: delete the deltas and append the snapshot of exactly them.
     assert " ".join(fold.split()).startswith("WITH gone AS (DELETE FROM hot_deltas")
     assert "RETURNING hot_deltas.created_at" in fold
     assert "INSERT INTO hot_snapshots" in fold
-    current = str(store._CURRENT_TOTALS.compile(dialect=engine.dialect))
+    current = str(CURRENT_TOTALS.compile(dialect=engine.dialect))
     assert current.count("LATERAL") == 2
-    as_of = str(store._SNAPSHOT_AS_OF.compile(dialect=engine.dialect))
+    as_of = str(hot.SNAPSHOT_AS_OF.compile(dialect=engine.dialect))
     assert "NOT (EXISTS" in as_of and "hot_deltas" in as_of
-    for statement in (store._OPEN_SNAPSHOT, store._DUE_FOR_COMPACTION, store._write_entries(2, 1)):
+    for statement in (hot.OPEN_SNAPSHOT, hot.DUE_FOR_COMPACTION, write_entries(2, 1)):
         statement.compile(dialect=engine.dialect)
     # After the header, one statement writes all: entries and hot deltas as
     # CTEs of the balance update.
-    both = " ".join(str(store._write_entries(2, 1, 2).compile(dialect=engine.dialect)).split())
+    both = " ".join(str(write_entries(2, 1, 2).compile(dialect=engine.dialect)).split())
     assert both.startswith("WITH w0 AS (INSERT INTO hot_deltas")
     assert "w1 AS (INSERT INTO entries" in both
     assert ") UPDATE account_balances SET" in both
@@ -228,18 +232,20 @@ def test_entry_ids_follow_the_creation_time_they_are_given():
     from datetime import UTC, datetime, timedelta
 
     at = datetime(2026, 11, 21, 12, 0, 0, 123456, tzinfo=UTC)
-    ids = [dialect.new_entry_id(at) for _ in range(50)]
-    assert all(dialect.entry_id_floor(at) <= i < dialect.entry_id_ceiling(at) for i in ids)
-    assert dialect.entry_id_ceiling(at) <= dialect.new_entry_id(at + timedelta(milliseconds=1))
-    assert dialect.new_entry_id(at - timedelta(milliseconds=1)) < dialect.entry_id_floor(at)
+    ids = [storage_ids.new_entry_id(at) for _ in range(50)]
+    assert all(storage_ids.entry_id_floor(at) <= i < storage_ids.entry_id_ceiling(at) for i in ids)
+    assert storage_ids.entry_id_ceiling(at) <= storage_ids.new_entry_id(
+        at + timedelta(milliseconds=1)
+    )
+    assert storage_ids.new_entry_id(at - timedelta(milliseconds=1)) < storage_ids.entry_id_floor(at)
     assert all(i.version == 7 for i in ids)
 
 
 def test_a_conflict_is_not_a_lost_connection():
     """The raw posting path drops a connection from the pool only when it is
     gone: a serialization failure leaves it healthy (and reusable)."""
-    assert not dialect.connection_lost(pg_errors.lookup("40001")("conflict"))
-    assert not dialect.connection_lost(pg_errors.lookup("23505")("duplicate"))
-    assert dialect.connection_lost(pg_errors.lookup("57P01")("terminating connection"))
-    assert dialect.connection_lost(pg_errors.lookup("08006")("connection failure"))
-    assert dialect.connection_lost(psycopg.OperationalError("server closed the connection"))
+    assert not failures.connection_lost(pg_errors.lookup("40001")("conflict"))
+    assert not failures.connection_lost(pg_errors.lookup("23505")("duplicate"))
+    assert failures.connection_lost(pg_errors.lookup("57P01")("terminating connection"))
+    assert failures.connection_lost(pg_errors.lookup("08006")("connection failure"))
+    assert failures.connection_lost(psycopg.OperationalError("server closed the connection"))

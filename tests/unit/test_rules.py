@@ -7,14 +7,19 @@ from ledger.engine.model import (
     Account,
     AccountFlags,
     AccountState,
+    AccountSums,
+    CurrencyTotals,
     JournalFacts,
     Leg,
+    LegCount,
     NewAccount,
     NewTransaction,
     PendingTotals,
     PostPendingRequest,
+    Totals,
     UnbalancedRecord,
 )
+from ledger.engine.verify import judge
 
 LIMITS = rules.Limits(max_legs=4, max_amount=1_000, max_metadata_bytes=64)
 
@@ -170,34 +175,65 @@ def test_metadata_size_and_nul_characters_are_refused():
         rules.check_metadata({}, "a\x00b", LIMITS)
 
 
+def sums(cached, journal):
+    return AccountSums(Totals(*cached), Totals(*journal))
+
+
+def usd(debits, credits):
+    return {"USD": CurrencyTotals(debits, credits)}
+
+
 def test_judge_reports_drift_unbalanced_and_short_transactions():
     facts = JournalFacts(
         accounts=2,
         transactions=2,
         entries=3,
-        per_account={"a": (5, 0, 0, 0, 5, 0, 0, 0), "b": (0, 4, 0, 0, 0, 5, 0, 0)},
+        per_account={"a": sums((5, 0), (5, 0)), "b": sums((0, 4), (0, 5))},
         unbalanced=[UnbalancedRecord("t1", "USD", 5, 4)],
-        short_transactions=["t2"],
+        leg_counts=[LegCount(None, 1, 1, "t2")],
         currency_mismatches=0,
-        per_currency={"USD": (5, 5)},
+        per_currency=usd(5, 5),
     )
-    report = rules.judge(facts)
+    report = judge(facts)
     assert not report.ok
     assert [d.account_id for d in report.drift] == ["b"]
+    assert report.short_transactions == ["t2"]
 
 
 def test_judge_passes_a_clean_journal_and_fails_an_unbalanced_book():
-    clean = JournalFacts(1, 1, 2, {"a": (5, 5, 1, 0, 5, 5, 1, 0)}, [], [], 0, {"USD": (5, 5)})
-    assert rules.judge(clean).ok
-    lopsided = JournalFacts(1, 1, 2, {"a": (5, 5, 0, 0, 5, 5, 0, 0)}, [], [], 0, {"USD": (5, 4)})
-    assert not rules.judge(lopsided).ok
+    clean = JournalFacts(1, 1, 2, {"a": sums((5, 5, 1, 0), (5, 5, 1, 0))}, [], [], 0, usd(5, 5))
+    assert judge(clean).ok
+    lopsided = JournalFacts(1, 1, 2, {"a": sums((5, 5), (5, 5))}, [], [], 0, usd(5, 4))
+    assert not judge(lopsided).ok
 
 
 def test_judge_reports_pending_drift():
-    facts = JournalFacts(1, 1, 2, {"a": (5, 5, 3, 0, 5, 5, 2, 0)}, [], [], 0, {"USD": (5, 5)})
-    report = rules.judge(facts)
+    facts = JournalFacts(1, 1, 2, {"a": sums((5, 5, 3, 0), (5, 5, 2, 0))}, [], [], 0, usd(5, 5))
+    report = judge(facts)
     assert not report.ok
     assert (report.drift[0].cached_pending_debits, report.drift[0].journal_pending_debits) == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "entries", "wrong"),
+    [
+        (None, 0, True),
+        (None, 1, True),
+        (None, 2, False),
+        ("posted", 1, True),
+        ("posted", 2, False),
+        ("voided", 0, False),
+        ("voided", 2, True),
+        ("expired", 0, False),
+        ("expired", 1, True),
+    ],
+)
+def test_a_void_or_expiry_has_no_entries_and_anything_else_two_or_more(resolution, entries, wrong):
+    group = LegCount(resolution, entries, 3, "t")
+    facts = JournalFacts(3, 3, 0, {}, [], [group], 0, {})
+    report = judge(facts)
+    assert report.ok is not wrong
+    assert report.short_transaction_count == (3 if wrong else 0)
 
 
 def test_text_that_is_not_valid_unicode_is_refused():

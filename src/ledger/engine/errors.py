@@ -1,10 +1,34 @@
 """The one error tree of the ledger.
 
 Every refusal the ledger can give is a subclass of `LedgerError` with a stable
-`code`. The API maps classes to HTTP statuses in one place
-(`ledger.api.problems`); nothing else in the code decides a status.
+`code`. The tree's second level says what kind of refusal it is, and so which
+HTTP class the API answers with (`ledger.api.problems` maps by these base
+classes, and nothing else in the code decides a status):
+
+    LedgerError
+    ├── RequestMalformed          400  the request cannot be read as asked
+    │   ├── InvalidCursor
+    │   ├── MissingIdempotencyKey
+    │   └── (wire format, in ledger.api.errors: MalformedJson, UnknownField,
+    │        MissingField, WrongType > FloatAmount)
+    ├── RequestTooLarge           413  (ledger.api.errors: BodyTooLarge)
+    ├── RuleViolated              422  readable, but the ledger's rules refuse it
+    │   ├── InvalidValue
+    │   ├── InvalidAmount, TooFewLegs, TooManyLegs, UnbalancedTransaction
+    │   ├── InvalidResolution, InvalidAccount, HotAccountLimited
+    │   ├── UnknownAccount, CurrencyMismatch
+    │   └── LimitExceeded, BalanceOverflow
+    ├── NotFound                  404
+    │   └── AccountNotFound, TransactionNotFound
+    ├── Conflict                  409  clashes with what is already written
+    │   ├── IdempotencyKeyReused, AlreadyReversed, AlreadyResolved
+    │   └── PendingExpired, NotPending, NotReversible, AccountExists
+    └── Unavailable               503  the database gave no answer
+        └── RetriesExhausted, OutcomeUnknown
+
 `details` carries the facts a client needs to fix the request (which key,
 which account, which leg), and becomes extension members of the problem JSON.
+Nothing here knows about HTTP: the words are the ledger's.
 """
 
 from __future__ import annotations
@@ -22,112 +46,95 @@ class LedgerError(Exception):
         self.details = details
 
 
-# --- the request is wrong: nothing was written --------------------------------
+# --- the request cannot be read as asked: nothing was written ---------------------
 
 
-class InvalidRequest(LedgerError):
+class RequestMalformed(LedgerError):
     code = "invalid-request"
     title = "The request is not valid"
 
 
-class MalformedJson(InvalidRequest):
-    code = "malformed-json"
-    title = "The body is not valid JSON"
+class RequestTooLarge(LedgerError):
+    code = "request-too-large"
+    title = "The request is larger than allowed"
 
 
-class UnknownField(InvalidRequest):
-    code = "unknown-field"
-    title = "The body has a field this endpoint does not know"
-
-
-class MissingField(InvalidRequest):
-    code = "missing-field"
-    title = "A required field is missing"
-
-
-class WrongType(InvalidRequest):
-    code = "wrong-type"
-    title = "A field has the wrong type"
-
-
-class FloatAmount(WrongType):
-    code = "float-amount"
-    title = "Amounts are integers of minor units, never floats"
-
-
-class InvalidValue(InvalidRequest):
-    code = "invalid-value"
-    title = "A field has a value outside what is allowed"
-
-
-class InvalidAmount(InvalidRequest):
-    code = "invalid-amount"
-    title = "An amount is not a positive integer within the limit"
-
-
-class TooFewLegs(InvalidRequest):
-    code = "too-few-legs"
-    title = "A transaction needs at least two legs"
-
-
-class TooManyLegs(InvalidRequest):
-    code = "too-many-legs"
-    title = "A transaction has more legs than allowed"
-
-
-class UnbalancedTransaction(InvalidRequest):
-    code = "unbalanced-transaction"
-    title = "Debits do not equal credits"
-
-
-class InvalidResolution(InvalidRequest):
-    code = "invalid-resolution"
-    title = "The amounts to post do not fit the pending transaction"
-
-
-class InvalidAccount(InvalidRequest):
-    code = "invalid-account"
-    title = "The account definition is not valid"
-
-
-class HotAccountLimited(InvalidRequest):
-    code = "hot-account-limited"
-    title = "A hot account cannot have a balance limit"
-
-
-class UnknownAccount(InvalidRequest):
-    code = "unknown-account"
-    title = "A leg names an account that does not exist"
-
-
-class CurrencyMismatch(InvalidRequest):
-    code = "currency-mismatch"
-    title = "A leg's currency differs from its account's"
-
-
-class LimitExceeded(InvalidRequest):
-    code = "limit-exceeded"
-    title = "The posting would break an account's balance limit"
-
-
-class BalanceOverflow(InvalidRequest):
-    code = "balance-overflow"
-    title = "The posting would overflow an account's running totals"
-
-
-class MissingIdempotencyKey(InvalidRequest):
+class MissingIdempotencyKey(RequestMalformed):
     code = "missing-idempotency-key"
-    title = "The Idempotency-Key header is required"
+    title = "Every posting needs an idempotency key"
 
 
-class InvalidCursor(InvalidRequest):
+class InvalidCursor(RequestMalformed):
     code = "invalid-cursor"
     title = "The pagination cursor is not one this service issued"
 
 
-class BodyTooLarge(InvalidRequest):
-    code = "body-too-large"
-    title = "The request body is larger than allowed"
+# --- the request is readable, and a rule of the ledger refuses it -------------------
+
+
+class RuleViolated(LedgerError):
+    code = "rule-violated"
+    title = "The request breaks a rule of the ledger"
+
+
+class InvalidValue(RuleViolated):
+    code = "invalid-value"
+    title = "A field has a value outside what is allowed"
+
+
+class InvalidAmount(RuleViolated):
+    code = "invalid-amount"
+    title = "An amount is not a positive integer within the limit"
+
+
+class TooFewLegs(RuleViolated):
+    code = "too-few-legs"
+    title = "A transaction needs at least two legs"
+
+
+class TooManyLegs(RuleViolated):
+    code = "too-many-legs"
+    title = "A transaction has more legs than allowed"
+
+
+class UnbalancedTransaction(RuleViolated):
+    code = "unbalanced-transaction"
+    title = "Debits do not equal credits"
+
+
+class InvalidResolution(RuleViolated):
+    code = "invalid-resolution"
+    title = "The amounts to post do not fit the pending transaction"
+
+
+class InvalidAccount(RuleViolated):
+    code = "invalid-account"
+    title = "The account definition is not valid"
+
+
+class HotAccountLimited(RuleViolated):
+    code = "hot-account-limited"
+    title = "A hot account cannot have a balance limit"
+
+
+class UnknownAccount(RuleViolated):
+    code = "unknown-account"
+    title = "A leg names an account that does not exist"
+
+
+class CurrencyMismatch(RuleViolated):
+    code = "currency-mismatch"
+    title = "A leg's currency differs from its account's"
+
+
+class LimitExceeded(RuleViolated):
+    code = "limit-exceeded"
+    title = "The posting would break an account's balance limit"
+
+
+class BalanceOverflow(RuleViolated):
+    code = "balance-overflow"
+    title = "The posting would overflow an account's running totals"
 
 
 # --- the thing asked for does not exist -----------------------------------------

@@ -1,15 +1,15 @@
 """The ledger's use cases: what a caller can ask of it, and in which order the
-rules are applied. Storage is reached only through `ledger.engine.ports`."""
+rules are applied. Storage is reached only through `ledger.engine.ports`; the
+steps postings share are in `ledger.engine.posting`."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import random
 import uuid
 from datetime import datetime, timedelta
 
-from ledger.engine import errors, rules
+from ledger.engine import errors, paging, pending, rules
+from ledger.engine.limits import Limits
 from ledger.engine.model import (
     Account,
     AccountPatch,
@@ -17,53 +17,26 @@ from ledger.engine.model import (
     IdempotencyKey,
     Leg,
     NewAccount,
-    NewEntry,
     NewTransaction,
     Page,
     PendingTotals,
     PostingResult,
     PostPendingRequest,
     ReversalRequest,
-    StoredPosting,
     Transaction,
     TransactionHeader,
     VerifyReport,
     VoidRequest,
 )
 from ledger.engine.ports import PostingUnit, Store
-
-
-def encode_cursor(last_key: str) -> str:
-    return base64.urlsafe_b64encode(last_key.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    """Raises InvalidCursor when the cursor is not one `encode_cursor` made."""
-    if cursor is None or cursor == "":
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor) from exc
-    if not decoded:
-        raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor)
-    return decoded
+from ledger.engine.posting import replay, replay_or_target, write
+from ledger.engine.verify import judge
 
 
 class Ledger:
-    def __init__(
-        self,
-        store: Store,
-        limits: rules.Limits,
-        *,
-        max_page_size: int = 500,
-        max_idempotency_key_chars: int = 255,
-    ) -> None:
+    def __init__(self, store: Store, limits: Limits) -> None:
         self.store = store
         self.limits = limits
-        self.max_page_size = max_page_size
-        self.max_idempotency_key_chars = max_idempotency_key_chars
 
     # --- accounts ----------------------------------------------------------------
 
@@ -100,14 +73,16 @@ class Ledger:
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         return found
 
-    async def account_changes(self, account_id: str, cursor: str | None, limit: int) -> Page:
+    async def account_changes(
+        self, account_id: str, cursor: str | None, limit: int | None = None
+    ) -> Page:
         """Recorded changes of the account's attributes, oldest first.
         Raises AccountNotFound, InvalidCursor, InvalidValue."""
         limit = self._page_size(limit)
-        after = decode_cursor(cursor)
+        after = paging.decode_cursor(cursor)
         await self.get_account(account_id)
         items = await self.store.account_changes(account_id, after, limit + 1)
-        return _page(items, limit, lambda c: c.change_id)
+        return paging.page(items, limit, lambda c: c.change_id)
 
     async def compact_hot(
         self, *, min_deltas: int, max_age_seconds: float, grace_seconds: float, batch: int
@@ -132,11 +107,11 @@ class Ledger:
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         return account
 
-    async def list_accounts(self, cursor: str | None, limit: int) -> Page:
+    async def list_accounts(self, cursor: str | None, limit: int | None = None) -> Page:
         """Accounts in id order. Raises InvalidCursor, InvalidValue."""
         limit = self._page_size(limit)
-        items = await self.store.list_accounts(decode_cursor(cursor), limit + 1)
-        return _page(items, limit, lambda a: a.id)
+        items = await self.store.list_accounts(paging.decode_cursor(cursor), limit + 1)
+        return paging.page(items, limit, lambda a: a.id)
 
     # --- postings ----------------------------------------------------------------
 
@@ -159,8 +134,8 @@ class Ledger:
             if not unit.first_attempt:
                 stored = await unit.find_by_key(key)
                 if stored is not None:
-                    return _replay(stored, fingerprint, key, unit.after_ambiguous)
-            transaction = await _write(
+                    return replay(stored, fingerprint, key, unit.after_ambiguous)
+            transaction = await write(
                 unit,
                 TransactionHeader(
                     client_id=key.client_id,
@@ -194,34 +169,18 @@ class Ledger:
         fingerprint = rules.fingerprint(f"reverse:{transaction_id}", cmd)
 
         async def work(unit: PostingUnit) -> PostingResult:
-            found = await _replay_or_target(unit, key, fingerprint, transaction_id)
+            found = await replay_or_target(unit, key, fingerprint, transaction_id)
             if isinstance(found, PostingResult):
                 return found
             original = found
-            if original.pending or original.resolution in ("voided", "expired"):
-                raise errors.NotReversible(
-                    f"transaction {transaction_id!r} is "
-                    + (
-                        "pending: void it instead"
-                        if original.pending
-                        else "a void, which moved no posted amount"
-                    ),
-                    transaction_id=transaction_id,
-                )
-            if original.reversed_by is not None:
-                raise errors.AlreadyReversed(
-                    f"transaction {transaction_id!r} was already reversed by "
-                    f"{original.reversed_by!r}",
-                    transaction_id=transaction_id,
-                    reversed_by=original.reversed_by,
-                )
+            rules.check_reversible(original)
             legs = rules.reversed_legs(
                 Leg(e.account_id, e.direction, e.amount) for e in original.entries
             )
             description = cmd.description
             if description is None:
                 description = f"reversal of {transaction_id}"
-            transaction = await _write(
+            transaction = await write(
                 unit,
                 TransactionHeader(
                     client_id=key.client_id,
@@ -308,36 +267,11 @@ class Ledger:
             # The key is looked up before the pending transaction's state is
             # judged: a retry of a post that succeeded must get that post
             # back, not "already resolved".
-            found = await _replay_or_target(unit, key, fingerprint, transaction_id)
+            found = await replay_or_target(unit, key, fingerprint, transaction_id)
             if isinstance(found, PostingResult):
                 return found
             original = found
-            if not original.pending:
-                raise errors.NotPending(
-                    f"transaction {transaction_id!r} is not pending", transaction_id=transaction_id
-                )
-            if original.resolved_by is not None:
-                raise errors.AlreadyResolved(
-                    f"pending transaction {transaction_id!r} was already {original.state} "
-                    f"by {original.resolved_by}",
-                    transaction_id=transaction_id,
-                    state=original.state,
-                    resolved_by=original.resolved_by,
-                )
-            now = await unit.now()
-            overdue = original.expires_at is not None and now >= original.expires_at
-            if resolution == "expired" and not overdue:
-                raise errors.AlreadyResolved(
-                    f"pending transaction {transaction_id!r} is not due to expire yet",
-                    transaction_id=transaction_id,
-                )
-            if resolution != "expired" and overdue:
-                raise errors.PendingExpired(
-                    f"pending transaction {transaction_id!r} expired at "
-                    f"{original.expires_at.isoformat()}",
-                    transaction_id=transaction_id,
-                    expires_at=original.expires_at.isoformat(),
-                )
+            pending.check_resolvable(original, resolution, await unit.now())
             held = [Leg(e.account_id, e.direction, e.amount) for e in original.entries]
             to_post: list[Leg] = []
             if isinstance(cmd, PostPendingRequest):
@@ -351,7 +285,7 @@ class Ledger:
                 resolves=transaction_id,
                 resolution=resolution,
             )
-            transaction = await _write(unit, header, to_post, release=held)
+            transaction = await write(unit, header, to_post, release=held)
             return PostingResult(transaction, replayed=False)
 
         return await self.store.run(work)
@@ -399,111 +333,40 @@ class Ledger:
         )
 
     async def account_entries(
-        self, account_id: str, cursor: str | None, limit: int, *, stale: bool = False
+        self, account_id: str, cursor: str | None, limit: int | None = None, *, stale: bool = False
     ) -> Page:
         """The account's entries, oldest first. Raises AccountNotFound,
         InvalidCursor, InvalidValue."""
         limit = self._page_size(limit)
-        after = decode_cursor(cursor)
+        after = paging.decode_cursor(cursor)
         await self.get_account(account_id)
         items = await self.store.account_entries(account_id, after, limit + 1, stale=stale)
-        return _page(items, limit, lambda e: e.entry_id)
+        return paging.page(items, limit, lambda e: e.entry_id)
 
     async def ready(self) -> bool:
         """Whether the database answers."""
         return await self.store.ping()
 
     async def verify(self) -> VerifyReport:
-        return rules.judge(await self.store.journal_facts())
+        return judge(await self.store.journal_facts())
 
     # --- helpers -----------------------------------------------------------------
 
     def _check_key(self, key: IdempotencyKey) -> None:
         if not key.key:
             raise errors.MissingIdempotencyKey(
-                "send an Idempotency-Key header: a unique string per posting, reused only "
-                "to retry that same posting"
+                "a posting needs an idempotency key: a unique string per posting, reused "
+                "only to retry that same posting"
             )
-        if len(key.key) > self.max_idempotency_key_chars or not key.key.isprintable():
+        if len(key.key) > self.limits.max_idempotency_key_chars or not key.key.isprintable():
             raise errors.InvalidValue(
-                f"Idempotency-Key must be 1 to {self.max_idempotency_key_chars} printable "
-                "characters",
-                field="Idempotency-Key",
+                f"the idempotency key must be 1 to {self.limits.max_idempotency_key_chars} "
+                "printable characters",
+                field="idempotency_key",
             )
 
-    def _page_size(self, limit: int) -> int:
-        if not 1 <= limit <= self.max_page_size:
-            raise errors.InvalidValue(
-                f"limit must be between 1 and {self.max_page_size}", field="limit", value=limit
-            )
-        return limit
-
-
-async def _write(
-    unit: PostingUnit,
-    header: TransactionHeader,
-    legs: list[Leg],
-    *,
-    pending: bool = False,
-    release: list[Leg] | None = None,
-) -> Transaction:
-    """Write the header, then lock, check and write the legs, inside `unit`.
-
-    `legs` are written as entries (pending ones when `pending`); `release`
-    are the legs of a pending transaction being resolved, taken out of the
-    pending totals. The header goes first so that a used idempotency key (or
-    a resolution already made) is found before any rule is judged: a replay
-    must return the original even when, say, the limit it once fitted under
-    is now used up.
-    """
-    release = release or []
-    ref, states = await unit.open_posting(
-        header, sorted({leg.account_id for leg in [*legs, *release]})
-    )
-    currencies = rules.check_accounts(legs, states)
-    rules.check_balanced(legs, currencies)
-    deltas = rules.merge_deltas(
-        rules.balance_deltas(legs, pending=pending), rules.release_deltas(release)
-    )
-    rules.check_limits(states, deltas)
-    ordinary, hot = rules.split_hot(states, deltas)
-    entries = [
-        NewEntry(leg.account_id, i, leg.direction, leg.amount, currency, pending)
-        for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True))
-    ]
-    return await unit.append_entries(ref, header, entries, ordinary, hot)
-
-
-async def _replay_or_target(
-    unit: PostingUnit, key: IdempotencyKey, fingerprint: str, transaction_id: str
-) -> PostingResult | Transaction:
-    """For an action on an existing transaction: the stored answer if this
-    key was used already, else the transaction acted on. Raises
-    IdempotencyKeyReused, TransactionNotFound."""
-    stored = await unit.find_by_key(key)
-    if stored is not None:
-        return _replay(stored, fingerprint, key, unit.after_ambiguous)
-    target = await unit.get_transaction(transaction_id)
-    if target is None:
-        raise errors.TransactionNotFound(
-            f"no transaction {transaction_id!r}", transaction_id=transaction_id
-        )
-    return target
-
-
-def _replay(
-    stored: StoredPosting, fingerprint: str, key: IdempotencyKey, after_ambiguous: bool
-) -> PostingResult:
-    if stored.fingerprint != fingerprint:
-        raise errors.IdempotencyKeyReused(
-            f"Idempotency-Key {key.key!r} was already used for a different request "
-            f"(transaction {stored.transaction.id}); use a new key for a new posting",
-            idempotency_key=key.key,
-            transaction_id=stored.transaction.id,
-        )
-    # After an ambiguous commit the stored posting is, as far as the client can
-    # tell, the one this very request wrote: answer as the first answer.
-    return PostingResult(stored.transaction, replayed=not after_ambiguous)
+    def _page_size(self, limit: int | None) -> int:
+        return paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
 
 
 def _same_account(existing: Account, cmd: NewAccount) -> bool:
@@ -516,10 +379,3 @@ def _same_account(existing: Account, cmd: NewAccount) -> bool:
         and existing.flags == cmd.flags
         and existing.metadata == cmd.metadata
     )
-
-
-def _page(items: list, limit: int, key) -> Page:
-    if len(items) > limit:
-        items = items[:limit]
-        return Page(items=items, next_cursor=encode_cursor(key(items[-1])))
-    return Page(items=items, next_cursor=None)

@@ -264,6 +264,40 @@ class BalanceDelta(msgspec.Struct, frozen=True):
 # --- verification ------------------------------------------------------------------
 
 
+class Totals(msgspec.Struct, frozen=True):
+    """An account's four running totals."""
+
+    posted_debits: int
+    posted_credits: int
+    pending_debits: int = 0
+    pending_credits: int = 0
+
+
+class AccountSums(msgspec.Struct, frozen=True):
+    """One account's totals as a balance read returns them (the balance row,
+    or snapshot plus deltas for a hot account; all -1 when that is missing),
+    and as summed from the journal."""
+
+    cached: Totals
+    journal: Totals
+
+
+class LegCount(msgspec.Struct, frozen=True):
+    """How many transactions of one resolution (None for a plain posting)
+    have `entries` entries (0, 1, or 2 standing for two or more), with one of
+    their ids as an example."""
+
+    resolution: str | None
+    entries: int
+    transactions: int
+    example: str
+
+
+class CurrencyTotals(msgspec.Struct, frozen=True):
+    debits: int
+    credits: int
+
+
 class AccountDrift(msgspec.Struct, frozen=True):
     account_id: str
     cached_debits: int
@@ -283,25 +317,6 @@ class UnbalancedRecord(msgspec.Struct, frozen=True):
     credits: int
 
 
-class JournalFacts(msgspec.Struct, frozen=True):
-    """Raw sums storage reads in one consistent snapshot for `verify`."""
-
-    accounts: int
-    transactions: int
-    entries: int
-    # account_id -> (cached debits, credits, pending debits, pending credits,
-    #                journal debits, credits, pending debits, pending credits)
-    per_account: dict[str, tuple[int, int, int, int, int, int, int, int]]
-    unbalanced: list[UnbalancedRecord]
-    short_transactions: list[str]
-    currency_mismatches: int
-    # currency -> (total debits, total credits)
-    per_currency: dict[str, tuple[int, int]]
-    # Hot accounts: the newest snapshot `as_of` would trust, against the
-    # journal up to its watermark.
-    snapshots: list[SnapshotCheck] = msgspec.field(default_factory=list)
-
-
 class SnapshotCheck(msgspec.Struct, frozen=True):
     account_id: str
     seq: int
@@ -312,6 +327,25 @@ class SnapshotCheck(msgspec.Struct, frozen=True):
     journal_credits: int
 
 
+class JournalFacts(msgspec.Struct, frozen=True):
+    """The sums storage reads in one consistent snapshot for `verify`; the
+    engine judges them (`ledger.engine.verify`)."""
+
+    accounts: int
+    transactions: int
+    entries: int
+    per_account: dict[str, AccountSums]
+    # Transactions whose debits and credits differ in some currency.
+    unbalanced: list[UnbalancedRecord]
+    leg_counts: list[LegCount]
+    # Entries whose currency differs from their account's.
+    currency_mismatches: int
+    per_currency: dict[str, CurrencyTotals]
+    # Hot accounts: the newest snapshot `as_of` would trust, against the
+    # journal up to its watermark.
+    snapshots: list[SnapshotCheck] = msgspec.field(default_factory=list)
+
+
 class VerifyReport(msgspec.Struct, frozen=True):
     ok: bool
     accounts: int
@@ -319,8 +353,11 @@ class VerifyReport(msgspec.Struct, frozen=True):
     entries: int
     drift: list[AccountDrift]
     unbalanced: list[UnbalancedRecord]
+    # Transactions with the wrong number of entries for their kind: one
+    # example id per kind and count, and how many there are in all.
     short_transactions: list[str]
     currency_mismatches: int
-    per_currency: dict[str, tuple[int, int]]
+    per_currency: dict[str, CurrencyTotals]
     # Hot-account snapshots that differ from the journal up to their watermark.
     snapshot_drift: list[SnapshotCheck] = msgspec.field(default_factory=list)
+    short_transaction_count: int = 0

@@ -15,20 +15,19 @@ from collections.abc import Iterable, Mapping
 import msgspec
 
 from ledger.engine import errors
+from ledger.engine.limits import Limits
 from ledger.engine.model import (
-    AccountDrift,
     AccountFlags,
     AccountState,
     BalanceDelta,
     BalanceTotals,
     Direction,
-    JournalFacts,
     Leg,
     NewAccount,
     NewTransaction,
     PendingTotals,
     PostPendingRequest,
-    VerifyReport,
+    Transaction,
 )
 
 ACCOUNT_ID = re.compile(r"^[A-Za-z0-9:_.-]{1,128}$")
@@ -36,14 +35,6 @@ CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
 MAX_SCALE = 18
 # Totals are kept in 64-bit integers in the database.
 INT64_MAX = 2**63 - 1
-
-
-class Limits(msgspec.Struct, frozen=True):
-    max_legs: int = 64
-    max_amount: int = 2**53 - 1
-    max_metadata_bytes: int = 4096
-    max_description_chars: int = 1024
-    max_timeout_seconds: int = 30 * 24 * 3600
 
 
 def check_metadata(metadata: dict, description: str | None, limits: Limits) -> None:
@@ -308,6 +299,28 @@ def reversed_legs(legs: Iterable[Leg]) -> list[Leg]:
     return [Leg(leg.account_id, swap[leg.direction], leg.amount) for leg in legs]
 
 
+def check_reversible(original: Transaction) -> None:
+    """Raises NotReversible for a pending transaction or a void (which moved
+    no posted amount), AlreadyReversed for one reversed before."""
+    transaction_id = original.id
+    if original.pending or original.resolution in ("voided", "expired"):
+        raise errors.NotReversible(
+            f"transaction {transaction_id!r} is "
+            + (
+                "pending: void it instead"
+                if original.pending
+                else "a void, which moved no posted amount"
+            ),
+            transaction_id=transaction_id,
+        )
+    if original.reversed_by is not None:
+        raise errors.AlreadyReversed(
+            f"transaction {transaction_id!r} was already reversed by {original.reversed_by!r}",
+            transaction_id=transaction_id,
+            reversed_by=original.reversed_by,
+        )
+
+
 def totals(normal_side: Direction, debits: int, credits: int) -> BalanceTotals:
     """The signed balance on the account's normal side."""
     balance = debits - credits if normal_side == "debit" else credits - debits
@@ -374,41 +387,3 @@ def fingerprint(kind: str, request: msgspec.Struct) -> str:
     """
     canonical = msgspec.json.encode(msgspec.to_builtins(request), order="sorted")
     return hashlib.sha256(kind.encode() + b"\0" + canonical).hexdigest()
-
-
-def judge(facts: JournalFacts) -> VerifyReport:
-    """Turn the journal's sums into a verdict: every cached balance equals its
-    journal sum, every transaction balances per currency and has two legs or
-    more, every entry has its account's currency, and the whole book balances
-    per currency."""
-    drift = [
-        AccountDrift(account_id, cd, cc, jd, jc, cpd, cpc, jpd, jpc)
-        for account_id, (cd, cc, cpd, cpc, jd, jc, jpd, jpc) in sorted(facts.per_account.items())
-        if (cd, cc, cpd, cpc) != (jd, jc, jpd, jpc)
-    ]
-    books_balance = all(d == c for d, c in facts.per_currency.values())
-    snapshot_drift = [
-        s
-        for s in facts.snapshots
-        if (s.snapshot_debits, s.snapshot_credits) != (s.journal_debits, s.journal_credits)
-    ]
-    ok = (
-        not drift
-        and not snapshot_drift
-        and not facts.unbalanced
-        and not facts.short_transactions
-        and facts.currency_mismatches == 0
-        and books_balance
-    )
-    return VerifyReport(
-        ok=ok,
-        accounts=facts.accounts,
-        transactions=facts.transactions,
-        entries=facts.entries,
-        drift=drift,
-        unbalanced=facts.unbalanced,
-        short_transactions=facts.short_transactions,
-        currency_mismatches=facts.currency_mismatches,
-        per_currency=facts.per_currency,
-        snapshot_drift=snapshot_drift,
-    )

@@ -2,19 +2,14 @@
 
 No other module asks which database it talks to: they call the functions
 here. The unit tests exercise every branch offline (`tests/unit/test_dialect.py`).
+What is the same on both lives elsewhere: ids in `ids.py`, the classification
+of database errors in `failures.py`.
 """
 
 from __future__ import annotations
 
-import enum
-import os
-import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 POSTGRESQL = "postgresql"
@@ -31,53 +26,6 @@ def dialect_name(url: str) -> str:
         f"unsupported database URL scheme {backend!r}: use postgresql+psycopg:// "
         "or cockroachdb+psycopg://"
     )
-
-
-# --- ids ---------------------------------------------------------------------------
-
-
-def new_transaction_id() -> uuid.UUID:
-    """Random: transaction ids lead their table's primary key, and a
-    time-ordered leading key would send every insert on CockroachDB to one
-    range."""
-    return uuid.uuid4()
-
-
-def new_entry_id(at: datetime | None = None) -> uuid.UUID:
-    """Time-ordered (UUIDv7 layout: 48 bits of milliseconds, then random).
-
-    Safe on both engines because the entries key is (account_id, entry_id):
-    the random-ish account id leads, so inserts spread across ranges, while
-    one account's history stays in time order for pagination.
-
-    The store passes the transaction's `created_at` (the database's time), so
-    that a range of entry ids is a range of creation times: `as_of` on a hot
-    account reads the entries after a snapshot by that range, through the
-    primary key, with no other index.
-    """
-    millis = _millis(at) if at is not None else time.time_ns() // 1_000_000
-    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
-
-
-def entry_id_floor(at: datetime) -> uuid.UUID:
-    """The smallest entry id `new_entry_id` can give in `at`'s millisecond."""
-    return uuid.UUID(int=(_millis(at) & ((1 << 48) - 1)) << 80)
-
-
-def entry_id_ceiling(at: datetime) -> uuid.UUID:
-    """An entry id above every one `new_entry_id` can give at or before `at`."""
-    return uuid.UUID(int=((_millis(at) + 1) & ((1 << 48) - 1)) << 80)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _millis(at: datetime) -> int:
-    """Whole milliseconds since the epoch, exactly (no float rounding)."""
-    return (at - _EPOCH) // timedelta(milliseconds=1)
 
 
 # --- sessions ------------------------------------------------------------------------
@@ -248,57 +196,7 @@ def revoke_writer_role_ddl(name: str, role: str) -> list[str]:
     return [f"REVOKE ALL ON TABLE transactions, entries, accounts, account_balances FROM {role}"]
 
 
-# --- errors --------------------------------------------------------------------------
-
-
-class Failure(enum.Enum):
-    """How the retry loop should treat an error from the database."""
-
-    SERIALIZATION = "serialization"  # 40001: nothing committed, retry
-    DEADLOCK = "deadlock"  # 40P01: nothing committed, retry
-    AMBIGUOUS = "ambiguous"  # 40003 or lost at COMMIT: may have committed
-    CONNECTION = "connection"  # lost before COMMIT: nothing committed, retry
-    FATAL = "fatal"  # anything else: do not retry
-
-
-# SQLSTATEs of a connection the server closed or lost (class 08), and of a
-# server shutting down or killing the backend (57P01 admin_shutdown, which is
-# what pg_terminate_backend sends, 57P02 crash_shutdown, 57P03
-# cannot_connect_now).
-_CONNECTION_STATES = {"57P01", "57P02", "57P03"}
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-    return getattr(orig, "sqlstate", None)
-
-
-def constraint_name(exc: BaseException) -> str | None:
-    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-    diag = getattr(orig, "diag", None)
-    return getattr(diag, "constraint_name", None) if diag is not None else None
-
-
-def classify(exc: BaseException, *, during_commit: bool) -> Failure:
-    """Decide whether a failed transaction may be retried, and whether its
-    outcome is known. Works on SQLAlchemy's wrapped errors and on raw psycopg
-    errors alike, for both engines (CockroachDB reports its restart errors,
-    RETRY_WRITE_TOO_OLD, RETRY_SERIALIZABLE and the rest, as 40001)."""
-    state = sqlstate(exc)
-    if state == "40001":
-        return Failure.SERIALIZATION
-    if state == "40P01":
-        return Failure.DEADLOCK
-    if state == "40003":
-        return Failure.AMBIGUOUS
-    lost = (
-        (state is not None and (state.startswith("08") or state in _CONNECTION_STATES))
-        or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
-        or (state is None and _is_psycopg_operational(exc))
-    )
-    if lost:
-        return Failure.AMBIGUOUS if during_commit else Failure.CONNECTION
-    return Failure.FATAL
+# --- the posting path ----------------------------------------------------------------
 
 
 def batches_postings(name: str) -> bool:
@@ -320,21 +218,3 @@ def batches_postings(name: str) -> bool:
     server here, and the four-message path is the one it was built with.
     """
     return name == POSTGRESQL
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether a raw driver error means the connection itself is gone (not a
-    conflict or a refusal on a healthy connection, such as 40001)."""
-    state = sqlstate(exc)
-    if state is None:
-        return _is_psycopg_operational(exc)
-    return state.startswith("08") or state in _CONNECTION_STATES
-
-
-def _is_psycopg_operational(exc: BaseException) -> bool:
-    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
-    return isinstance(orig, psycopg.OperationalError)
-
-
-def is_numeric_overflow(exc: BaseException) -> bool:
-    return sqlstate(exc) == "22003"

@@ -26,7 +26,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.engine import errors
-from ledger.storage.dialect import Failure, classify
+from ledger.storage.failures import Failure, classify
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """`ledger drill <scenario>`: kill a node under load, then prove that nothing
 acknowledged was lost and nothing was posted twice.
 
-A Locust load (the careful client of `bench/locustfiles/common.py`: on an
+A Locust load (the careful client of the locustfiles' `common.py`: on an
 unknown outcome it sends the same request, same key, to the next node, and it
 records every acknowledged posting) runs at a constant number of users. After
 `--before` seconds the fault strikes; the load goes on for `--after` seconds.
@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger import capacity
+from ledger.ops import bench, locust
 
 SCENARIOS = ("service-kill", "db-primary-kill", "db-restart", "conn-reset")
 
@@ -213,7 +213,7 @@ def plot(out: Path, acks, fault: Fault) -> str:
 
 def run(
     scenario: str,
-    options: capacity.BenchOptions,
+    options: bench.BenchOptions,
     fault: Callable[[], Fault],
     before: float,
     after: float,
@@ -228,16 +228,16 @@ def run(
     options.step_seconds = options.duration + 1  # one level: constant users
     options.p99_ms = float("inf")  # a drill never stops the load early
     options.max_errors = 1.0
-    capacity.seed(options)
-    load = capacity.start_locust(options, out, ack_log)
+    bench.seed(options)
+    load = locust.start(options, out, ack_log)
     time.sleep(before)
     happened = fault()
     load_code = load.wait()
-    acks = capacity.read_acks(ack_log)
+    acks = locust.read_acks(ack_log)
     import asyncio
 
-    audited = asyncio.run(capacity.audit(options.database_url, acks))
-    rows = capacity.history(out)
+    audited = asyncio.run(bench.audit(options.database_url, acks))
+    rows = locust.history(out)
     verdict = {
         "scenario": scenario,
         "fault": {"steps": happened.steps, "seconds": round(happened.ended - happened.started, 1)},

@@ -2,7 +2,7 @@
 a dashboard and a payment API share one ledger: per posting, about two
 balance reads and one history page.
 
-    locust -f bench/locustfiles/read_mix.py --headless -u 20 -r 5 -t 60s
+    locust -f src/ledger/ops/locustfiles/read_mix.py --headless -u 20 -r 5 -t 60s
 
 See `common.py` for the environment.
 """

@@ -1,7 +1,7 @@
 """Load shape `fan_in_hot`: every transfer also pays a fee into one hot
 account (`load-fees`), as a payment platform's fee account is paid.
 
-    locust -f bench/locustfiles/fan_in_hot.py --headless -u 20 -r 5 -t 60s
+    locust -f src/ledger/ops/locustfiles/fan_in_hot.py --headless -u 20 -r 5 -t 60s
 
 Three legs: the payer is debited amount + fee, the payee credited the
 amount, the hot fee account the fee. See `common.py` for the environment.

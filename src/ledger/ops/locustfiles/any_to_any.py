@@ -1,6 +1,6 @@
 """Load shape `any_to_any`: two-leg transfers between random accounts.
 
-    locust -f bench/locustfiles/any_to_any.py --headless -u 20 -r 5 -t 60s \
+    locust -f src/ledger/ops/locustfiles/any_to_any.py --headless -u 20 -r 5 -t 60s \
         --host http://127.0.0.1:8000
 
 See `common.py` for the environment it reads (nodes, accounts, the record

@@ -2,7 +2,7 @@
 Idempotency-Key, as a client that timed out and retried would. The second
 answer must be the same transaction, marked as a replay.
 
-    locust -f bench/locustfiles/replays.py --headless -u 20 -r 5 -t 60s
+    locust -f src/ledger/ops/locustfiles/replays.py --headless -u 20 -r 5 -t 60s
 
 See `common.py` for the environment.
 """

@@ -3,7 +3,7 @@ pending transaction with a short timeout), then captures it in full (60%),
 captures less (15%), voids it (15%), or lets it expire (10%: the sweeper in
 the services voids it after its timeout).
 
-    locust -f bench/locustfiles/authorize_capture.py --headless -u 20 -r 5 -t 60s
+    locust -f src/ledger/ops/locustfiles/authorize_capture.py --headless -u 20 -r 5 -t 60s
 
 A capture that loses to the expiry gets 409, which is the ledger's answer,
 not a failure. See `common.py` for the environment.

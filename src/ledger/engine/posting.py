@@ -1,0 +1,103 @@
+"""The steps every posting shares, inside one unit of work: write the
+header, lock and check the accounts, write the legs; and answer a key that
+was used before. `ledger.engine.ledger` composes them into the use cases."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ledger.engine import errors, rules
+from ledger.engine.model import (
+    IdempotencyKey,
+    Leg,
+    NewEntry,
+    PostingResult,
+    StoredPosting,
+    Transaction,
+    TransactionHeader,
+)
+from ledger.engine.ports import PostingUnit
+
+
+async def write(
+    unit: PostingUnit,
+    header: TransactionHeader,
+    legs: list[Leg],
+    *,
+    pending: bool = False,
+    release: list[Leg] | None = None,
+) -> Transaction:
+    """Write the header, then lock, check and write the legs, inside `unit`.
+
+    `legs` are written as entries (pending ones when `pending`); `release`
+    are the legs of a pending transaction being resolved, taken out of the
+    pending totals. The header goes first so that a used idempotency key (or
+    a resolution already made) is found before any rule is judged: a replay
+    must return the original even when, say, the limit it once fitted under
+    is now used up.
+
+    Raises UnknownAccount, CurrencyMismatch, UnbalancedTransaction,
+    LimitExceeded, BalanceOverflow, and what `unit.open_posting` raises.
+    """
+    release = release or []
+    ref, states = await unit.open_posting(
+        header, sorted({leg.account_id for leg in [*legs, *release]})
+    )
+    currencies = rules.check_accounts(legs, states)
+    rules.check_balanced(legs, currencies)
+    deltas = rules.merge_deltas(
+        rules.balance_deltas(legs, pending=pending), rules.release_deltas(release)
+    )
+    rules.check_limits(states, deltas)
+    ordinary, hot = rules.split_hot(states, deltas)
+    entries = [
+        NewEntry(leg.account_id, i, leg.direction, leg.amount, currency, pending)
+        for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True))
+    ]
+    # Paired assertions around the write boundary: what goes to storage
+    # balances per currency, and what storage wrote is exactly that.
+    assert _balanced(entries), "unbalanced entries reached the write boundary"
+    written = await unit.append_entries(ref, header, entries, ordinary, hot)
+    assert len(written.entries) == len(entries), "storage wrote another number of entries"
+    return written
+
+
+def _balanced(entries: list[NewEntry]) -> bool:
+    sums: dict[str, int] = defaultdict(int)
+    for e in entries:
+        sums[e.currency] += e.amount if e.direction == "debit" else -e.amount
+    return not any(sums.values())
+
+
+async def replay_or_target(
+    unit: PostingUnit, key: IdempotencyKey, fingerprint: str, transaction_id: str
+) -> PostingResult | Transaction:
+    """For an action on an existing transaction: the stored answer if this
+    key was used already, else the transaction acted on. Raises
+    IdempotencyKeyReused, TransactionNotFound."""
+    stored = await unit.find_by_key(key)
+    if stored is not None:
+        return replay(stored, fingerprint, key, unit.after_ambiguous)
+    target = await unit.get_transaction(transaction_id)
+    if target is None:
+        raise errors.TransactionNotFound(
+            f"no transaction {transaction_id!r}", transaction_id=transaction_id
+        )
+    return target
+
+
+def replay(
+    stored: StoredPosting, fingerprint: str, key: IdempotencyKey, after_ambiguous: bool
+) -> PostingResult:
+    """The stored answer for a key used before. Raises IdempotencyKeyReused
+    when the request differs from the one stored under the key."""
+    if stored.fingerprint != fingerprint:
+        raise errors.IdempotencyKeyReused(
+            f"Idempotency-Key {key.key!r} was already used for a different request "
+            f"(transaction {stored.transaction.id}); use a new key for a new posting",
+            idempotency_key=key.key,
+            transaction_id=stored.transaction.id,
+        )
+    # After an ambiguous commit the stored posting is, as far as the client can
+    # tell, the one this very request wrote: answer as the first answer.
+    return PostingResult(stored.transaction, replayed=not after_ambiguous)

@@ -1,0 +1,210 @@
+"""`ledger bench`: a capacity run with Locust, audited, next to the raw
+database, with a report.
+
+One invocation:
+1. seeds the load accounts through the service;
+2. runs Locust headless, a master and one worker process per core
+   (`--expect-workers`), with the step-load shape of the locustfiles'
+   `common.py`: users rise by a step until a step's p99 passes the latency
+   target or its errors pass the limit;
+3. checks the books (`verify`: any drift fails the run) and that every
+   posting the load acknowledged is in the journal exactly once, under its
+   key, with the id it was acknowledged with;
+4. measures the raw database on the same server: pgbench running the
+   statements of one posting (`ledger.ops.pgbench`);
+5. writes `<results>/<timestamp>-<shape>/`: Locust's CSV and HTML, a JSON
+   summary, and PNG plots; and exits non-zero when a target of
+   `ledger/ops/targets.toml` is missed.
+
+It measures; it decides nothing about speed except against the targets file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledger.engine.ledger import Ledger
+from ledger.ops import locust, report
+from ledger.ops.files import SHAPES, locustfiles
+from ledger.settings import Settings
+from ledger.storage.store import build_store
+
+DEFAULT_RESULTS = Path("bench/results")
+__all__ = ["SHAPES", "BenchOptions", "audit", "run", "seed"]
+
+
+@dataclass
+class BenchOptions:
+    shape: str
+    targets: list[str]
+    database_url: str
+    duration: int = 60
+    accounts: int = 1000
+    step_users: int = 4
+    step_seconds: float = 10
+    max_users: int = 200
+    p99_ms: float = 50
+    max_errors: float = 0.01
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    baseline_seconds: int = 15
+    results: Path = DEFAULT_RESULTS
+    check_targets: bool = True
+
+
+_ATTEMPT_LINE = re.compile(r'^ledger_db_transaction_attempts_total\{outcome="([a-z_]+)"\} (\S+)$')
+_RETRIED = ("serialization", "deadlock", "connection", "ambiguous", "key_race")
+
+
+def attempts(targets: list[str]) -> dict[str, float]:
+    """The services' database-attempt counters, summed over the nodes."""
+    totals: dict[str, float] = {}
+    for target in targets:
+        try:
+            with urllib.request.urlopen(f"{target}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            m = _ATTEMPT_LINE.match(line)
+            if m:
+                totals[m.group(1)] = totals.get(m.group(1), 0) + float(m.group(2))
+    return totals
+
+
+def seed(options: BenchOptions) -> None:
+    sys.path.insert(0, str(locustfiles()))
+    try:
+        import common  # the locustfiles' own seeding: one definition of the accounts
+
+        common.seed(options.targets[0], options.accounts)
+    finally:
+        sys.path.pop(0)
+    asyncio.run(_analyze(options.database_url))
+
+
+async def _analyze(database_url: str) -> None:
+    store = build_store(database_url, Settings(), role="", application_name="ledger-bench")
+    try:
+        await store.refresh_statistics()
+    finally:
+        await store.dispose()
+
+
+async def audit(database_url: str, acks: list[tuple[str, str, float]]) -> dict:
+    """Every acknowledged posting is in the journal once, under its key,
+    with the id it was acknowledged with; and verify is clean."""
+    settings = Settings(database_url=database_url)
+    store = build_store(database_url, settings, application_name="ledger-bench")
+    try:
+        stored = await store.transactions_by_keys("default", sorted({k for k, _, _ in acks}))
+        verdict = await Ledger(store, settings.limits()).verify()
+    finally:
+        await store.dispose()
+    acked: dict[str, set[str]] = {}
+    for key, transaction_id, _ in acks:
+        acked.setdefault(key, set()).add(transaction_id)
+    missing = [k for k in acked if k not in stored]
+    twice = [k for k in acked if len(stored.get(k, ())) > 1]
+    wrong = [k for k, found in acked.items() if k in stored and found != set(stored[k])]
+    return {
+        "acknowledged": len(acked),
+        "missing": len(missing),
+        "duplicated": len(twice),
+        "mismatched": len(wrong),
+        "examples": (missing + twice + wrong)[:5],
+        "verify_ok": verdict.ok,
+        "verify": {
+            "accounts": verdict.accounts,
+            "transactions": verdict.transactions,
+            "entries": verdict.entries,
+            "drift": len(verdict.drift),
+            "snapshot_drift": len(verdict.snapshot_drift),
+            "unbalanced": len(verdict.unbalanced),
+        },
+    }
+
+
+def audit_failed(audited: dict) -> bool:
+    return bool(
+        audited["missing"]
+        or audited["duplicated"]
+        or audited["mismatched"]
+        or not audited["verify_ok"]
+    )
+
+
+def run(
+    options: BenchOptions, measure_baseline: Callable[[], dict | None]
+) -> tuple[int, Path, dict]:
+    """The whole run. `measure_baseline()` runs pgbench on the same server
+    (after the load, so the two never compete) and returns its result, or
+    None when the target has no pgbench. Returns the exit code, the report
+    directory and the summary."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = options.results / f"{stamp}-{options.shape}"
+    out.mkdir(parents=True, exist_ok=True)
+    ack_log = out / "acknowledged.log"
+    seed(options)
+    before = attempts(options.targets)
+    began = time.time()
+    locust_code = locust.start(options, out, ack_log).wait()
+    elapsed = time.time() - began
+    after = attempts(options.targets)
+    acks = locust.read_acks(ack_log)
+    audited = asyncio.run(audit(options.database_url, acks))
+    baseline = measure_baseline()
+    summary = summarize(options, out, acks, {k: after.get(k, 0) - before.get(k, 0) for k in after})
+    summary.update(
+        duration_s=round(elapsed, 1),
+        baseline=baseline,
+        audit=audited,
+        locust_exit_code=locust_code,
+    )
+    best = summary["sustained"]
+    summary["ratio_to_baseline"] = (
+        round(best["postings_per_second"] / baseline["tps"], 3)
+        if best and baseline and baseline.get("tps")
+        else None
+    )
+    targets = report.load_targets(options.shape) if options.check_targets else {}
+    summary["targets_missed"] = report.judge(summary, targets) if targets else []
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    code = 1 if audit_failed(audited) else (2 if summary["targets_missed"] else 0)
+    return code, out, summary
+
+
+def summarize(options: BenchOptions, out: Path, acks, attempted: dict[str, float]) -> dict:
+    """The figures of a finished load: steps, the sustained level, errors,
+    retries per commit, and the plots."""
+    rows = locust.history(out)
+    levels = report.steps(rows, acks)
+    best = report.knee(levels, options.p99_ms, options.max_errors)
+    total_requests = rows[-1]["requests"] if rows else 0
+    total_failures = rows[-1]["failures"] if rows else 0
+    committed = attempted.get("committed", 0)
+    retried = sum(v for k, v in attempted.items() if k in _RETRIED)
+    return {
+        "shape": options.shape,
+        "targets": options.targets,
+        "workers": options.workers,
+        "acknowledged_postings": len(acks),
+        "sustained": best,
+        "sustained_postings_per_second": best["postings_per_second"] if best else None,
+        "knee_users": best["users"] if best else None,
+        "p99_target_ms": options.p99_ms,
+        "error_rate": total_failures / total_requests if total_requests else 0,
+        "retry_rate": retried / committed if committed else 0,
+        "database_attempts": attempted,
+        "steps": levels,
+        "plots": report.plot(out, rows, levels, acks, options.p99_ms),
+    }

@@ -1,0 +1,278 @@
+"""The operator tools' subcommands, mounted on `ledger` by `ledger.cli`:
+`ledger cluster up|down|status`, `ledger bench`, `ledger drill`. They need
+the `ops` extra (Locust, matplotlib); everything they read ships inside the
+package, so they run from an installed wheel as well as from a checkout."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import msgspec
+
+from ledger.ops.files import SHAPES
+
+RESULTS_HELP = "default bench/results under the working directory"
+
+
+def _cluster_dir(args: argparse.Namespace) -> Path:
+    from ledger.ops.cluster import DEFAULT_DIR
+
+    return args.dir or DEFAULT_DIR
+
+
+def cmd_cluster_up(args: argparse.Namespace) -> int:
+    from ledger.ops.cluster import Cluster, format_status
+
+    # Settings given as LEDGER_* variables reach every service.
+    environment = {k: v for k, v in os.environ.items() if k.startswith("LEDGER_")}
+    environment.pop("LEDGER_DATABASE_URL", None)
+    try:
+        cluster = Cluster.create(
+            _cluster_dir(args), args.services, args.base_port, environment=environment
+        )
+    except RuntimeError as exc:
+        print(f"ledger cluster up: {exc}", file=sys.stderr)
+        return 1
+    print(format_status(cluster.status()))
+    print(f"services: {','.join(cluster.service_urls())}")
+    return 0
+
+
+def cmd_cluster_down(args: argparse.Namespace) -> int:
+    from ledger.ops.cluster import Cluster
+
+    try:
+        cluster = Cluster.load(_cluster_dir(args))
+    except FileNotFoundError as exc:
+        print(f"ledger cluster down: {exc}", file=sys.stderr)
+        return 1
+    cluster.stop()
+    print(f"stopped the cluster in {cluster.directory}")
+    return 0
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    from ledger.ops.cluster import Cluster, format_status
+
+    try:
+        cluster = Cluster.load(_cluster_dir(args))
+    except FileNotFoundError as exc:
+        print(f"ledger cluster status: {exc}", file=sys.stderr)
+        return 1
+    rows = cluster.status()
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(rows)).decode())
+    else:
+        print(format_status(rows))
+    healthy = all(r["state"] in ("primary", "standby", "ready") for r in rows)
+    return 0 if healthy else 3
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from ledger.ops import bench, report
+    from ledger.ops.cluster import Cluster
+
+    if args.shape not in SHAPES:
+        print(f"ledger bench: --shape must be one of {', '.join(SHAPES)}", file=sys.stderr)
+        return 2
+    if args.target:
+        if not args.database_url:
+            print("ledger bench: --target needs --database-url to audit", file=sys.stderr)
+            return 2
+        targets = [t.strip().rstrip("/") for t in args.target.split(",") if t.strip()]
+        database_url = args.database_url
+    else:
+        try:
+            cluster = Cluster.load(_cluster_dir(args))
+            database_url = cluster.primary_url()
+        except (FileNotFoundError, RuntimeError) as exc:
+            print(f"ledger bench: {exc}", file=sys.stderr)
+            return 2
+        targets = cluster.service_urls()
+    options = bench.BenchOptions(
+        shape=args.shape,
+        targets=targets,
+        database_url=database_url,
+        duration=args.duration,
+        accounts=args.accounts,
+        step_users=args.step_users,
+        step_seconds=args.step_seconds,
+        max_users=args.max_users,
+        p99_ms=args.p99_ms,
+        max_errors=args.max_errors,
+        baseline_seconds=args.baseline_seconds,
+        check_targets=not args.no_targets,
+    )
+    if args.workers:
+        options.workers = args.workers
+    if args.results:
+        options.results = args.results
+    print(
+        f"ledger bench: {args.shape} on {', '.join(targets)} for up to {args.duration} s, "
+        f"{options.workers} Locust workers",
+        flush=True,
+    )
+    code, out, summary = bench.run(options, lambda: _pgbench_baseline(database_url, args))
+    print(report.format_summary(summary))
+    print(f"report: {out}")
+    return code
+
+
+def _pgbench_baseline(database_url: str, args: argparse.Namespace) -> dict | None:
+    """pgbench on the database behind the services, or None where pgbench
+    cannot go (it speaks PostgreSQL's protocol, not CockroachDB's SQL)."""
+    from sqlalchemy.engine import make_url
+
+    from ledger.ops import pgbench
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    connection = ["-U", url.username or "postgres"]
+    host = url.host or url.query.get("host")
+    if host:
+        connection += ["-h", str(host)]
+    port = url.port or url.query.get("port")
+    if port:
+        connection += ["-p", str(port)]
+    print(f"raw database: pgbench for {args.baseline_seconds} s ...", flush=True)
+    return pgbench.run(
+        connection, url.database, args.accounts, "load-", pgbench.CLIENTS, args.baseline_seconds
+    )
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from ledger.ops import bench, drill
+    from ledger.ops.cluster import Cluster
+
+    if args.scenario not in drill.SCENARIOS:
+        print(
+            f"ledger drill: scenario must be one of {', '.join(drill.SCENARIOS)}", file=sys.stderr
+        )
+        return 2
+    if args.target == "compose":
+        targets = [t.strip() for t in args.services.split(",") if t.strip()]
+        database_url = args.database_url
+        fault = drill.compose_fault(args.scenario, args.pause)
+    else:
+        try:
+            cluster = Cluster.load(_cluster_dir(args))
+        except FileNotFoundError as exc:
+            print(f"ledger drill: {exc}", file=sys.stderr)
+            return 2
+        # The services' own multi-host URL: after a failover the audit
+        # reads the new primary.
+        database_url = cluster.database_url()
+        targets = cluster.service_urls()
+        fault = drill.local_fault(cluster, args.scenario, args.pause)
+    options = bench.BenchOptions(
+        shape=args.shape,
+        targets=targets,
+        database_url=database_url,
+        accounts=args.accounts,
+        step_users=args.users,
+        check_targets=False,
+    )
+    if args.workers:
+        options.workers = args.workers
+    if args.results:
+        options.results = args.results
+    print(
+        f"ledger drill: {args.scenario} on {', '.join(targets)}: {args.users} users, "
+        f"fault after {args.before:g} s, then {args.after:g} s more",
+        flush=True,
+    )
+    code, out, verdict = drill.run(args.scenario, options, fault, args.before, args.after)
+    print(drill.format_verdict(verdict))
+    print(f"report: {out}")
+    return code
+
+
+def register(sub) -> None:
+    """Add the subcommands to `ledger`'s subparsers."""
+    _cluster_parser(sub)
+    _bench_parser(sub)
+    _drill_parser(sub)
+
+
+def _cluster_parser(sub) -> None:
+    cluster = sub.add_parser(
+        "cluster", help="a local cluster: PostgreSQL primary, synchronous standby, N services"
+    )
+    cluster_sub = cluster.add_subparsers(dest="action", required=True)
+    up = cluster_sub.add_parser("up", help="create and start it (replaces a stopped one)")
+    up.add_argument("--dir", type=Path, default=None, help="default .ledger/cluster")
+    up.add_argument("--services", type=int, default=2, help="service processes (default 2)")
+    up.add_argument("--base-port", type=int, help="first service port (default: free ports)")
+    up.set_defaults(func=cmd_cluster_up)
+    down = cluster_sub.add_parser("down", help="stop every part (the data stays until `up`)")
+    down.add_argument("--dir", type=Path, default=None)
+    down.set_defaults(func=cmd_cluster_down)
+    st = cluster_sub.add_parser("status", help="every part: pid, port, state, log")
+    st.add_argument("--dir", type=Path, default=None)
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_cluster_status)
+
+
+def _bench_parser(sub) -> None:
+    bench = sub.add_parser(
+        "bench", help="a Locust capacity run, audited, next to pgbench, with a report"
+    )
+    bench.add_argument("--shape", default="any_to_any", help=f"a load shape: {', '.join(SHAPES)}")
+    bench.add_argument("--duration", type=int, default=60, help="seconds of load at most")
+    bench.add_argument(
+        "--target",
+        help="comma-separated service URLs (default: the local cluster's services); "
+        "with it, --database-url names the database to audit",
+    )
+    bench.add_argument("--database-url", help="the database behind --target")
+    bench.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
+    bench.add_argument("--accounts", type=int, default=1000)
+    bench.add_argument("--step-users", type=int, default=4, help="users added per step")
+    bench.add_argument("--step-seconds", type=float, default=10, help="seconds per step")
+    bench.add_argument("--max-users", type=int, default=200)
+    bench.add_argument("--p99-ms", type=float, default=50, help="latency target of a step")
+    bench.add_argument("--max-errors", type=float, default=0.01, help="error ratio of a step")
+    bench.add_argument("--workers", type=int, help="Locust workers (default: one per core)")
+    bench.add_argument("--baseline-seconds", type=int, default=15, help="pgbench seconds")
+    bench.add_argument("--results", type=Path, help=RESULTS_HELP)
+    bench.add_argument(
+        "--no-targets",
+        action="store_true",
+        help="do not judge ledger/ops/targets.toml (smoke runs)",
+    )
+    bench.set_defaults(func=cmd_bench)
+
+
+def _drill_parser(sub) -> None:
+    drill = sub.add_parser("drill", help="kill a node under load; prove nothing was lost")
+    drill.add_argument("scenario", help="service-kill, db-primary-kill, db-restart, conn-reset")
+    drill.add_argument(
+        "--target",
+        default="local",
+        choices=["local", "compose"],
+        help="the local cluster (default) or the Docker Compose stack of deploy/cockroach",
+    )
+    drill.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
+    drill.add_argument("--shape", default="any_to_any")
+    drill.add_argument("--users", type=int, default=8, help="constant Locust users")
+    drill.add_argument("--before", type=float, default=10, help="seconds of load before the fault")
+    drill.add_argument("--after", type=float, default=20, help="seconds of load after it")
+    drill.add_argument("--pause", type=float, default=3, help="seconds a killed node stays down")
+    drill.add_argument("--accounts", type=int, default=1000)
+    drill.add_argument("--workers", type=int, help="Locust workers (default: one per core)")
+    drill.add_argument("--results", type=Path, help=RESULTS_HELP)
+    drill.add_argument(
+        "--services",
+        default="http://127.0.0.1:8001,http://127.0.0.1:8002",
+        help="with --target compose: the services' URLs",
+    )
+    drill.add_argument(
+        "--database-url",
+        default="cockroachdb+psycopg://root@127.0.0.1:26257/ledger?sslmode=disable",
+        help="with --target compose: the database to audit",
+    )
+    drill.set_defaults(func=cmd_drill)

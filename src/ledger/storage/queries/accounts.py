@@ -1,0 +1,107 @@
+"""Accounts: creating, reading, listing, and their recorded changes."""
+
+from __future__ import annotations
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ledger.engine.model import Account, AccountChange, NewAccount
+from ledger.storage import ids, rows
+from ledger.storage.fragments import ACCOUNT_COLUMNS, ACCOUNTS_WITH_HOT
+from ledger.storage.queries.hot import OPEN_SNAPSHOT
+from ledger.storage.tables import account_balances, account_changes, accounts
+
+
+async def insert(conn: AsyncConnection, account_id: str, cmd: NewAccount) -> Account | None:
+    """The account with its zero balance row (and an opening snapshot when
+    it is hot); None if the id is taken."""
+    row = (
+        await conn.execute(
+            pg_insert(accounts)
+            .values(
+                id=account_id,
+                currency=cmd.currency,
+                scale=cmd.scale,
+                normal_side=cmd.normal_side,
+                debits_must_not_exceed_credits=cmd.flags.debits_must_not_exceed_credits,
+                credits_must_not_exceed_debits=cmd.flags.credits_must_not_exceed_debits,
+                metadata=cmd.metadata,
+            )
+            .on_conflict_do_nothing(index_elements=[accounts.c.id])
+            .returning(*ACCOUNT_COLUMNS)
+        )
+    ).first()
+    if row is None:
+        return None
+    await conn.execute(
+        account_balances.insert().values(
+            account_id=account_id, posted_debits=0, posted_credits=0, hot=cmd.hot
+        )
+    )
+    if cmd.hot:
+        await conn.execute(OPEN_SNAPSHOT, {"account_id": account_id})
+    return msgspec.structs.replace(rows.account(row), hot=cmd.hot)
+
+
+async def get(conn: AsyncConnection, account_id: str) -> Account | None:
+    row = (
+        await conn.execute(
+            select(*ACCOUNT_COLUMNS, account_balances.c.hot)
+            .select_from(ACCOUNTS_WITH_HOT)
+            .where(accounts.c.id == account_id)
+        )
+    ).first()
+    return None if row is None else rows.account(row)
+
+
+async def listing(conn: AsyncConnection, after: str | None, limit: int) -> list[Account]:
+    query = (
+        select(*ACCOUNT_COLUMNS, account_balances.c.hot)
+        .select_from(ACCOUNTS_WITH_HOT)
+        .order_by(accounts.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(accounts.c.id > after)
+    return [rows.account(row) for row in await conn.execute(query)]
+
+
+async def record_change(
+    conn: AsyncConnection, account_id: str, field: str, old_value: object, new_value: object
+) -> None:
+    await conn.execute(
+        account_changes.insert().values(
+            account_id=account_id,
+            change_id=ids.new_entry_id(),
+            field=field,
+            old_value=msgspec.json.encode(old_value).decode(),
+            new_value=msgspec.json.encode(new_value).decode(),
+        )
+    )
+
+
+async def changes(
+    conn: AsyncConnection, account_id: str, after: str | None, limit: int
+) -> list[AccountChange]:
+    after_id = rows.uuid_after(after, "this account's changes")
+    query = (
+        select(account_changes)
+        .where(account_changes.c.account_id == account_id)
+        .order_by(account_changes.c.change_id)
+        .limit(limit)
+    )
+    if after_id is not None:
+        query = query.where(account_changes.c.change_id > after_id)
+    return [
+        AccountChange(
+            change_id=str(r.change_id),
+            account_id=r.account_id,
+            changed_at=r.changed_at,
+            field=r.field,
+            old_value=msgspec.json.decode(r.old_value),
+            new_value=msgspec.json.decode(r.new_value),
+        )
+        for r in await conn.execute(query)
+    ]

@@ -1,0 +1,58 @@
+"""The background loops every service process runs. Each is safe in many
+processes at once (the database admits each piece of work once) and keeps
+no state of its own, so a process killed with -9 leaves nothing half done
+that another round, here or elsewhere, does not finish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ledger.engine.ledger import Ledger
+from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_expired(ledger: Ledger, interval: float, batch: int) -> None:
+    """Void pending transactions past their timeout, forever. A failed round
+    (database away, say) is logged and the next round tries again."""
+    while True:
+        try:
+            while await ledger.expire_due(batch) >= batch:
+                pass  # a full batch: more may be due at once
+        except Exception:
+            log.exception("expiry sweep failed; retrying in %.1f s", interval)
+        await asyncio.sleep(interval)
+
+
+async def compact_hot_accounts(ledger: Ledger, settings: Settings) -> None:
+    """Fold hot accounts' deltas into snapshots, forever. It wakes a few
+    times per `hot_compact_seconds`, so an account that reaches
+    `hot_compact_deltas` is folded soon after."""
+    interval = max(settings.hot_compact_seconds / 4, 0.05)
+    while True:
+        try:
+            await ledger.compact_hot(
+                min_deltas=settings.hot_compact_deltas,
+                max_age_seconds=settings.hot_compact_seconds,
+                grace_seconds=settings.hot_snapshot_grace_seconds,
+                batch=settings.hot_compact_batch,
+            )
+        except Exception:
+            log.exception("hot-account compaction failed; retrying in %.1f s", interval)
+        await asyncio.sleep(interval)
+
+
+def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
+    """The loops this process's settings turn on, started."""
+    tasks = []
+    if settings.expiry_sweep_seconds > 0:
+        tasks.append(
+            asyncio.create_task(
+                sweep_expired(ledger, settings.expiry_sweep_seconds, settings.expiry_batch)
+            )
+        )
+    if settings.hot_compact_seconds > 0:
+        tasks.append(asyncio.create_task(compact_hot_accounts(ledger, settings)))
+    return tasks
