@@ -10,10 +10,10 @@ Parameters (alembic -x NAME=VALUE, or `ledger migrate --partitions N`):
 """
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ledger.storage import dialect
+from ledger.storage import dialect, migrate
 
 revision = "0001"
 down_revision = None
@@ -21,19 +21,8 @@ branch_labels = None
 depends_on = None
 
 
-def _args() -> tuple[int, str]:
-    x = context.get_x_argument(as_dictionary=True)
-    partitions = int(x.get("partitions", 16))
-    if not 1 <= partitions <= 1024:
-        raise ValueError("partitions must be between 1 and 1024")
-    role = x.get("role", "ledger_writer")
-    if not role.replace("_", "").isalnum():
-        raise ValueError("role must be letters, digits and underscores")
-    return partitions, role
-
-
 def upgrade() -> None:
-    partitions, role = _args()
+    partitions, role = migrate.arguments()
     name = op.get_context().dialect.name
 
     op.create_table(
@@ -110,7 +99,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    _, role = _args()
+    role = migrate.arguments().role
     name = op.get_context().dialect.name
     for statement in dialect.revoke_writer_role_ddl(name, role):
         op.execute(statement)

@@ -14,9 +14,9 @@ reads only what is due.
 """
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
-from ledger.storage import dialect
+from ledger.storage import dialect, migrate
 
 revision = "0002"
 down_revision = "0001"
@@ -24,13 +24,9 @@ branch_labels = None
 depends_on = None
 
 
-def _role() -> str:
-    return context.get_x_argument(as_dictionary=True).get("role", "ledger_writer")
-
-
 def upgrade() -> None:
     name = op.get_context().dialect.name
-    role = _role()
+    role = migrate.arguments().role
     zero = sa.text("0")
     op.add_column(
         "account_balances",

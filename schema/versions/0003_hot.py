@@ -17,9 +17,9 @@ on the balance row (which the writer may update) rather than on `accounts`
 """
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
-from ledger.storage import dialect
+from ledger.storage import dialect, migrate
 
 revision = "0003"
 down_revision = "0002"
@@ -27,13 +27,9 @@ branch_labels = None
 depends_on = None
 
 
-def _role() -> str:
-    return context.get_x_argument(as_dictionary=True).get("role", "ledger_writer")
-
-
 def upgrade() -> None:
     name = op.get_context().dialect.name
-    role = _role()
+    role = migrate.arguments().role
     op.add_column(
         "account_balances",
         sa.Column("hot", sa.Boolean, nullable=False, server_default=sa.false()),

@@ -249,3 +249,9 @@ def test_a_conflict_is_not_a_lost_connection():
     assert failures.connection_lost(pg_errors.lookup("57P01")("terminating connection"))
     assert failures.connection_lost(pg_errors.lookup("08006")("connection failure"))
     assert failures.connection_lost(psycopg.OperationalError("server closed the connection"))
+
+
+@pytest.mark.parametrize("role", ["writer; DROP TABLE entries", "a-b", ""])
+def test_every_migration_refuses_a_role_that_is_not_a_plain_name(role):
+    with pytest.raises(ValueError, match="role must be"):
+        migrate.render_sql(PG, role=role)

@@ -165,7 +165,7 @@ class Conflict(LedgerError):
 
 class IdempotencyKeyReused(Conflict):
     code = "idempotency-key-reused"
-    title = "The Idempotency-Key was already used for a different request"
+    title = "The idempotency key was already used for a different request"
 
 
 class AlreadyReversed(Conflict):
@@ -213,4 +213,4 @@ class RetriesExhausted(Unavailable):
 
 class OutcomeUnknown(Unavailable):
     code = "outcome-unknown"
-    title = "Outcome unknown: retry with the same Idempotency-Key"
+    title = "Outcome unknown: retry with the same idempotency key"

@@ -24,12 +24,11 @@ from ledger.engine.model import (
     PostPendingRequest,
     ReversalRequest,
     Transaction,
-    TransactionHeader,
     VerifyReport,
     VoidRequest,
 )
 from ledger.engine.ports import PostingUnit, Store
-from ledger.engine.posting import replay, replay_or_target, write
+from ledger.engine.posting import header, replay, replay_or_target, write
 from ledger.engine.verify import judge
 
 
@@ -137,12 +136,11 @@ class Ledger:
                     return replay(stored, fingerprint, key, unit.after_ambiguous)
             transaction = await write(
                 unit,
-                TransactionHeader(
-                    client_id=key.client_id,
-                    idempotency_key=key.key,
-                    fingerprint=fingerprint,
-                    description=cmd.description,
-                    metadata=cmd.metadata,
+                header(
+                    key,
+                    fingerprint,
+                    cmd.description,
+                    cmd.metadata,
                     pending=cmd.pending,
                     timeout_seconds=cmd.timeout_seconds,
                 ),
@@ -182,14 +180,7 @@ class Ledger:
                 description = f"reversal of {transaction_id}"
             transaction = await write(
                 unit,
-                TransactionHeader(
-                    client_id=key.client_id,
-                    idempotency_key=key.key,
-                    fingerprint=fingerprint,
-                    description=description,
-                    metadata=cmd.metadata,
-                    reverses=transaction_id,
-                ),
+                header(key, fingerprint, description, cmd.metadata, reverses=transaction_id),
                 legs,
             )
             return PostingResult(transaction, replayed=False)
@@ -276,16 +267,15 @@ class Ledger:
             to_post: list[Leg] = []
             if isinstance(cmd, PostPendingRequest):
                 to_post = rules.resolution_legs(held, [e.currency for e in original.entries], cmd)
-            header = TransactionHeader(
-                client_id=key.client_id,
-                idempotency_key=key.key,
-                fingerprint=fingerprint,
-                description=cmd.description,
-                metadata=cmd.metadata,
+            resolving = header(
+                key,
+                fingerprint,
+                cmd.description,
+                cmd.metadata,
                 resolves=transaction_id,
                 resolution=resolution,
             )
-            transaction = await write(unit, header, to_post, release=held)
+            transaction = await write(unit, resolving, to_post, release=held)
             return PostingResult(transaction, replayed=False)
 
         return await self.store.run(work)

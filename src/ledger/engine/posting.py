@@ -19,6 +19,21 @@ from ledger.engine.model import (
 from ledger.engine.ports import PostingUnit
 
 
+def header(
+    key: IdempotencyKey, fingerprint: str, description: str | None, metadata: dict, **fields
+) -> TransactionHeader:
+    """The transaction row of a posting under `key`; `fields` are the
+    optional columns (pending, timeout, what it reverses or resolves)."""
+    return TransactionHeader(
+        client_id=key.client_id,
+        idempotency_key=key.key,
+        fingerprint=fingerprint,
+        description=description,
+        metadata=metadata,
+        **fields,
+    )
+
+
 async def write(
     unit: PostingUnit,
     header: TransactionHeader,
@@ -93,7 +108,7 @@ def replay(
     when the request differs from the one stored under the key."""
     if stored.fingerprint != fingerprint:
         raise errors.IdempotencyKeyReused(
-            f"Idempotency-Key {key.key!r} was already used for a different request "
+            f"idempotency key {key.key!r} was already used for a different request "
             f"(transaction {stored.transaction.id}); use a new key for a new posting",
             idempotency_key=key.key,
             transaction_id=stored.transaction.id,

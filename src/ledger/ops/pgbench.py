@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
+from sqlalchemy.engine import make_url
 
 from ledger.storage.embedded import EmbeddedPostgres
 from ledger.storage.posting.statements import open_posting, write_entries
@@ -26,9 +27,9 @@ CLIENTS = 16
 
 # The debit account, the credit account and the transaction id, as pgbench
 # expressions over the variables the script's \set lines make.
-_DEBIT = "('{prefix}' || :a)"
-_CREDIT = "('{prefix}' || :b2)"
-_TRANSACTION_ID = "(lpad(to_hex(:t_hi), 16, '0') || lpad(to_hex(:t_lo), 16, '0'))"
+_DEBIT = "('{prefix}' || :a::text)"
+_CREDIT = "('{prefix}' || :b2::text)"
+_TRANSACTION_ID = "(lpad(to_hex(:t_hi::bigint), 16, '0') || lpad(to_hex(:t_lo::bigint), 16, '0'))"
 
 _HEADER = {
     "id": _TRANSACTION_ID,
@@ -105,11 +106,37 @@ def script(prefix: str) -> str:
     )
 
 
+def connection_args(database_url: str) -> tuple[list[str], str] | None:
+    """pgbench's host, port and user options and the database name for a
+    SQLAlchemy URL; None where pgbench cannot go (it speaks PostgreSQL's
+    protocol, not CockroachDB's SQL)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    connection = ["-U", url.username or "postgres"]
+    host = url.host or url.query.get("host")
+    if host:
+        connection += ["-h", str(host)]
+    port = url.port or url.query.get("port")
+    if port:
+        connection += ["-p", str(port)]
+    return connection, str(url.database)
+
+
 def run(
-    connection: list[str], database: str, accounts: int, prefix: str, clients: int, seconds: int
+    connection: list[str],
+    database: str,
+    accounts: int,
+    prefix: str,
+    clients: int,
+    seconds: int | None = None,
+    *,
+    transactions: int | None = None,
 ) -> dict:
-    """pgbench with `script` for `seconds`; `connection` is the host/port/user
-    options. Returns tps and the retry line."""
+    """pgbench with `script` for `seconds` (or `transactions` per client);
+    `connection` is the host/port/user options. Returns tps and the retry
+    line."""
+    length = ["-T", str(seconds)] if transactions is None else ["-t", str(transactions)]
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
         f.write(script(prefix))
         path = f.name
@@ -118,14 +145,15 @@ def run(
             [
                 str(EmbeddedPostgres.binary("pgbench")),
                 "-n",
+                # Prepared once per connection, as the service's statements are.
+                "--protocol=prepared",
                 "-f",
                 path,
                 "-c",
                 str(clients),
                 "-j",
                 "2",
-                "-T",
-                str(seconds),
+                *length,
                 "-D",
                 f"naccounts={accounts}",
                 "--max-tries=20",

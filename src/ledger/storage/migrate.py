@@ -6,9 +6,29 @@ import argparse
 import io
 from importlib import resources
 from pathlib import Path
+from typing import NamedTuple
 
-from alembic import command
+from alembic import command, context
 from alembic.config import Config
+
+
+class Arguments(NamedTuple):
+    partitions: int
+    role: str
+
+
+def arguments() -> Arguments:
+    """The `-x NAME=VALUE` arguments of the running migration, checked: the
+    role is written into GRANT statements, so it may hold nothing but
+    letters, digits and underscores."""
+    x = context.get_x_argument(as_dictionary=True)
+    partitions = int(x.get("partitions", 16))
+    if not 1 <= partitions <= 1024:
+        raise ValueError("partitions must be between 1 and 1024")
+    role = x.get("role", "ledger_writer")
+    if not role.replace("_", "").isalnum():
+        raise ValueError("role must be letters, digits and underscores")
+    return Arguments(partitions, role)
 
 
 def schema_dir() -> Path:

@@ -116,7 +116,7 @@ async def run_transaction(
             ATTEMPTS.labels("pool_timeout").inc()
             raise errors.Unavailable(
                 "no database connection became free in time; nothing was written, retry with "
-                "the same Idempotency-Key"
+                "the same idempotency key"
             ) from exc
         except KeyRace as exc:
             failure_name, last = "key_race", exc
@@ -141,11 +141,11 @@ async def run_transaction(
     if after_ambiguous:
         raise errors.OutcomeUnknown(
             "the database could not confirm whether the posting committed; retry with the "
-            "same Idempotency-Key: it will either return the posting or write it once"
+            "same idempotency key: it will either return the posting or write it once"
         ) from last
     raise errors.RetriesExhausted(
         f"the posting conflicted with concurrent ones {policy.attempts} times in a row; "
-        "nothing was written, retry with the same Idempotency-Key",
+        "nothing was written, retry with the same idempotency key",
         attempts=policy.attempts,
     ) from last
 

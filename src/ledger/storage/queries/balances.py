@@ -12,7 +12,6 @@ from ledger.engine.model import AccountState
 from ledger.storage import ids, rows
 from ledger.storage.fragments import (
     ACCOUNT_COLUMNS,
-    ACCOUNTS_WITH_HOT,
     TOTALS,
     WITH_CURRENT,
     credit_sum,
@@ -20,6 +19,7 @@ from ledger.storage.fragments import (
     debit_sum,
     resolver,
 )
+from ledger.storage.queries import accounts as accounts_q
 from ledger.storage.queries import hot
 from ledger.storage.tables import account_balances, accounts, entries
 
@@ -62,19 +62,13 @@ async def as_of(conn: AsyncConnection, account_id: str, at: datetime) -> Account
     """The account's totals as of `at`, from the journal: posted entries
     created by then, and pending entries created by then whose transaction
     had no resolution yet at that time."""
-    row = (
-        await conn.execute(
-            select(*ACCOUNT_COLUMNS, account_balances.c.hot)
-            .select_from(ACCOUNTS_WITH_HOT)
-            .where(accounts.c.id == account_id)
-        )
-    ).first()
-    if row is None:
+    account = await accounts_q.get(conn, account_id)
+    if account is None:
         return None
     # A hot account: its newest exact snapshot before `at`, plus the journal
     # after its watermark. Otherwise the whole journal.
     base, after = (0, 0), None
-    if row.hot:
+    if account.hot:
         snapshot = await hot.snapshot_as_of(conn, account_id, at)
         if snapshot is not None:
             base = (snapshot.posted_debits, snapshot.posted_credits)
@@ -96,7 +90,7 @@ async def as_of(conn: AsyncConnection, account_id: str, at: datetime) -> Account
         )
     ).one()
     return AccountState(
-        rows.account(row),
+        account,
         base[0] + int(since[0]),
         base[1] + int(since[1]),
         int(held[0]),

