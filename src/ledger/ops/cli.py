@@ -112,10 +112,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         baseline_seconds=args.baseline_seconds,
         check_targets=not args.no_targets,
     )
-    if args.workers:
-        options.workers = args.workers
-    if args.results:
-        options.results = args.results
+    _override_runner(options, args)
     print(
         f"ledger bench: {args.shape} on {', '.join(targets)} for up to {args.duration} s, "
         f"{options.workers} Locust workers",
@@ -125,6 +122,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(report.format_summary(summary))
     print(f"report: {out}")
     return code
+
+
+def _override_runner(options, args: argparse.Namespace) -> None:
+    """--workers and --results, where given, over the defaults."""
+    if args.workers:
+        options.workers = args.workers
+    if args.results:
+        options.results = args.results
 
 
 def _pgbench_baseline(database_url: str, args: argparse.Namespace) -> dict | None:
@@ -174,10 +179,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
         step_users=args.users,
         check_targets=False,
     )
-    if args.workers:
-        options.workers = args.workers
-    if args.results:
-        options.results = args.results
+    _override_runner(options, args)
     print(
         f"ledger drill: {args.scenario} on {', '.join(targets)}: {args.users} users, "
         f"fault after {args.before:g} s, then {args.after:g} s more",
