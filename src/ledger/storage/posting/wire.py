@@ -173,14 +173,6 @@ def _raise_overflow(exc: sa_exc.DBAPIError) -> None:
         ) from exc
 
 
-def _raise_overflow(exc: sa_exc.DBAPIError) -> None:
-    """A running total past its column's range is the client's refusal."""
-    if failures.is_numeric_overflow(exc):
-        raise errors.BalanceOverflow(
-            "the posting would overflow an account's running totals"
-        ) from exc
-
-
 class FourMessages:
     """BEGIN, each statement when it comes, COMMIT (SQLAlchemy's): the path
     CockroachDB takes."""
