@@ -20,9 +20,15 @@ from pathlib import Path
 
 import httpx
 
+from ledger.engine.access import new_key
 from ledger.ops.files import free_port
 from ledger.storage import migrate
 from ledger.storage.embedded import EmbeddedPostgres
+
+# The admin key the service makes at start-up (LEDGER_BOOTSTRAP_KEY), and
+# the header every request of the scripts carries.
+KEY = new_key()[1]
+AUTHORIZATION = {"Authorization": f"Bearer {KEY}"}
 
 
 @contextlib.contextmanager
@@ -35,6 +41,7 @@ def served(pool_size: int, prefix: str) -> Iterator[tuple[str, EmbeddedPostgres,
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_POOL_SIZE"] = str(pool_size)
+    env["LEDGER_BOOTSTRAP_KEY"] = KEY
     service = subprocess.Popen(
         [sys.executable, "-m", "ledger.cli", "serve", "--database-url", url, "--port", str(port)],
         env=env,
@@ -63,7 +70,7 @@ def verify(embedded: EmbeddedPostgres, env: dict) -> subprocess.CompletedProcess
 
 async def seed(base: str, n: int) -> list[str]:
     ids = [f"bench-{i}" for i in range(n)]
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30, headers=AUTHORIZATION) as client:
         sem = asyncio.Semaphore(16)
 
         async def one(account_id: str) -> None:
@@ -98,7 +105,9 @@ async def post_load(
     stop = time.monotonic() + seconds if seconds is not None else None
     left = total if total is not None else float("inf")
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=base, timeout=60, limits=limits, headers=AUTHORIZATION
+    ) as client:
 
         async def worker(w: int) -> None:
             nonlocal left

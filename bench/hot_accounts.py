@@ -28,7 +28,7 @@ import sys
 
 import httpx
 
-from harness import post_load, seed, served, verify
+from harness import AUTHORIZATION, post_load, seed, served, verify
 
 SHAPES = ("uniform", "hot", "plain")
 
@@ -60,7 +60,9 @@ def main() -> int:
         ids = asyncio.run(seed(base, args.accounts))
 
         async def specials() -> None:
-            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            async with httpx.AsyncClient(
+                base_url=base, timeout=30, headers=AUTHORIZATION
+            ) as client:
                 await create(client, "fees-hot", True)
                 await create(client, "fees-plain", False)
 

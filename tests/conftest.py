@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from ledger.app import build_ledger, build_store, create_app
+from ledger.engine.access import DIRECT, SCOPES, NewKey
 from ledger.engine.ledger import Ledger
 from ledger.engine.model import AccountFlags, NewAccount
 from ledger.settings import Settings
@@ -67,7 +68,16 @@ def database_url(server_url: str) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, pool_size=8, retry_attempts=40)
+    # Keys are cached briefly, so a test can see a revocation take effect;
+    # failed authentications are not rate-limited (every test comes from one
+    # address), except where a test asks for it.
+    return Settings(
+        database_url=database_url,
+        pool_size=8,
+        retry_attempts=40,
+        key_cache_seconds=0.3,
+        auth_failures_per_minute=1_000_000,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -107,19 +117,41 @@ async def owner_engine(database_url: str, settings: Settings):
 
 
 @pytest.fixture(scope="session")
-async def client(database_url: str, settings: Settings):
+async def admin_key(ledger: Ledger) -> str:
+    """A key with every scope, of client "default"."""
+    issued = await ledger.keys.create(
+        NewKey(name="tests-admin", client_id="default", scopes=list(SCOPES)), DIRECT
+    )
+    return issued.key
+
+
+async def make_key(ledger: Ledger, *scopes: str, client: str = "default", **fields) -> str:
+    """A new key with `scopes` (and `accounts=`, `requests_per_second=`)."""
+    issued = await ledger.keys.create(
+        NewKey(name=fresh_id("key"), client_id=client, scopes=list(scopes), **fields), DIRECT
+    )
+    return issued.key
+
+
+@pytest.fixture(scope="session")
+async def client(database_url: str, settings: Settings, admin_key: str):
     """The app for the whole session, without its expiry sweeper: a sweeper
     running behind every test would race the tests that sweep themselves.
-    `sweeping_client` has one."""
-    async with app_client(database_url, settings.with_overrides(expiry_sweep_seconds=0)) as c:
+    `sweeping_client` has one. It sends the admin key with every request."""
+    async with app_client(
+        database_url, settings.with_overrides(expiry_sweep_seconds=0), admin_key
+    ) as c:
         yield c
 
 
 @contextlib.asynccontextmanager
-async def app_client(database_url: str, settings: Settings):
+async def app_client(database_url: str, settings: Settings, key: str | None = None):
+    """A test client of the app; with `key`, every request carries it."""
     from litestar.testing import AsyncTestClient
 
     async with AsyncTestClient(app=create_app(settings, database_url)) as c:
+        if key is not None:
+            c.headers["Authorization"] = f"Bearer {key}"
         yield c
 
 

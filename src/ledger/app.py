@@ -7,20 +7,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 
 from ledger import __version__, workers
-from ledger.api import operations
+from ledger.api import access, operations
+from ledger.api import audit as audit_routes
 from ledger.api.accounts import AccountController
+from ledger.api.keys import KeyController
+from ledger.api.middleware import AccessMiddleware, echo_request_id
 from ledger.api.problems import EXCEPTION_HANDLERS
 from ledger.api.transactions import TransactionController
+from ledger.engine.access import IssuedKey
 from ledger.engine.ledger import Ledger
 from ledger.settings import Settings
 from ledger.storage.store import SqlStore, build_store
@@ -29,23 +35,36 @@ __all__ = ["build_ledger", "build_store", "create_app"]
 
 
 def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
-    return Ledger(store, settings.limits())
+    return Ledger(store, settings.limits(), key_cache_seconds=settings.key_cache_seconds)
 
 
 def _provide_ledger(state: State) -> Ledger:
     return state.ledger
 
 
-def create_app(settings: Settings, database_url: str) -> Litestar:
+def create_app(
+    settings: Settings,
+    database_url: str,
+    *,
+    bootstrapped: Callable[[IssuedKey, bool], None] | None = None,
+) -> Litestar:
     """The service for one database. `database_url` is required here: the CLI
-    resolves the embedded default before it calls this."""
+    resolves the embedded default before it calls this. With `bootstrapped`,
+    start-up makes an admin key when the database holds none (see
+    `Keys.bootstrap`) and hands it to `bootstrapped` with whether it came
+    from `LEDGER_BOOTSTRAP_KEY`."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = build_store(database_url, settings)
         ledger = build_ledger(store, settings)
         app.state.ledger = ledger
+        app.state.gate = access.Gate(ledger.keys, settings.auth_failures_per_minute)
         app.state.draining = False
+        if bootstrapped is not None:
+            issued = await ledger.keys.bootstrap(settings.bootstrap_key or None)
+            if issued is not None:
+                bootstrapped(issued, bool(settings.bootstrap_key))
         background = workers.start(ledger, settings)
         # Everything made so far lives as long as the process: keep it out of
         # the collector's way, so that its full collections walk only what
@@ -63,7 +82,16 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
             await store.dispose()
 
     return Litestar(
-        route_handlers=[AccountController, TransactionController, *operations.HANDLERS],
+        route_handlers=[
+            AccountController,
+            TransactionController,
+            KeyController,
+            *audit_routes.HANDLERS,
+            *operations.HANDLERS,
+        ],
+        middleware=[AccessMiddleware()],
+        before_send=[echo_request_id],
+        cors_config=_cors(settings),
         dependencies={
             "ledger": Provide(_provide_ledger, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
@@ -71,13 +99,55 @@ def create_app(settings: Settings, database_url: str) -> Litestar:
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Ledger",
-            version=__version__,
-            description="A double-entry ledger. Errors are RFC 9457 problem JSON; "
-            "the `type` of each is stable.",
-            path="/schema",
-            render_plugins=[RedocRenderPlugin(), SwaggerRenderPlugin()],
-        ),
+        openapi_config=_openapi(settings),
         debug=False,
+    )
+
+
+def _openapi(settings: Settings) -> OpenAPIConfig | None:
+    if not settings.docs:
+        return None
+    return OpenAPIConfig(
+        title="Ledger",
+        version=__version__,
+        description="A double-entry ledger. Every route but /health and /ready needs an "
+        "API key (`Authorization: Bearer lk_...`) with the scope the operation names; "
+        "errors are RFC 9457 problem JSON, and the `type` of each is stable.",
+        path="/schema",
+        render_plugins=[RedocRenderPlugin(), SwaggerRenderPlugin()],
+        # The documentation needs a key too (any valid one).
+        openapi_router=Router(
+            path="/schema", route_handlers=[], opt={access.SCOPE_OPT: access.AUTHENTICATED}
+        ),
+        components=Components(
+            security_schemes={
+                access.BEARER: SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="An API key, lk_<key id>_<secret>. Each operation lists "
+                    "the scope it needs.",
+                )
+            }
+        ),
+    )
+
+
+def _cors(settings: Settings) -> CORSConfig | None:
+    """Off unless origins are configured: a browser page elsewhere then
+    cannot read an answer, and (bodies being JSON only) cannot send a write
+    without a preflight this refuses."""
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=origins,
+        allow_methods=["GET", "POST", "PATCH"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "Idempotency-Key",
+            access.REASON_HEADER,
+            access.REQUEST_ID_HEADER,
+        ],
+        expose_headers=["Idempotent-Replayed", access.REQUEST_ID_HEADER, "Retry-After"],
     )

@@ -1,5 +1,6 @@
-"""`ledger serve | migrate | verify`, with the operator tools' subcommands
-(`ledger.ops.cli`) mounted beside them."""
+"""`ledger serve | migrate | verify`, with the keys' and the audit trail's
+subcommands (`ledger.access_cli`) and the operator tools' (`ledger.ops.cli`)
+mounted beside them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,7 +19,7 @@ import msgspec
 from ledger.settings import Settings
 
 
-def _database_args(parser: argparse.ArgumentParser) -> None:
+def database_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
         help="postgresql+psycopg://... or cockroachdb+psycopg://...; "
@@ -28,7 +30,7 @@ def _database_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_of(args: argparse.Namespace) -> Settings:
     return Settings.from_env().with_overrides(
         database_url=getattr(args, "database_url", None),
         data_dir=getattr(args, "data_dir", None),
@@ -62,13 +64,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ledger.app import create_app
     from ledger.storage import migrate
 
-    settings = _settings(args)
+    settings = settings_of(args)
     with database(settings) as (url, embedded):
         if embedded or args.migrate:
             migrate.upgrade(url, role=settings.db_role or "ledger_writer")
         elif not schema_is_current(url):
             return 2
-        app = create_app(settings, url)
+        app = create_app(settings, url, bootstrapped=_announce_key(settings))
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -96,6 +98,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announce_key(settings: Settings):
+    """What `ledger serve` does with the admin key it made because the
+    database held none: the key itself is never printed or logged; a random
+    one goes into a file only its owner can read."""
+
+    def announce(issued, from_environment: bool) -> None:
+        if from_environment:
+            print(
+                f"ledger: no API key existed; made admin key {issued.id} from LEDGER_BOOTSTRAP_KEY",
+                flush=True,
+            )
+            return
+        path = settings.key_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(issued.key + "\n")
+        os.chmod(path, 0o600)  # a file that was there keeps its mode otherwise
+        print(
+            f"ledger: no API key existed; made admin key {issued.id}, written to {path} "
+            "(mode 0600)",
+            flush=True,
+        )
+
+    return announce
+
+
 async def _serve_and_announce(server, settings: Settings) -> None:
     """Run uvicorn and print the listening line once the socket is bound,
     so that whoever waits for the line can connect at once."""
@@ -114,7 +143,7 @@ async def _serve_and_announce(server, settings: Settings) -> None:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from ledger.storage import migrate
 
-    settings = _settings(args)
+    settings = settings_of(args)
     if args.sql:
         if not settings.database_url:
             print("--sql needs --database-url (only its dialect is used)", file=sys.stderr)
@@ -155,7 +184,7 @@ def schema_is_current(url: str) -> bool:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = settings_of(args)
     with database(settings, quiet=args.json) as (url, _):
         if not schema_is_current(url):
             return 2
@@ -210,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     _serve_parser(sub)
     _migrate_parser(sub)
     _verify_parser(sub)
+    from ledger import access_cli
     from ledger.ops.cli import register
 
+    access_cli.register(sub)
     register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
@@ -219,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve_parser(sub) -> None:
     serve = sub.add_parser("serve", help="run the HTTP service")
-    _database_args(serve)
+    database_args(serve)
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument(
@@ -232,7 +263,7 @@ def _serve_parser(sub) -> None:
 
 def _migrate_parser(sub) -> None:
     mig = sub.add_parser("migrate", help="apply the schema migrations")
-    _database_args(mig)
+    database_args(mig)
     mig.add_argument("--partitions", type=int, default=16, help="hash partitions of entries")
     mig.add_argument("--sql", action="store_true", help="print the DDL instead of running it")
     mig.set_defaults(func=cmd_migrate)
@@ -240,7 +271,7 @@ def _migrate_parser(sub) -> None:
 
 def _verify_parser(sub) -> None:
     ver = sub.add_parser("verify", help="recompute balances from the journal and compare")
-    _database_args(ver)
+    database_args(ver)
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
     ver.set_defaults(func=cmd_verify)
 

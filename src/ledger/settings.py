@@ -43,7 +43,6 @@ class Settings:
     default_page_size: int = _LIMITS.default_page_size
     # ... and the HTTP layer's.
     max_body_bytes: int = 64 * 1024
-    max_client_id_chars: int = 128
 
     # The sweeper that voids pending transactions past their timeout runs in
     # every service process (no leader: each expiry happens once anyway).
@@ -63,6 +62,23 @@ class Settings:
     hot_snapshot_grace_seconds: float = 1.0
     hot_compact_batch: int = 100
 
+    # Access control. A key's row is cached in each process this long: a
+    # revoked key stops working everywhere within it.
+    key_cache_seconds: float = 5.0
+    # Failed authentications one source address may make per minute before
+    # its requests are refused with 429 for the rest of the minute.
+    auth_failures_per_minute: int = 30
+    # When the database holds no key, `ledger serve` makes an admin key:
+    # this one if set (lk_<id>_<secret>), else a random one written to
+    # `bootstrap_key_file` (default: admin-key next to the data directory).
+    bootstrap_key: str = ""
+    bootstrap_key_file: Path = Path("")
+    # Origins allowed to call from a browser, comma-separated; empty: CORS off.
+    cors_origins: str = ""
+    # Serve the API documentation under /schema (it needs a key like
+    # everything else); off removes it.
+    docs: bool = True
+
     # The connection pool.
     pool_size: int = 10
     pool_max_overflow: int = 0
@@ -76,6 +92,12 @@ class Settings:
     retry_attempts: int = 30
     retry_base_seconds: float = 0.002
     retry_cap_seconds: float = 0.2
+
+    def key_file(self) -> Path:
+        """Where a bootstrap key made at random is written."""
+        if str(self.bootstrap_key_file) not in ("", "."):
+            return self.bootstrap_key_file
+        return self.data_dir.parent / "admin-key"
 
     def limits(self) -> Limits:
         """The engine's limits as configured here."""

@@ -135,8 +135,10 @@ async def test_bad_pending_requests_are_refused(client):
     assert (await client.get(f"/accounts/{wallet}/balance")).json()["available"] == 100
 
 
-async def test_the_service_sweeper_expires_holds_and_a_late_post_is_refused(database_url, settings):
-    async with app_client(database_url, settings) as client:  # sweeper on, every second
+async def test_the_service_sweeper_expires_holds_and_a_late_post_is_refused(
+    database_url, settings, admin_key
+):
+    async with app_client(database_url, settings, admin_key) as client:  # sweeper on, each second
         await _sweeper_expires_holds(client)
 
 

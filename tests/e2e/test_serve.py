@@ -30,39 +30,50 @@ def ledger_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ledger.cli", *args]
 
 
-@pytest.fixture
-def served(tmp_path: Path, database_url: str):
+def start(tmp_path: Path, where: list[str], env: dict) -> tuple[subprocess.Popen, str]:
+    """`ledger serve` on a free port, once it says it is listening."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    external = os.environ.get("LEDGER_TEST_DATABASE_URL")
-    where = ["--database-url", database_url] if external else ["--data-dir", str(tmp_path / "pg")]
-    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115
+    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - the child writes it
     process = subprocess.Popen(
         ledger_cmd("serve", "--port", str(port), *where),
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
     )
+    log.close()
     deadline = time.monotonic() + 60
-    while "listening on" not in Path(log.name).read_text():
-        assert process.poll() is None, Path(log.name).read_text()
+    while "listening on" not in (tmp_path / "serve.log").read_text():
+        assert process.poll() is None, (tmp_path / "serve.log").read_text()
         assert time.monotonic() < deadline, "the service did not start"
         time.sleep(0.1)
-    yield process, f"http://127.0.0.1:{port}", tmp_path, where, env
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str, admin_key: str):
+    """The service on a fresh embedded database (its admin key made at
+    start-up and read from the file it was written to), or on the external
+    test database (which has keys already: the session's admin key)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    external = os.environ.get("LEDGER_TEST_DATABASE_URL")
+    where = ["--database-url", database_url] if external else ["--data-dir", str(tmp_path / "pg")]
+    process, base = start(tmp_path, where, env)
+    key = admin_key if external else (tmp_path / "admin-key").read_text().strip()
+    yield process, base, tmp_path, where, env, key
     if process.poll() is None:
         process.kill()
-    log.close()
 
 
 async def test_serve_drains_on_sigterm_and_keeps_every_acknowledged_posting(served):
-    process, base, tmp_path, where, env = served
+    process, base, tmp_path, where, env, key = served
     startup = (tmp_path / "serve.log").read_text()
     if "--data-dir" in where:
         assert str(tmp_path / "pg") in startup, "the start-up line names the data directory"
     # No keep-alive: each request is its own connection, so a request is
     # either accepted by the server or refused, never raced on an idle socket.
     limits = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits, headers=auth) as client:
         assert (await client.get("/ready")).status_code == 200
         a, b = fresh_id(), fresh_id()
         for account_id in (a, b):
@@ -129,3 +140,59 @@ async def test_serve_drains_on_sigterm_and_keeps_every_acknowledged_posting(serv
     assert report["ok"]
     if "--data-dir" in where:
         assert len(answered) <= report["transactions"] <= len(answered) + len(unanswered)
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("LEDGER_TEST_DATABASE_URL")),
+    reason="bootstrap needs a database without keys: the embedded one",
+)
+def test_serve_makes_an_admin_key_in_a_private_file_when_there_is_none(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    process, base = start(tmp_path, ["--data-dir", str(tmp_path / "pg")], env)
+    try:
+        path = tmp_path / "admin-key"
+        key = path.read_text().strip()
+        startup = (tmp_path / "serve.log").read_text()
+        assert f"written to {path} (mode 0600)" in startup
+        assert key not in startup, "the key itself is never printed"
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert httpx.get(f"{base}/accounts").status_code == 401
+        answer = httpx.get(f"{base}/keys", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+        assert [k["name"] for k in answer.json()["items"]] == ["bootstrap"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    # Started again on the same database, it makes no second key.
+    process, base = start(tmp_path, ["--data-dir", str(tmp_path / "pg")], env)
+    try:
+        assert "made admin key" not in (tmp_path / "serve.log").read_text()
+        answer = httpx.get(f"{base}/keys", headers={"Authorization": f"Bearer {key}"})
+        assert len(answer.json()["items"]) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("LEDGER_TEST_DATABASE_URL")),
+    reason="bootstrap needs a database without keys: the embedded one",
+)
+def test_serve_takes_the_admin_key_from_the_environment(tmp_path):
+    from ledger.engine.access import new_key
+
+    key_id, key = new_key()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["LEDGER_BOOTSTRAP_KEY"] = key
+    process, base = start(tmp_path, ["--data-dir", str(tmp_path / "pg")], env)
+    try:
+        startup = (tmp_path / "serve.log").read_text()
+        assert f"made admin key {key_id} from LEDGER_BOOTSTRAP_KEY" in startup
+        assert key not in startup
+        assert not (tmp_path / "admin-key").exists()
+        answer = httpx.get(f"{base}/keys/{key_id}", headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200 and answer.json()["scopes"], answer.text
+        assert "secret_sha256" not in answer.text and key not in answer.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)

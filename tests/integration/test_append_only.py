@@ -1,5 +1,6 @@
-"""The journal is append-only for the role the service writes with: the
-database refuses UPDATE and DELETE, whatever the code tries."""
+"""The journal and the audit trail are append-only for the role the service
+writes with: the database refuses UPDATE and DELETE, whatever the code
+tries."""
 
 import pytest
 from sqlalchemy import exc as sa_exc
@@ -36,6 +37,11 @@ async def posted(ledger):
         "DELETE FROM entries WHERE account_id = :a",
         "UPDATE transactions SET description = 'changed' WHERE id = CAST(:t AS UUID)",
         "DELETE FROM transactions WHERE id = CAST(:t AS UUID)",
+        # The audit trail: the service records, and cannot change what it recorded.
+        "UPDATE audit.log SET outcome = 'refused' WHERE transaction_id = CAST(:t AS UUID)",
+        "DELETE FROM audit.log WHERE transaction_id = CAST(:t AS UUID)",
+        "TRUNCATE audit.log",
+        "DELETE FROM api_keys",
     ],
 )
 async def test_the_writer_role_cannot_change_the_journal(writer_engine, posted, statement):
@@ -55,3 +61,13 @@ async def test_the_writer_role_can_read_the_journal(writer_engine, posted):
             )
         ).scalar_one()
     assert n == 1
+
+
+async def test_the_writer_role_can_read_the_audit_row_of_what_it_wrote(writer_engine, posted):
+    _, transaction_id = posted
+    async with writer_engine.connect() as conn:
+        found = await conn.execute(
+            text("SELECT action, outcome FROM audit.log WHERE transaction_id = CAST(:t AS UUID)"),
+            {"t": transaction_id},
+        )
+        assert [tuple(r) for r in found] == [("transaction.create", "created")]

@@ -449,7 +449,7 @@ async def test_verify_finds_a_damaged_snapshot(ledger, owner_engine):
 
 
 async def test_the_compactor_in_the_service_folds_by_count_and_by_age(
-    ledger, database_url, settings, owner_engine
+    ledger, database_url, settings, owner_engine, admin_key
 ):
     from conftest import app_client
 
@@ -465,7 +465,7 @@ async def test_the_compactor_in_the_service_folds_by_count_and_by_age(
         hot_compact_deltas=1000,
         hot_snapshot_grace_seconds=0.1,
     )
-    async with app_client(database_url, running) as client:
+    async with app_client(database_url, running, admin_key) as client:
         for _ in range(100):
             left = await scalar(
                 owner_engine, "SELECT count(*) FROM hot_deltas WHERE account_id = :a", a=fees

@@ -527,6 +527,40 @@ class LedgerMachine(RuleBasedStateMachine):
         stored = self.run(count())
         assert stored == dict.fromkeys(self.acked, 1)
 
+    @invariant()
+    def every_committed_transaction_has_exactly_one_audit_row(self) -> None:
+        """Postings, reversals, resolutions and expiries of this machine's
+        transactions, cut off mid-flight or not: each committed one is named
+        by one audit row, and no row names a transaction that rolled back."""
+
+        async def check():
+            async with self.owner.connect() as conn:
+                counts = await conn.execute(
+                    text(
+                        "WITH ours AS (SELECT id FROM transactions WHERE client_id = 'props' "
+                        "AND idempotency_key LIKE :p) "
+                        "SELECT t.id, count(a.id) AS n FROM transactions t "
+                        "LEFT JOIN audit.log a ON a.transaction_id = t.id "
+                        "WHERE t.id IN (SELECT id FROM ours) "
+                        "OR t.resolves IN (SELECT id FROM ours) "
+                        "GROUP BY t.id"
+                    ),
+                    {"p": f"{self.prefix}-%"},
+                )
+                orphans = await conn.execute(
+                    text(
+                        "SELECT count(*) FROM audit.log a WHERE a.transaction_id IS NOT NULL "
+                        "AND NOT EXISTS (SELECT 1 FROM transactions t "
+                        "WHERE t.id = a.transaction_id)"
+                    )
+                )
+                return {str(i): n for i, n in counts}, orphans.scalar_one()
+
+        rows, orphans = self.run(check())
+        assert all(n == 1 for n in rows.values()), {i: n for i, n in rows.items() if n != 1}
+        assert orphans == 0
+        assert len(rows) >= len(self.acked)
+
 
 def lost_sessions() -> float:
     return sum(ATTEMPTS.labels(o)._value.get() for o in ("connection", "ambiguous"))

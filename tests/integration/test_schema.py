@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from ledger.storage.tables import metadata
+from ledger.storage.tables import AUDIT_SCHEMA, metadata
 
 
 def _ours(obj, name, type_, reflected, compare_to) -> bool:
@@ -21,12 +21,23 @@ def _ours(obj, name, type_, reflected, compare_to) -> bool:
     )
 
 
+def _our_schemas(name, type_, parent_names) -> bool:
+    return type_ != "schema" or name in (None, AUDIT_SCHEMA)
+
+
 def test_the_core_tables_match_the_migrated_schema(database_url):
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(
-                conn, opts={"compare_type": True, "include_object": _ours}
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_object": _ours,
+                    # The default schema and the audit trail's.
+                    "include_schemas": True,
+                    "include_name": _our_schemas,
+                },
             )
             differences = compare_metadata(context, metadata)
     finally:

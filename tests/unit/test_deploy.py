@@ -150,6 +150,8 @@ def test_the_stack_migrates_once_then_serves_through_haproxy_as_the_writer():
         assert parts.username == "ledger_writer"  # the append-only role
         assert parts.path == urlsplit(admin_url).path == "/ledger"
         assert "--host" in words(service["command"])  # reachable from Locust
+        # The admin key comes from the operator's environment, never the file.
+        assert env_of(service)["LEDGER_BOOTSTRAP_KEY"].startswith("${LEDGER_API_KEY:?")
     assert urlsplit(admin_url).hostname == "haproxy"
     assert "CREATE DATABASE IF NOT EXISTS ledger" in (DEPLOY / "settings.sql").read_text()
 

@@ -111,7 +111,16 @@ def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
     assert "GRANT SELECT, INSERT ON TABLE hot_snapshots, account_changes TO ledger_writer;" in (
         grants
     )
-    assert not any("UPDATE" in g for g in grants if "account_balances" not in g)
+    # UPDATE only where a row's state changes: a balance, a key's revocation.
+    assert [g for g in grants if "UPDATE" in g] == [
+        "GRANT SELECT, INSERT, UPDATE ON TABLE account_balances TO ledger_writer;",
+        "GRANT SELECT, INSERT, UPDATE ON TABLE api_keys TO ledger_writer;",
+    ]
+    # The audit trail: insert and read, nothing else.
+    assert [g for g in grants if "audit" in g] == [
+        "GRANT USAGE ON SCHEMA audit TO ledger_writer;",
+        "GRANT SELECT, INSERT ON TABLE audit.log TO ledger_writer;",
+    ]
 
 
 def test_terminate_sessions_sql_per_dialect():
@@ -136,9 +145,10 @@ def test_the_posting_statements_compile_for_both_dialects(url):
     # Ordinary accounts' rows are locked inside a CTE; hot ones are only read.
     assert "locked AS" in compiled["lock"] and "FOR UPDATE" in compiled["lock"]
     assert "account_balances.hot IS false" in compiled["lock"]
-    # The header is inserted by the same statement, first, as a CTE.
+    # The audit row and the header are inserted by the same statement, as CTEs.
     flat = " ".join(compiled["lock"].split())
-    assert flat.startswith("WITH header AS (INSERT INTO transactions")
+    assert flat.startswith("WITH audit_row AS (INSERT INTO audit.log")
+    assert "header AS (INSERT INTO transactions" in flat
     assert "RETURNING transactions.created_at" in flat
     assert compiled["entries"].count("::UUID") == 6  # entry_id and transaction_id, 3 rows
     assert "FROM (VALUES" in compiled["balances"]

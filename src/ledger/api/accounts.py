@@ -7,8 +7,11 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from ledger.api import request as req
+from ledger.api.access import requires
 from ledger.api.decoding import decode_body
 from ledger.api.openapi import body_operation
+from ledger.engine import audit
+from ledger.engine.access import ACCOUNTS_READ, ACCOUNTS_WRITE
 from ledger.engine.model import Account, AccountPatch, Balance, NewAccount, Page
 
 
@@ -16,23 +19,32 @@ class AccountController(Controller):
     path = "/accounts"
     tags = ["accounts"]
 
-    @post(operation_class=body_operation(NewAccount))
+    @post(
+        operation_class=body_operation(NewAccount),
+        **requires(ACCOUNTS_WRITE, audit.ACCOUNT_CREATE),
+    )
     async def create_account(
         self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
     ) -> Response[Account]:
         """Create an account. Creating it again with identical attributes returns
         it with status 200 and `Idempotent-Replayed: true`."""
         cmd = decode_body(await request.body(), NewAccount, settings.max_body_bytes)
-        account, created = await ledger.create_account(cmd)
+        account, created = await ledger.create_account(cmd, req.actor(request))
         if created:
             return Response(account, status_code=201)
         return Response(account, status_code=200, headers={req.REPLAYED_HEADER: "true"})
 
-    @get("/{account_id:str}")
-    async def get_account(self, account_id: FromPath[str], ledger: req.LedgerDep) -> Account:
-        return await ledger.get_account(account_id)
+    @get("/{account_id:str}", **requires(ACCOUNTS_READ))
+    async def get_account(
+        self, account_id: FromPath[str], request: Request, ledger: req.LedgerDep
+    ) -> Account:
+        return await ledger.get_account(account_id, req.actor(request))
 
-    @patch("/{account_id:str}", operation_class=body_operation(AccountPatch))
+    @patch(
+        "/{account_id:str}",
+        operation_class=body_operation(AccountPatch),
+        **requires(ACCOUNTS_WRITE, audit.ACCOUNT_UPDATE),
+    )
     async def patch_account(
         self,
         account_id: FromPath[str],
@@ -45,34 +57,38 @@ class AccountController(Controller):
         is a snapshot plus deltas. Each change is recorded (`/changes`); asking
         for what already is changes nothing."""
         cmd = decode_body(await request.body(), AccountPatch, settings.max_body_bytes)
-        account, _changed = await ledger.set_hot(account_id, cmd)
+        account, _changed = await ledger.set_hot(account_id, cmd, req.actor(request))
         return account
 
-    @get("/{account_id:str}/changes")
+    @get("/{account_id:str}/changes", **requires(ACCOUNTS_READ))
     async def list_account_changes(
         self,
         account_id: FromPath[str],
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> Page:
         """Recorded changes of the account's attributes, oldest first."""
-        return await ledger.account_changes(account_id, cursor, limit)
+        return await ledger.account_changes(account_id, cursor, limit, req.actor(request))
 
-    @get()
+    @get(**requires(ACCOUNTS_READ))
     async def list_accounts(
         self,
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> Page:
-        """Accounts in id order; follow `next_cursor` until it is null."""
-        return await ledger.list_accounts(cursor, limit)
+        """Accounts in id order; follow `next_cursor` until it is null. A key
+        limited to account-id prefixes lists only the accounts it reaches."""
+        return await ledger.list_accounts(cursor, limit, req.actor(request))
 
-    @get("/{account_id:str}/balance")
+    @get("/{account_id:str}/balance", **requires(ACCOUNTS_READ))
     async def get_balance(
         self,
         account_id: FromPath[str],
+        request: Request,
         ledger: req.LedgerDep,
         as_of: FromQuery[str | None] = None,
         consistency: FromQuery[str] = "strong",
@@ -80,12 +96,18 @@ class AccountController(Controller):
         """Posted debits, credits and the balance on the account's normal side;
         with `as_of` (RFC 3339), summed exactly from the journal up to that time;
         with `consistency=stale`, possibly a few seconds old (for display)."""
-        return await ledger.balance(account_id, req.as_of(as_of), stale=req.stale(consistency))
+        return await ledger.balance(
+            account_id,
+            req.as_of(as_of),
+            stale=req.stale(consistency),
+            actor=req.actor(request),
+        )
 
-    @get("/{account_id:str}/entries")
+    @get("/{account_id:str}/entries", **requires(ACCOUNTS_READ))
     async def list_entries(
         self,
         account_id: FromPath[str],
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
@@ -93,4 +115,6 @@ class AccountController(Controller):
     ) -> Page:
         """The account's entries, oldest first; follow `next_cursor`.
         `consistency=stale` may omit the last few seconds."""
-        return await ledger.account_entries(account_id, cursor, limit, stale=req.stale(consistency))
+        return await ledger.account_entries(
+            account_id, cursor, limit, stale=req.stale(consistency), actor=req.actor(request)
+        )

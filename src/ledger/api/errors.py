@@ -38,3 +38,12 @@ class FloatAmount(WrongType):
 class BodyTooLarge(RequestTooLarge):
     code = "body-too-large"
     title = "The request body is larger than allowed"
+
+
+class UnsupportedMediaType(RequestMalformed):
+    """A body sent as anything but JSON. Refusing it means no form a browser
+    may post across origins without asking first ("simple" requests:
+    form-encoded, multipart, text/plain) can reach a write."""
+
+    code = "unsupported-media-type"
+    title = "Bodies are application/json"

@@ -8,9 +8,11 @@ from litestar.params import FromQuery
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ledger.api import request as req
+from ledger.api.access import public, requires
+from ledger.engine.access import METRICS_READ
 
 
-@get("/health", tags=["operations"])
+@get("/health", tags=["operations"], **public())
 async def health(state: State, ledger: req.LedgerDep, ready: FromQuery[int] = 0) -> Response[dict]:
     """Process up. With `?ready=1` (what HAProxy asks), the same as /ready."""
     if ready:
@@ -18,7 +20,7 @@ async def health(state: State, ledger: req.LedgerDep, ready: FromQuery[int] = 0)
     return Response({"status": "ok"})
 
 
-@get("/ready", tags=["operations"])
+@get("/ready", tags=["operations"], **public())
 async def ready_endpoint(state: State, ledger: req.LedgerDep) -> Response[dict]:
     """The database answers, and the process is not shutting down."""
     return await _readiness(state, ledger)
@@ -32,8 +34,10 @@ async def _readiness(state: State, ledger: req.LedgerDep) -> Response[dict]:
     return Response({"status": "database unreachable"}, status_code=503)
 
 
-@get("/metrics", tags=["operations"], include_in_schema=False)
+@get("/metrics", tags=["operations"], **requires(METRICS_READ))
 async def metrics() -> Response[bytes]:
+    """Prometheus metrics. Prometheus sends the key as a bearer token
+    (`authorization: {credentials: <key>}` in its scrape config)."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -25,7 +25,11 @@ PROBLEM_JSON = "application/problem+json"
 
 STATUS_BY_KIND: dict[type[errors.LedgerError], int] = {
     errors.RequestMalformed: 400,
+    wire.UnsupportedMediaType: 415,
     errors.RequestTooLarge: 413,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.RateLimited: 429,
     errors.RuleViolated: 422,
     errors.NotFound: 404,
     errors.Conflict: 409,
@@ -55,7 +59,13 @@ def problem(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = None
+    if status == 503:
+        headers = {"Retry-After": "1"}
+    elif status == 429:
+        headers = {"Retry-After": str(extra.get("retry_after_seconds", 1))}
+    elif status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="ledger"'}
     return Response(
         content=msgspec.json.encode(body),
         status_code=status,

@@ -7,8 +7,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 
 from ledger.api import request as req
+from ledger.api.access import requires
 from ledger.api.decoding import decode_body
 from ledger.api.openapi import body_operation
+from ledger.engine import audit
+from ledger.engine.access import TRANSACTIONS_READ, TRANSACTIONS_WRITE
 from ledger.engine.ledger import Ledger
 from ledger.engine.model import (
     NewTransaction,
@@ -23,7 +26,10 @@ class TransactionController(Controller):
     path = "/transactions"
     tags = ["transactions"]
 
-    @post(operation_class=body_operation(NewTransaction))
+    @post(
+        operation_class=body_operation(NewTransaction),
+        **requires(TRANSACTIONS_WRITE, audit.TRANSACTION_CREATE),
+    )
     async def post_transaction(
         self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
     ) -> Response[Transaction]:
@@ -31,21 +37,25 @@ class TransactionController(Controller):
         the same key and body again returns the original with status 200 and
         `Idempotent-Replayed: true`; the same key with another body is 409."""
         cmd = decode_body(await request.body(), NewTransaction, settings.max_body_bytes)
-        key = req.idempotency_key(request, settings)
-        return req.posting_response(await ledger.post_transaction(cmd, key))
+        key = req.idempotency_key(request)
+        return req.posting_response(await ledger.post_transaction(cmd, key, req.actor(request)))
 
-    @get("/{transaction_id:str}")
+    @get("/{transaction_id:str}", **requires(TRANSACTIONS_READ))
     async def get_transaction(
         self,
         transaction_id: FromPath[str],
+        request: Request,
         ledger: req.LedgerDep,
         consistency: FromQuery[str] = "strong",
     ) -> Transaction:
-        return await ledger.get_transaction(transaction_id, stale=req.stale(consistency))
+        return await ledger.get_transaction(
+            transaction_id, stale=req.stale(consistency), actor=req.actor(request)
+        )
 
     @post(
         "/{transaction_id:str}/reversal",
         operation_class=body_operation(ReversalRequest, required=False),
+        **requires(TRANSACTIONS_WRITE, audit.TRANSACTION_REVERSE),
     )
     async def reverse_transaction(
         self,
@@ -63,6 +73,7 @@ class TransactionController(Controller):
     @post(
         "/{transaction_id:str}/post",
         operation_class=body_operation(PostPendingRequest, required=False),
+        **requires(TRANSACTIONS_WRITE, audit.PENDING_POST),
     )
     async def post_pending(
         self,
@@ -82,6 +93,7 @@ class TransactionController(Controller):
     @post(
         "/{transaction_id:str}/void",
         operation_class=body_operation(VoidRequest, required=False),
+        **requires(TRANSACTIONS_WRITE, audit.PENDING_VOID),
     )
     async def void_pending(
         self,
@@ -100,5 +112,5 @@ async def _act_on(transaction_id, request, ledger, settings, body_type, action):
     """Decode an optional body, act on one transaction under the request's
     idempotency key, and answer 201 (or 200 for a replay)."""
     cmd = decode_body(await request.body(), body_type, settings.max_body_bytes, allow_empty=True)
-    key = req.idempotency_key(request, settings)
-    return req.posting_response(await action(ledger, transaction_id, cmd, key))
+    key = req.idempotency_key(request)
+    return req.posting_response(await action(ledger, transaction_id, cmd, key, req.actor(request)))

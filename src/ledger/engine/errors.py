@@ -12,6 +12,10 @@ classes, and nothing else in the code decides a status):
     │   └── (wire format, in ledger.api.errors: MalformedJson, UnknownField,
     │        MissingField, WrongType > FloatAmount)
     ├── RequestTooLarge           413  (ledger.api.errors: BodyTooLarge)
+    ├── Unauthenticated           401  no API key, or not one the ledger knows
+    ├── Forbidden                 403  the key may not do this
+    │   └── MissingScope, AccountOutOfReach
+    ├── RateLimited               429  too many requests, or too many failures
     ├── RuleViolated              422  readable, but the ledger's rules refuse it
     │   ├── InvalidValue
     │   ├── InvalidAmount, TooFewLegs, TooManyLegs, UnbalancedTransaction
@@ -19,7 +23,7 @@ classes, and nothing else in the code decides a status):
     │   ├── UnknownAccount, CurrencyMismatch
     │   └── LimitExceeded, BalanceOverflow
     ├── NotFound                  404
-    │   └── AccountNotFound, TransactionNotFound
+    │   └── AccountNotFound, TransactionNotFound, KeyNotFound
     ├── Conflict                  409  clashes with what is already written
     │   ├── IdempotencyKeyReused, AlreadyReversed, AlreadyResolved
     │   └── PendingExpired, NotPending, NotReversible, AccountExists
@@ -67,6 +71,38 @@ class MissingIdempotencyKey(RequestMalformed):
 class InvalidCursor(RequestMalformed):
     code = "invalid-cursor"
     title = "The pagination cursor is not one this service issued"
+
+
+# --- who asks: the API key and what it may do --------------------------------------
+
+
+class Unauthenticated(LedgerError):
+    """No key, a malformed one, one the ledger does not know, or a revoked
+    one: the detail says which, never anything of the key's secret."""
+
+    code = "unauthenticated"
+    title = "A valid API key is needed"
+
+
+class Forbidden(LedgerError):
+    code = "forbidden"
+    title = "The API key may not do this"
+
+
+class MissingScope(Forbidden):
+    """The key lacks the scope the route declares (`details["scope"]`)."""
+
+
+class AccountOutOfReach(Forbidden):
+    """The key is limited to account-id prefixes, and the account named in
+    `details["account_id"]` matches none of them."""
+
+
+class RateLimited(LedgerError):
+    """`details["retry_after_seconds"]` says when to try again."""
+
+    code = "rate-limited"
+    title = "Too many requests"
 
 
 # --- the request is readable, and a rule of the ledger refuses it -------------------
@@ -148,6 +184,11 @@ class NotFound(LedgerError):
 class AccountNotFound(NotFound):
     code = "account-not-found"
     title = "No such account"
+
+
+class KeyNotFound(NotFound):
+    code = "key-not-found"
+    title = "No such API key"
 
 
 class TransactionNotFound(NotFound):

@@ -5,18 +5,18 @@ steps postings share are in `ledger.engine.posting`."""
 from __future__ import annotations
 
 import random
-import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from ledger.engine import errors, paging, pending, rules
+from ledger.engine import access, audit, errors, paging, pending, rules
+from ledger.engine.access import DIRECT, Actor
+from ledger.engine.accounts import AccountCases
+from ledger.engine.audit import AuditTrail
+from ledger.engine.keys import Keys
 from ledger.engine.limits import Limits
 from ledger.engine.model import (
-    Account,
-    AccountPatch,
     Balance,
     IdempotencyKey,
     Leg,
-    NewAccount,
     NewTransaction,
     Page,
     PendingTotals,
@@ -31,99 +31,34 @@ from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
 from ledger.engine.verify import judge
 
+EXPIRY = access.system("expiry", client_id="ledger-expiry")
 
-class Ledger:
-    def __init__(self, store: Store, limits: Limits) -> None:
+
+class Ledger(AccountCases):
+    """The accounts' use cases come from `AccountCases`; the API keys' and
+    the audit trail's are `keys` and `audit`."""
+
+    def __init__(self, store: Store, limits: Limits, *, key_cache_seconds: float = 5.0) -> None:
         self.store = store
         self.limits = limits
-
-    # --- accounts ----------------------------------------------------------------
-
-    async def create_account(self, cmd: NewAccount) -> tuple[Account, bool]:
-        """Create an account; returns it and whether it was created now.
-
-        Creating an account whose id exists with identical attributes returns
-        the existing one (created=False), so a client may retry safely.
-        Raises InvalidAccount, InvalidValue, AccountExists.
-        """
-        rules.check_new_account(cmd, self.limits)
-        account_id = cmd.id if cmd.id is not None else str(uuid.uuid4())
-        created = await self.store.insert_account(account_id, cmd)
-        if created is not None:
-            return created, True
-        existing = await self.store.get_account(account_id)
-        if existing is not None and _same_account(existing, cmd):
-            return existing, False
-        raise errors.AccountExists(
-            f"account {account_id!r} already exists with other attributes",
-            account_id=account_id,
-        )
-
-    async def set_hot(self, account_id: str, patch: AccountPatch) -> tuple[Account, bool]:
-        """Make the account hot or ordinary; returns it and whether it
-        changed (asking for what already is changes and records nothing).
-
-        Raises AccountNotFound, HotAccountLimited.
-        """
-        account = await self.get_account(account_id)
-        rules.check_hot(account_id, account.flags, patch.hot)
-        found = await self.store.set_hot(account_id, patch.hot)
-        if found is None:
-            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
-        return found
-
-    async def account_changes(
-        self, account_id: str, cursor: str | None, limit: int | None = None
-    ) -> Page:
-        """Recorded changes of the account's attributes, oldest first.
-        Raises AccountNotFound, InvalidCursor, InvalidValue."""
-        limit = self._page_size(limit)
-        after = paging.decode_cursor(cursor)
-        await self.get_account(account_id)
-        items = await self.store.account_changes(account_id, after, limit + 1)
-        return paging.page(items, limit, lambda c: c.change_id)
-
-    async def compact_hot(
-        self, *, min_deltas: int, max_age_seconds: float, grace_seconds: float, batch: int
-    ) -> int:
-        """Fold the deltas of every hot account that has `min_deltas` of them,
-        or one older than `max_age_seconds`, into a new snapshot; returns how
-        many deltas were folded. Safe in many processes at once."""
-        folded = 0
-        grace = timedelta(seconds=grace_seconds)
-        due = await self.store.hot_accounts_due(
-            min_deltas, timedelta(seconds=max(max_age_seconds, grace_seconds)), batch
-        )
-        random.shuffle(due)  # compactors in other processes collide less
-        for account_id in due:
-            folded += await self.store.compact_hot(account_id, grace)
-        return folded
-
-    async def get_account(self, account_id: str) -> Account:
-        """Raises AccountNotFound."""
-        account = await self.store.get_account(account_id)
-        if account is None:
-            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
-        return account
-
-    async def list_accounts(self, cursor: str | None, limit: int | None = None) -> Page:
-        """Accounts in id order. Raises InvalidCursor, InvalidValue."""
-        limit = self._page_size(limit)
-        items = await self.store.list_accounts(paging.decode_cursor(cursor), limit + 1)
-        return paging.page(items, limit, lambda a: a.id)
+        self.keys = Keys(store, limits, key_cache_seconds)
+        self.audit = AuditTrail(store, limits)
 
     # --- postings ----------------------------------------------------------------
 
-    async def post_transaction(self, cmd: NewTransaction, key: IdempotencyKey) -> PostingResult:
+    async def post_transaction(
+        self, cmd: NewTransaction, key: IdempotencyKey, actor: Actor = DIRECT
+    ) -> PostingResult:
         """Post a balanced transaction exactly once per idempotency key.
 
         Raises TooFewLegs, TooManyLegs, InvalidAmount, InvalidValue,
         UnknownAccount, CurrencyMismatch, UnbalancedTransaction,
         LimitExceeded, BalanceOverflow, IdempotencyKeyReused,
-        MissingIdempotencyKey, RetriesExhausted, OutcomeUnknown.
+        MissingIdempotencyKey, AccountOutOfReach, RetriesExhausted, OutcomeUnknown.
         """
         self._check_key(key)
         rules.check_transaction_shape(cmd, self.limits)
+        access.check_reach(actor, (leg.account_id for leg in cmd.entries))
         fingerprint = rules.fingerprint("post", cmd)
 
         async def work(unit: PostingUnit) -> PostingResult:
@@ -141,6 +76,8 @@ class Ledger:
                     fingerprint,
                     cmd.description,
                     cmd.metadata,
+                    actor=actor,
+                    action=audit.TRANSACTION_CREATE,
                     pending=cmd.pending,
                     timeout_seconds=cmd.timeout_seconds,
                 ),
@@ -152,15 +89,19 @@ class Ledger:
         return await self.store.run(work)
 
     async def reverse_transaction(
-        self, transaction_id: str, cmd: ReversalRequest, key: IdempotencyKey
+        self,
+        transaction_id: str,
+        cmd: ReversalRequest,
+        key: IdempotencyKey,
+        actor: Actor = DIRECT,
     ) -> PostingResult:
         """Append a transaction with every leg of the original swapped.
 
         The original is never changed. The reversal is subject to the same
         limit checks as any posting: it cannot overdraw a limited account.
         Raises TransactionNotFound, AlreadyReversed, LimitExceeded,
-        IdempotencyKeyReused, MissingIdempotencyKey, RetriesExhausted,
-        OutcomeUnknown.
+        IdempotencyKeyReused, MissingIdempotencyKey, AccountOutOfReach,
+        RetriesExhausted, OutcomeUnknown.
         """
         self._check_key(key)
         rules.check_metadata(cmd.metadata, cmd.description, self.limits)
@@ -171,6 +112,7 @@ class Ledger:
             if isinstance(found, PostingResult):
                 return found
             original = found
+            access.check_reach(actor, (e.account_id for e in original.entries))
             rules.check_reversible(original)
             legs = rules.reversed_legs(
                 Leg(e.account_id, e.direction, e.amount) for e in original.entries
@@ -180,7 +122,16 @@ class Ledger:
                 description = f"reversal of {transaction_id}"
             transaction = await write(
                 unit,
-                header(key, fingerprint, description, cmd.metadata, reverses=transaction_id),
+                header(
+                    key,
+                    fingerprint,
+                    description,
+                    cmd.metadata,
+                    actor=actor,
+                    action=audit.TRANSACTION_REVERSE,
+                    target=transaction_id,
+                    reverses=transaction_id,
+                ),
                 legs,
             )
             return PostingResult(transaction, replayed=False)
@@ -190,7 +141,11 @@ class Ledger:
     # --- pending transactions -------------------------------------------------------
 
     async def post_pending(
-        self, transaction_id: str, cmd: PostPendingRequest, key: IdempotencyKey
+        self,
+        transaction_id: str,
+        cmd: PostPendingRequest,
+        key: IdempotencyKey,
+        actor: Actor = DIRECT,
     ) -> PostingResult:
         """Post a pending transaction, in full or in part, releasing the rest.
 
@@ -201,11 +156,20 @@ class Ledger:
         self._check_key(key)
         rules.check_metadata(cmd.metadata, cmd.description, self.limits)
         return await self._resolve(
-            transaction_id, "posted", cmd, key, rules.fingerprint(f"post:{transaction_id}", cmd)
+            transaction_id,
+            "posted",
+            cmd,
+            key,
+            rules.fingerprint(f"post:{transaction_id}", cmd),
+            actor,
         )
 
     async def void_pending(
-        self, transaction_id: str, cmd: VoidRequest, key: IdempotencyKey
+        self,
+        transaction_id: str,
+        cmd: VoidRequest,
+        key: IdempotencyKey,
+        actor: Actor = DIRECT,
     ) -> PostingResult:
         """Release a pending transaction without posting anything.
 
@@ -216,7 +180,12 @@ class Ledger:
         self._check_key(key)
         rules.check_metadata(cmd.metadata, cmd.description, self.limits)
         return await self._resolve(
-            transaction_id, "voided", cmd, key, rules.fingerprint(f"void:{transaction_id}", cmd)
+            transaction_id,
+            "voided",
+            cmd,
+            key,
+            rules.fingerprint(f"void:{transaction_id}", cmd),
+            actor,
         )
 
     async def expire_due(self, limit: int = 100) -> int:
@@ -239,6 +208,7 @@ class Ledger:
                     VoidRequest(description="expired"),
                     key,
                     rules.fingerprint(f"expire:{transaction_id}", VoidRequest()),
+                    EXPIRY,
                 )
             except (errors.AlreadyResolved, errors.PendingExpired, errors.TransactionNotFound):
                 continue
@@ -253,6 +223,7 @@ class Ledger:
         cmd: PostPendingRequest | VoidRequest,
         key: IdempotencyKey,
         fingerprint: str,
+        actor: Actor,
     ) -> PostingResult:
         async def work(unit: PostingUnit) -> PostingResult:
             # The key is looked up before the pending transaction's state is
@@ -262,6 +233,7 @@ class Ledger:
             if isinstance(found, PostingResult):
                 return found
             original = found
+            access.check_reach(actor, (e.account_id for e in original.entries))
             pending.check_resolvable(original, resolution, await unit.now())
             held = [Leg(e.account_id, e.direction, e.amount) for e in original.entries]
             to_post: list[Leg] = []
@@ -272,6 +244,9 @@ class Ledger:
                 fingerprint,
                 cmd.description,
                 cmd.metadata,
+                actor=actor,
+                action=_RESOLUTION_ACTIONS[resolution],
+                target=transaction_id,
                 resolves=transaction_id,
                 resolution=resolution,
             )
@@ -280,24 +255,35 @@ class Ledger:
 
         return await self.store.run(work)
 
-    async def get_transaction(self, transaction_id: str, *, stale: bool = False) -> Transaction:
-        """Raises TransactionNotFound. `stale` allows a slightly old snapshot."""
+    async def get_transaction(
+        self, transaction_id: str, *, stale: bool = False, actor: Actor = DIRECT
+    ) -> Transaction:
+        """Raises TransactionNotFound, AccountOutOfReach (a key limited to
+        account prefixes reads only transactions whose every leg it
+        reaches). `stale` allows a slightly old snapshot."""
         transaction = await self.store.get_transaction(transaction_id, stale=stale)
         if transaction is None:
             raise errors.TransactionNotFound(
                 f"no transaction {transaction_id!r}", transaction_id=transaction_id
             )
+        access.check_reach(actor, (e.account_id for e in transaction.entries))
         return transaction
 
     # --- balances and history -----------------------------------------------------
 
     async def balance(
-        self, account_id: str, as_of: datetime | None = None, *, stale: bool = False
+        self,
+        account_id: str,
+        as_of: datetime | None = None,
+        *,
+        stale: bool = False,
+        actor: Actor = DIRECT,
     ) -> Balance:
         """The account's posted, pending and available balances now (from the
         cached row) or as of a time (summed from the journal). `stale` allows
         a slightly old snapshot, for display only: no rule of the ledger reads
-        balances this way. Raises AccountNotFound."""
+        balances this way. Raises AccountNotFound, AccountOutOfReach."""
+        access.check_reach(actor, [account_id])
         if as_of is None:
             found = await self.store.cached_totals(account_id, stale=stale)
             if found is None:
@@ -323,13 +309,19 @@ class Ledger:
         )
 
     async def account_entries(
-        self, account_id: str, cursor: str | None, limit: int | None = None, *, stale: bool = False
+        self,
+        account_id: str,
+        cursor: str | None,
+        limit: int | None = None,
+        *,
+        stale: bool = False,
+        actor: Actor = DIRECT,
     ) -> Page:
         """The account's entries, oldest first. Raises AccountNotFound,
-        InvalidCursor, InvalidValue."""
+        InvalidCursor, InvalidValue, AccountOutOfReach."""
         limit = self._page_size(limit)
         after = paging.decode_cursor(cursor)
-        await self.get_account(account_id)
+        await self.get_account(account_id, actor)
         items = await self.store.account_entries(account_id, after, limit + 1, stale=stale)
         return paging.page(items, limit, lambda e: e.entry_id)
 
@@ -355,17 +347,9 @@ class Ledger:
                 field="idempotency_key",
             )
 
-    def _page_size(self, limit: int | None) -> int:
-        return paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
 
-
-def _same_account(existing: Account, cmd: NewAccount) -> bool:
-    # `hot` is left out: it may have been changed since (PATCH), and a
-    # retried creation must neither fail for that nor undo it.
-    return (
-        existing.currency == cmd.currency
-        and existing.scale == cmd.scale
-        and existing.normal_side == cmd.normal_side
-        and existing.flags == cmd.flags
-        and existing.metadata == cmd.metadata
-    )
+_RESOLUTION_ACTIONS = {
+    "posted": audit.PENDING_POST,
+    "voided": audit.PENDING_VOID,
+    "expired": audit.PENDING_EXPIRE,
+}

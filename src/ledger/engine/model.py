@@ -9,9 +9,12 @@ of the public contract: add fields freely, rename none.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
+
+if TYPE_CHECKING:
+    from ledger.engine.audit import AuditRecord
 
 Direction = Literal["debit", "credit"]
 
@@ -241,6 +244,9 @@ class TransactionHeader(msgspec.Struct, frozen=True):
     timeout_seconds: int | None = None
     resolves: str | None = None
     resolution: Resolution | None = None
+    # The write's audit row, inserted in the same statement as the header.
+    # Its `target` and `transaction_id`, when None, are the new transaction.
+    audit: AuditRecord | None = None
 
 
 class HeaderRef(msgspec.Struct, frozen=True):

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+from ledger.engine.access import ApiKey, NewKey, StoredKey
+from ledger.engine.audit import AuditEntry, AuditFilter, AuditRecord
 from ledger.engine.model import (
     Account,
     AccountChange,
@@ -84,15 +86,21 @@ class Store(Protocol):
         when it cannot get an answer."""
         ...
 
-    async def insert_account(self, account_id: str, cmd: NewAccount) -> Account | None:
-        """Insert the account and its zero balance row; None if the id is taken."""
+    async def insert_account(
+        self, account_id: str, cmd: NewAccount, audit: AuditRecord
+    ) -> Account | None:
+        """Insert the account, its zero balance row and `audit`; None (and
+        nothing written) if the id is taken."""
         ...
 
     async def get_account(self, account_id: str) -> Account | None: ...
 
-    async def set_hot(self, account_id: str, hot: bool) -> tuple[Account, bool] | None:
-        """Make an account hot or ordinary, recording the change; returns the
-        account and whether it changed, or None if there is no such account."""
+    async def set_hot(
+        self, account_id: str, hot: bool, audit: AuditRecord
+    ) -> tuple[Account, bool] | None:
+        """Make an account hot or ordinary, recording the change and `audit`
+        (its outcome "unchanged" when it already was); returns the account
+        and whether it changed, or None if there is no such account."""
         ...
 
     async def hot_accounts_due(self, min_deltas: int, max_age: timedelta, limit: int) -> list[str]:
@@ -109,7 +117,12 @@ class Store(Protocol):
         self, account_id: str, after: str | None, limit: int
     ) -> list[AccountChange]: ...
 
-    async def list_accounts(self, after: str | None, limit: int) -> list[Account]: ...
+    async def list_accounts(
+        self, after: str | None, limit: int, prefixes: tuple[str, ...] | None = None
+    ) -> list[Account]:
+        """Accounts in id order after `after`; only those whose id starts
+        with one of `prefixes` when given."""
+        ...
 
     # `stale=True` allows a slightly old snapshot (a follower read on
     # CockroachDB) for reads that feed no decision.
@@ -145,4 +158,38 @@ class Store(Protocol):
 
     async def journal_facts(self) -> JournalFacts:
         """All the sums `verify` judges, read in one consistent snapshot."""
+        ...
+
+    # --- API keys and the audit trail ---------------------------------------------------
+
+    async def get_key(self, key_id: str) -> StoredKey | None: ...
+
+    async def insert_key(
+        self, key_id: str, secret_sha256: bytes, cmd: NewKey, audit: AuditRecord
+    ) -> ApiKey:
+        """Insert the key and `audit` in one transaction."""
+        ...
+
+    async def insert_first_key(
+        self, key_id: str, secret_sha256: bytes, cmd: NewKey, audit: AuditRecord
+    ) -> ApiKey | None:
+        """Insert the key and `audit` only if there is no key at all; None
+        when there is one. Many processes at once make one key."""
+        ...
+
+    async def list_keys(self, after: str | None, limit: int) -> list[ApiKey]: ...
+
+    async def revoke_key(self, key_id: str, audit: AuditRecord) -> ApiKey | None:
+        """Set the key's revocation time (kept if it was set), with `audit`;
+        None if there is no such key."""
+        ...
+
+    async def insert_audit(self, record: AuditRecord) -> None:
+        """One audit row in a transaction of its own."""
+        ...
+
+    async def audit_rows(
+        self, where: AuditFilter, after: tuple[datetime, str] | None, limit: int
+    ) -> list[AuditEntry]:
+        """Rows matching `where`, oldest first, after (time, id)."""
         ...

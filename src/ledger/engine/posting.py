@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ledger.engine import errors, rules
+from ledger.engine.access import Actor
+from ledger.engine.audit import AuditRecord
 from ledger.engine.model import (
     IdempotencyKey,
     Leg,
@@ -20,16 +22,29 @@ from ledger.engine.ports import PostingUnit
 
 
 def header(
-    key: IdempotencyKey, fingerprint: str, description: str | None, metadata: dict, **fields
+    key: IdempotencyKey,
+    fingerprint: str,
+    description: str | None,
+    metadata: dict,
+    *,
+    actor: Actor,
+    action: str,
+    target: str | None = None,
+    **fields,
 ) -> TransactionHeader:
-    """The transaction row of a posting under `key`; `fields` are the
-    optional columns (pending, timeout, what it reverses or resolves)."""
+    """The transaction row of a posting under `key`, with its audit row
+    (`actor` did `action` to `target`, by default the new transaction);
+    `fields` are the optional columns (pending, timeout, what it reverses
+    or resolves)."""
     return TransactionHeader(
         client_id=key.client_id,
         idempotency_key=key.key,
         fingerprint=fingerprint,
         description=description,
         metadata=metadata,
+        audit=AuditRecord(
+            actor=actor, action=action, outcome="created", target=target, fingerprint=fingerprint
+        ),
         **fields,
     )
 

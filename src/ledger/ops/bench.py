@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ledger.engine.access import key_id_of
 from ledger.engine.ledger import Ledger
 from ledger.ops import locust, report
 from ledger.ops.files import SHAPES, locustfiles
@@ -59,18 +60,24 @@ class BenchOptions:
     baseline_seconds: int = 15
     results: Path = DEFAULT_RESULTS
     check_targets: bool = True
+    # The key the load sends (LEDGER_API_KEY of the Locust processes); its
+    # client id scopes the idempotency keys the audit looks up.
+    api_key: str = ""
 
 
 _ATTEMPT_LINE = re.compile(r'^ledger_db_transaction_attempts_total\{outcome="([a-z_]+)"\} (\S+)$')
 _RETRIED = ("serialization", "deadlock", "connection", "ambiguous", "key_race")
 
 
-def attempts(targets: list[str]) -> dict[str, float]:
+def attempts(targets: list[str], api_key: str) -> dict[str, float]:
     """The services' database-attempt counters, summed over the nodes."""
     totals: dict[str, float] = {}
     for target in targets:
+        request = urllib.request.Request(
+            f"{target}/metrics", headers={"Authorization": f"Bearer {api_key}"}
+        )
         try:
-            with urllib.request.urlopen(f"{target}/metrics", timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 text = response.read().decode()
         except OSError:
             continue
@@ -86,7 +93,7 @@ def seed(options: BenchOptions) -> None:
     try:
         import common  # the locustfiles' own seeding: one definition of the accounts
 
-        common.seed(options.targets[0], options.accounts)
+        common.seed(options.targets[0], options.accounts, options.api_key)
     finally:
         sys.path.pop(0)
     asyncio.run(_analyze(options.database_url))
@@ -100,13 +107,16 @@ async def _analyze(database_url: str) -> None:
         await store.dispose()
 
 
-async def audit(database_url: str, acks: list[tuple[str, str, float]]) -> dict:
-    """Every acknowledged posting is in the journal once, under its key,
-    with the id it was acknowledged with; and verify is clean."""
+async def audit(database_url: str, acks: list[tuple[str, str, float]], api_key: str) -> dict:
+    """Every acknowledged posting is in the journal once, under its key (in
+    the idempotency scope of `api_key`'s client), with the id it was
+    acknowledged with; and verify is clean."""
     settings = Settings(database_url=database_url)
     store = build_store(database_url, settings, application_name="ledger-bench")
     try:
-        stored = await store.transactions_by_keys("default", sorted({k for k, _, _ in acks}))
+        key = await store.get_key(key_id_of(api_key))
+        client = key.key.client_id if key is not None else ""
+        stored = await store.transactions_by_keys(client, sorted({k for k, _, _ in acks}))
         verdict = await Ledger(store, settings.limits()).verify()
     finally:
         await store.dispose()
@@ -155,13 +165,13 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     ack_log = out / "acknowledged.log"
     seed(options)
-    before = attempts(options.targets)
+    before = attempts(options.targets, options.api_key)
     began = time.time()
     locust_code = locust.start(options, out, ack_log).wait()
     elapsed = time.time() - began
-    after = attempts(options.targets)
+    after = attempts(options.targets, options.api_key)
     acks = locust.read_acks(ack_log)
-    audited = asyncio.run(audit(options.database_url, acks))
+    audited = asyncio.run(audit(options.database_url, acks, options.api_key))
     baseline = measure_baseline()
     summary = summarize(options, out, acks, {k: after.get(k, 0) - before.get(k, 0) for k in after})
     summary.update(

@@ -90,6 +90,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return 2
         targets = [t.strip().rstrip("/") for t in args.target.split(",") if t.strip()]
         database_url = args.database_url
+        api_key = _given_key(args)
+        if not api_key:
+            print("ledger bench: --target needs --api-key (or LEDGER_API_KEY)", file=sys.stderr)
+            return 2
     else:
         try:
             cluster = Cluster.load(_cluster_dir(args))
@@ -98,6 +102,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"ledger bench: {exc}", file=sys.stderr)
             return 2
         targets = cluster.service_urls()
+        api_key = cluster.admin_key()
     options = bench.BenchOptions(
         shape=args.shape,
         targets=targets,
@@ -111,6 +116,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         max_errors=args.max_errors,
         baseline_seconds=args.baseline_seconds,
         check_targets=not args.no_targets,
+        api_key=api_key,
     )
     _override_runner(options, args)
     print(
@@ -122,6 +128,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(report.format_summary(summary))
     print(f"report: {out}")
     return code
+
+
+def _given_key(args: argparse.Namespace) -> str:
+    return args.api_key or os.environ.get("LEDGER_API_KEY", "")
 
 
 def _override_runner(options, args: argparse.Namespace) -> None:
@@ -160,6 +170,10 @@ def cmd_drill(args: argparse.Namespace) -> int:
         targets = [t.strip() for t in args.services.split(",") if t.strip()]
         database_url = args.database_url
         fault = drill.compose_fault(args.scenario, args.pause)
+        api_key = _given_key(args)
+        if not api_key:
+            print("ledger drill: compose needs --api-key (or LEDGER_API_KEY)", file=sys.stderr)
+            return 2
     else:
         try:
             cluster = Cluster.load(_cluster_dir(args))
@@ -171,6 +185,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
         database_url = cluster.database_url()
         targets = cluster.service_urls()
         fault = drill.local_fault(cluster, args.scenario, args.pause)
+        api_key = cluster.admin_key()
     options = bench.BenchOptions(
         shape=args.shape,
         targets=targets,
@@ -178,6 +193,7 @@ def cmd_drill(args: argparse.Namespace) -> int:
         accounts=args.accounts,
         step_users=args.users,
         check_targets=False,
+        api_key=api_key,
     )
     _override_runner(options, args)
     print(
@@ -229,6 +245,9 @@ def _bench_parser(sub) -> None:
         "with it, --database-url names the database to audit",
     )
     bench.add_argument("--database-url", help="the database behind --target")
+    bench.add_argument(
+        "--api-key", help="with --target: the key the load sends (default LEDGER_API_KEY)"
+    )
     bench.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
     bench.add_argument("--accounts", type=int, default=1000)
     bench.add_argument("--step-users", type=int, default=4, help="users added per step")
@@ -274,5 +293,9 @@ def _drill_parser(sub) -> None:
         "--database-url",
         default="cockroachdb+psycopg://root@127.0.0.1:26257/ledger?sslmode=disable",
         help="with --target compose: the database to audit",
+    )
+    drill.add_argument(
+        "--api-key",
+        help="with --target compose: the key the load sends (default LEDGER_API_KEY)",
     )
     drill.set_defaults(func=cmd_drill)

@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from ledger.engine.access import new_key
 from ledger.ops.files import free_port
 from ledger.ops.nodes import DATABASE, Server, Service, pg, system_user, tail
 
@@ -91,6 +92,22 @@ class Cluster:
     def service_urls(self) -> list[str]:
         return [s.url for s in self.services]
 
+    @property
+    def key_file(self) -> Path:
+        return Path(self.directory) / "admin-key"
+
+    def admin_key(self) -> str:
+        """The cluster's admin key: made at `cluster up`, kept in a file only
+        its owner reads, handed to the services as LEDGER_BOOTSTRAP_KEY (the
+        first to start stores it) and to the load tools."""
+        return self.key_file.read_text().strip()
+
+    def _make_admin_key(self) -> None:
+        _key_id, key = new_key()
+        fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+
     # --- building it ------------------------------------------------------------------
 
     @classmethod
@@ -131,6 +148,7 @@ class Cluster:
             environment=dict(environment or {}),
         )
         cluster.save()
+        cluster._make_admin_key()
         try:
             cluster._build(services, base_port)
         except BaseException:
@@ -246,6 +264,7 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         env.update(self.environment)
         env["LEDGER_DATABASE_URL"] = self.database_url()
+        env["LEDGER_BOOTSTRAP_KEY"] = self.admin_key()
         log = open(service.log, "a")  # noqa: SIM115 - handed to the child
         process = subprocess.Popen(
             [

@@ -236,7 +236,7 @@ def run(
     acks = locust.read_acks(ack_log)
     import asyncio
 
-    audited = asyncio.run(bench.audit(options.database_url, acks))
+    audited = asyncio.run(bench.audit(options.database_url, acks, options.api_key))
     rows = locust.history(out)
     verdict = {
         "scenario": scenario,

@@ -53,6 +53,7 @@ def start(options: BenchOptions, out: Path, ack_log: Path) -> LocustRun:
         LEDGER_DURATION=str(options.duration),
         LEDGER_P99_MS=str(options.p99_ms),
         LEDGER_MAX_ERRORS=str(options.max_errors),
+        LEDGER_API_KEY=options.api_key,
     )
     port = free_port()
     locust = [sys.executable, "-m", "locust", "-f", str(locustfile)]

@@ -45,6 +45,21 @@ _HEADER = {
     "resolution": "NULL",
     "id_0": _DEBIT,
     "id_1": _CREDIT,
+    # The posting's audit row, as the service writes it.
+    "audit_id": "gen_random_uuid()",
+    "audit_request_id": "'pgbench'",
+    "audit_key_id": "NULL",
+    "audit_key_name": "'pgbench'",
+    "audit_client_id": "'pgbench'",
+    "audit_source": "NULL",
+    "audit_action": "'transaction.create'",
+    "audit_target": _TRANSACTION_ID,
+    "audit_transaction_id": _TRANSACTION_ID,
+    "audit_fingerprint": "repeat('0', 64)",
+    "audit_reason": "NULL",
+    "audit_outcome": "'created'",
+    "audit_problem": "NULL",
+    "audit_detail": "NULL",
 }
 
 

@@ -9,10 +9,13 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
+import msgspec
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ledger.engine.access import ApiKey, NewKey, StoredKey
+from ledger.engine.audit import AuditEntry, AuditFilter, AuditRecord
 from ledger.engine.model import (
     Account,
     AccountChange,
@@ -35,6 +38,8 @@ from ledger.storage.queries import (
     expiry,
     history,
     hot,
+    keys,
+    operator,
     transactions,
     verify,
 )
@@ -113,32 +118,42 @@ class SqlStore:
 
     # --- accounts -------------------------------------------------------------------
 
-    async def insert_account(self, account_id: str, cmd: NewAccount) -> Account | None:
-        return await self._read(lambda conn: accounts.insert(conn, account_id, cmd))
+    async def insert_account(
+        self, account_id: str, cmd: NewAccount, record: AuditRecord
+    ) -> Account | None:
+        return await self._write(
+            lambda conn: accounts.insert(conn, account_id, cmd), record, lambda made: made
+        )
 
     async def get_account(self, account_id: str) -> Account | None:
         return await self._read(lambda conn: accounts.get(conn, account_id))
 
-    async def list_accounts(self, after: str | None, limit: int) -> list[Account]:
-        return await self._read(lambda conn: accounts.listing(conn, after, limit))
+    async def list_accounts(
+        self, after: str | None, limit: int, prefixes: tuple[str, ...] | None = None
+    ) -> list[Account]:
+        return await self._read(lambda conn: accounts.listing(conn, after, limit, prefixes))
 
     async def account_changes(
         self, account_id: str, after: str | None, limit: int
     ) -> list[AccountChange]:
         return await self._read(lambda conn: accounts.changes(conn, account_id, after, limit))
 
-    async def set_hot(self, account_id: str, hot_now: bool) -> tuple[Account, bool] | None:
+    async def set_hot(
+        self, account_id: str, hot_now: bool, record: AuditRecord
+    ) -> tuple[Account, bool] | None:
         """One transaction: change the flag (see `hot.set_hot`), record the
-        change, and read the account back."""
+        change and the audit row, and read the account back."""
 
         async def work(conn: AsyncConnection, attempt: Attempt) -> tuple[Account, bool] | None:
             was = await hot.set_hot(conn, account_id, hot_now)
             if was is None:
                 return None
             changed = was != hot_now
+            attempt.wrote = True
             if changed:
-                attempt.wrote = True
                 await accounts.record_change(conn, account_id, "hot", was, hot_now)
+            outcome = "updated" if changed else "unchanged"
+            await audit.insert(conn, msgspec.structs.replace(record, outcome=outcome))
             account = await accounts.get(conn, account_id)
             assert account is not None  # its balance row was just locked
             return account, changed
@@ -196,13 +211,68 @@ class SqlStore:
             lambda conn, _attempt: verify.journal_facts(conn),
         )
 
+    # --- API keys and the audit trail -------------------------------------------------
+
+    async def _write(
+        self,
+        fn: Callable[[AsyncConnection], Awaitable[T]],
+        record: AuditRecord,
+        wrote: Callable[[T], bool],
+    ) -> T:
+        """`fn` and, when `wrote(result)`, the audit row `record`, in one
+        transaction."""
+
+        async def work(conn: AsyncConnection, attempt: Attempt) -> T:
+            attempt.wrote = True
+            result = await fn(conn)
+            if wrote(result):
+                await audit.insert(conn, record)
+            return result
+
+        return await run_transaction(self.engine, self.policy, work)
+
+    async def get_key(self, key_id: str) -> StoredKey | None:
+        return await self._read(lambda conn: keys.get(conn, key_id))
+
+    async def insert_key(
+        self, key_id: str, secret_sha256: bytes, cmd: NewKey, record: AuditRecord
+    ) -> ApiKey:
+        return await self._write(
+            lambda conn: keys.insert(conn, key_id, secret_sha256, cmd), record, lambda _: True
+        )
+
+    async def insert_first_key(
+        self, key_id: str, secret_sha256: bytes, cmd: NewKey, record: AuditRecord
+    ) -> ApiKey | None:
+        return await self._write(
+            lambda conn: keys.insert_first(conn, key_id, secret_sha256, cmd),
+            record,
+            lambda made: made is not None,
+        )
+
+    async def list_keys(self, after: str | None, limit: int) -> list[ApiKey]:
+        return await self._read(lambda conn: keys.listing(conn, after, limit))
+
+    async def revoke_key(self, key_id: str, record: AuditRecord) -> ApiKey | None:
+        return await self._write(
+            lambda conn: keys.revoke(conn, key_id), record, lambda found: found is not None
+        )
+
+    async def insert_audit(self, record: AuditRecord) -> None:
+        await self._write(lambda conn: audit.insert(conn, record), record, lambda _: False)
+
+    async def audit_rows(
+        self, where: AuditFilter, after: tuple[datetime, str] | None, limit: int
+    ) -> list[AuditEntry]:
+        return await self._read(lambda conn: audit.listing(conn, where, after, limit))
+
     # --- for the operator tools --------------------------------------------------------
 
     async def transactions_by_keys(self, client_id: str, keys: list[str]) -> dict[str, list[str]]:
-        return await self._read(lambda conn: audit.transactions_by_keys(conn, client_id, keys))
+        return await self._read(lambda conn: operator.transactions_by_keys(conn, client_id, keys))
 
     async def refresh_statistics(self) -> None:
-        await self._read(audit.refresh_statistics)
+        await self._read(operator.refresh_statistics)
 
 
 def build_store(

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     SmallInteger,
@@ -157,3 +158,47 @@ account_changes = Table(
     Column("new_value", Text, nullable=False),
     PrimaryKeyConstraint("account_id", "change_id", name="account_changes_pkey"),
 )
+
+
+# Access control (migration 0004): API keys, and the audit trail in its own
+# schema, where the service's role may insert and read and nothing else.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("scopes", JSONB, nullable=False),
+    Column("accounts", JSONB, nullable=True),
+    Column("requests_per_second", Integer, nullable=True),
+    Column("secret_sha256", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+AUDIT_SCHEMA = "audit"
+
+audit_log = Table(
+    "log",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("request_id", String(128), nullable=False),
+    Column("key_id", String(32), nullable=True),
+    Column("key_name", String(128), nullable=False),
+    Column("client_id", String(128), nullable=False),
+    Column("source", String(64), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("target", String(255), nullable=True),
+    Column("transaction_id", Uuid, nullable=True),
+    Column("fingerprint", String(64), nullable=True),
+    Column("reason", String(500), nullable=True),
+    Column("outcome", String(16), nullable=False),
+    Column("problem", String(64), nullable=True),
+    Column("detail", Text, nullable=True),
+    schema=AUDIT_SCHEMA,
+)
+# Hash-sharded on CockroachDB (see dialect.time_ordered_index_ddl).
+Index("log_occurred_at", audit_log.c.occurred_at, audit_log.c.id)
+Index("log_target", audit_log.c.target)
+Index("log_transaction_id", audit_log.c.transaction_id)

@@ -1,7 +1,10 @@
 """What every load shape shares: the nodes, the careful client, the record of
 acknowledged postings, account seeding and the step-load shape.
 
-Environment (all optional):
+Environment:
+  LEDGER_API_KEY      the API key every request carries (`ledger bench` and
+                      `ledger drill` pass the cluster's admin key)
+and, all optional:
   LEDGER_TARGETS      comma-separated service URLs to spread over (default --host)
   LEDGER_ACCOUNTS     ordinary accounts to use (default 1000)
   LEDGER_ACK_LOG      file to append every acknowledged posting to, as
@@ -38,6 +41,7 @@ ACCOUNTS = int(os.environ.get("LEDGER_ACCOUNTS", "1000"))
 ACK_LOG = os.environ.get("LEDGER_ACK_LOG")
 ATTEMPTS = 4
 HOT_ACCOUNT = "load-fees"
+AUTHORIZATION = {"Authorization": f"Bearer {os.environ.get('LEDGER_API_KEY', '')}"}
 _ack_lock = threading.Lock()
 
 
@@ -94,9 +98,10 @@ def _flush_acks(**_kwargs) -> None:
         _flush_acks_locked()
 
 
-def seed(base: str, accounts: int = ACCOUNTS) -> None:
+def seed(base: str, accounts: int = ACCOUNTS, api_key: str | None = None) -> None:
     """Create the accounts and the hot fee account (idempotent: an existing
-    identical account answers 200)."""
+    identical account answers 200), with `api_key` (default LEDGER_API_KEY)."""
+    authorization = {"Authorization": f"Bearer {api_key}"} if api_key else AUTHORIZATION
     bodies = [
         {"id": account_id(i), "currency": "USD", "scale": 2, "normal_side": "debit"}
         for i in range(accounts)
@@ -108,7 +113,7 @@ def seed(base: str, accounts: int = ACCOUNTS) -> None:
         request = urllib.request.Request(
             f"{base}/accounts",
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **authorization},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             assert response.status in (200, 201), response.status
@@ -124,6 +129,8 @@ def _seed_accounts(environment, **_kwargs) -> None:
 class CarefulClient:
     """Mixed into a FastHttpUser: send to the nodes in turn, and retry a
     posting with the same key on the next node when the answer is unknown."""
+
+    default_headers = AUTHORIZATION  # FastHttpUser sends them with every request
 
     def on_start(self) -> None:
         nodes = targets(self.environment.host)

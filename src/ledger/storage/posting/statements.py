@@ -23,9 +23,11 @@ from sqlalchemy import (
 )
 
 from ledger.storage.fragments import ACCOUNT_COLUMNS, ACCOUNTS_WITH_HOT, BALANCE_COLUMNS
+from ledger.storage.queries.audit import AUDIT_COLUMNS
 from ledger.storage.tables import (
     account_balances,
     accounts,
+    audit_log,
     entries,
     hot_deltas,
     pending_expiry,
@@ -49,8 +51,10 @@ HEADER_COLUMNS = (
 
 @functools.cache
 def open_posting(n: int):
-    """A posting's first statement: insert its header and read its n
-    accounts, with the balance rows of the ordinary ones locked in id order.
+    """A posting's first statement: insert its header and its audit row,
+    and read its n accounts, with the balance rows of the ordinary ones
+    locked in id order. The audit row rides along as a CTE (parameters
+    `audit_<column>`), so recording it costs no round trip of its own.
 
     The header goes in first in the same statement, so a used idempotency
     key (or a resolution already made) fails the statement before any rule
@@ -90,8 +94,13 @@ def open_posting(n: int):
         .where(accounts.c.id.in_(ids))
         .subquery("found")
     )
-    return select(header.c.created_at.label("header_created_at"), *found.c).select_from(
-        header.outerjoin(found, true())
+    audit_row = audit_log.insert().values(
+        {c: bindparam(f"audit_{c}", type_=audit_log.c[c].type) for c in AUDIT_COLUMNS}
+    )
+    return (
+        select(header.c.created_at.label("header_created_at"), *found.c)
+        .select_from(header.outerjoin(found, true()))
+        .add_cte(audit_row.cte("audit_row"))
     )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine import errors, pending
+from ledger.engine.audit import AuditRecord
 from ledger.engine.model import (
     AccountState,
     BalanceDelta,
@@ -29,7 +30,7 @@ from ledger.engine.ports import PostingUnit
 from ledger.storage import failures, ids, rows
 from ledger.storage.posting.statements import open_posting, write_entries
 from ledger.storage.posting.wire import Wire
-from ledger.storage.queries import expiry, transactions
+from ledger.storage.queries import audit, expiry, transactions
 from ledger.storage.retry import Attempt, KeyRace
 from ledger.storage.tables import (
     IDEMPOTENCY_CONSTRAINT,
@@ -83,6 +84,7 @@ class SqlPostingUnit(PostingUnit):
             "resolves": uuid.UUID(header.resolves) if header.resolves else None,
             "resolution": header.resolution,
             **{f"id_{i}": a for i, a in enumerate(account_ids)},
+            **_audit_params(header.audit, transaction_id),
         }
         try:
             found = await self.wire.open(("open", n), lambda: open_posting(n), params)
@@ -163,6 +165,13 @@ def _write_params(
         params[f"d_{i}"], params[f"c_{i}"] = d.debits, d.credits
         params[f"pd_{i}"], params[f"pc_{i}"] = d.pending_debits, d.pending_credits
     return params
+
+
+def _audit_params(record: AuditRecord | None, transaction_id: uuid.UUID) -> dict:
+    """The audit row's parameters in `statements.open_posting`. Every
+    posting carries one: a write without its audit row is a bug."""
+    assert record is not None, "a posting reached storage without its audit row"
+    return {f"audit_{k}": v for k, v in audit.values(record, transaction_id).items()}
 
 
 def _refusal(exc: sa_exc.IntegrityError, header: TransactionHeader) -> Exception | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,7 +56,9 @@ async def get(conn: AsyncConnection, account_id: str) -> Account | None:
     return None if row is None else rows.account(row)
 
 
-async def listing(conn: AsyncConnection, after: str | None, limit: int) -> list[Account]:
+async def listing(
+    conn: AsyncConnection, after: str | None, limit: int, prefixes: tuple[str, ...] | None = None
+) -> list[Account]:
     query = (
         select(*ACCOUNT_COLUMNS, account_balances.c.hot)
         .select_from(ACCOUNTS_WITH_HOT)
@@ -65,6 +67,8 @@ async def listing(conn: AsyncConnection, after: str | None, limit: int) -> list[
     )
     if after is not None:
         query = query.where(accounts.c.id > after)
+    if prefixes is not None:
+        query = query.where(or_(*(accounts.c.id.startswith(p, autoescape=True) for p in prefixes)))
     return [rows.account(row) for row in await conn.execute(query)]
 
 

@@ -1,42 +1,102 @@
-"""What the operator tools ask of the database beyond the ledger's own
-reads: which postings a load run left under its keys (the benchmark's and
-the drills' audit), and fresh planner statistics after seeding."""
+"""The audit trail: one row per write request, in schema `audit`.
+
+`values(record)` is what a row holds; the writes that carry their row into
+their own transaction insert it with `INSERT` (accounts, keys) or inside the
+posting's first statement (`posting.statements.open_posting`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.storage.tables import transactions
+from ledger.engine import errors
+from ledger.engine.audit import AuditEntry, AuditFilter, AuditRecord
+from ledger.storage import rows
+from ledger.storage.tables import audit_log
 
-_CHUNK = 5000
+# A refusal's detail can quote what the client sent; a row keeps this much.
+MAX_DETAIL_CHARS = 2000
+
+# The columns of a row besides its time, which the database gives.
+AUDIT_COLUMNS = tuple(c.name for c in audit_log.c if c.name != "occurred_at")
 
 
-async def transactions_by_keys(
-    conn: AsyncConnection, client_id: str, keys: list[str]
-) -> dict[str, list[str]]:
-    """key -> the ids of the transactions under it, for those of `keys` in
-    the journal (more than one id would be a posting written twice)."""
-    found: dict[str, list[str]] = {}
-    for start in range(0, len(keys), _CHUNK):
-        rows = await conn.execute(
-            select(transactions.c.idempotency_key, transactions.c.id).where(
-                transactions.c.client_id == client_id,
-                transactions.c.idempotency_key.in_(keys[start : start + _CHUNK]),
-            )
+def values(record: AuditRecord, transaction_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """The row's column values. `transaction_id` overrides the record's (a
+    posting learns its id in storage)."""
+    actor = record.actor
+    committed = transaction_id or (
+        uuid.UUID(record.transaction_id) if record.transaction_id else None
+    )
+    detail = record.detail
+    if detail is not None and len(detail) > MAX_DETAIL_CHARS:
+        detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+    return {
+        "id": uuid.uuid4(),
+        "request_id": actor.request_id,
+        "key_id": actor.key_id,
+        "key_name": actor.key_name,
+        "client_id": actor.client_id,
+        "source": actor.source,
+        "action": record.action,
+        "target": record.target or (str(committed) if committed else None),
+        "transaction_id": committed,
+        "fingerprint": record.fingerprint,
+        "reason": actor.reason,
+        "outcome": record.outcome,
+        "problem": record.problem,
+        "detail": detail,
+    }
+
+
+async def insert(conn: AsyncConnection, record: AuditRecord) -> None:
+    await conn.execute(audit_log.insert().values(values(record)))
+
+
+async def listing(
+    conn: AsyncConnection, where: AuditFilter, after: tuple[datetime, str] | None, limit: int
+) -> list[AuditEntry]:
+    c = audit_log.c
+    query = select(audit_log).order_by(c.occurred_at, c.id).limit(limit)
+    if where.actor is not None:
+        query = query.where(
+            or_(c.key_id == where.actor, c.key_name == where.actor, c.client_id == where.actor)
         )
-        for r in rows:
-            found.setdefault(r.idempotency_key, []).append(str(r.id))
-    return found
+    if where.action is not None:
+        query = query.where(c.action == where.action)
+    if where.target is not None:
+        query = query.where(c.target == where.target)
+    if where.since is not None:
+        query = query.where(c.occurred_at >= where.since)
+    if where.until is not None:
+        query = query.where(c.occurred_at < where.until)
+    if after is not None:
+        after_id = rows.parse_uuid(after[1])
+        if after_id is None:
+            raise errors.InvalidCursor("cursor is not valid for the audit trail")
+        query = query.where(tuple_(c.occurred_at, c.id) > tuple_(after[0], after_id))
+    return [_entry(r) for r in await conn.execute(query)]
 
 
-async def refresh_statistics(conn: AsyncConnection) -> None:
-    """ANALYZE the account tables (needs the owner). Right after many
-    accounts are created the planner has no statistics and may read the
-    balance rows with a bitmap scan, whose coarse SERIALIZABLE predicate
-    locks make concurrent postings conflict (a benchmark on a freshly
-    seeded database measured 0.9 retries per commit instead of 0.02).
-    Autovacuum gets there by itself after a while; a benchmark that has
-    just seeded cannot wait."""
-    await conn.execute(text("ANALYZE accounts"))
-    await conn.execute(text("ANALYZE account_balances"))
+def _entry(r: Any) -> AuditEntry:
+    return AuditEntry(
+        id=str(r.id),
+        occurred_at=r.occurred_at,
+        request_id=r.request_id,
+        key_id=r.key_id,
+        key_name=r.key_name,
+        client_id=r.client_id,
+        source=r.source,
+        action=r.action,
+        target=r.target,
+        transaction_id=str(r.transaction_id) if r.transaction_id else None,
+        fingerprint=r.fingerprint,
+        reason=r.reason,
+        outcome=r.outcome,
+        problem=r.problem,
+        detail=r.detail,
+    )

@@ -1,0 +1,150 @@
+"""Who is asking, and may they: the scope every route declares, the bearer
+key checked against it, the rate limits, and the actor a request acts as.
+
+Every route handler declares its scope with `requires(...)` (or `PUBLIC`
+for liveness and readiness); `AccessMiddleware` (in `middleware.py`)
+enforces it. A handler that declares nothing is refused to every key, so a
+route added later cannot be open by forgetting; `tests/api/test_routes.py`
+walks the route table to make sure none forgets.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+from ledger.engine import audit, errors
+from ledger.engine.access import Actor, ApiKey
+from ledger.engine.keys import Keys
+
+SCOPE_OPT = "scope"  # the route handler's `opt` key holding its scope
+ACTION_OPT = "audit_action"  # ... and, on a write, the audit action
+PUBLIC = "public"  # no key needed: /health and /ready only
+AUTHENTICATED = "authenticated"  # any valid key (the API documentation)
+
+BEARER = "bearer"  # the OpenAPI security scheme's name
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REASON_HEADER = "Ledger-Reason"
+MAX_REQUEST_ID_CHARS = 128
+
+
+def requires(scope: str, action: str | None = None) -> dict:
+    """The route decorator arguments that declare `scope` (and, for a
+    write, its audit `action`), for the middleware and the OpenAPI
+    document alike."""
+    opt: dict = {SCOPE_OPT: scope}
+    if action is not None:
+        opt[ACTION_OPT] = action
+    return {"opt": opt, "security": [{BEARER: [scope]}]}
+
+
+def public() -> dict:
+    return {"opt": {SCOPE_OPT: PUBLIC}, "security": []}
+
+
+def request_id(given: str | None) -> str:
+    """The client's X-Request-Id when it is a sensible one, else a new id."""
+    if given and len(given) <= MAX_REQUEST_ID_CHARS and given.isascii() and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+class Gate:
+    """Authentication and authorisation for one service process.
+
+    Failed authentications are counted per source address (a moving window
+    of a minute): past `failures_per_minute`, that address gets 429 until
+    the window has room again, so keys cannot be guessed at speed (not that
+    256-bit secrets could be) and unknown keys cannot be used to load the
+    database. A key's own `requests_per_second` is a fixed one-second
+    window in this process (with N service processes behind a balancer, a
+    client may reach N times it: the limit protects each process).
+    """
+
+    def __init__(self, keys: Keys, failures_per_minute: int) -> None:
+        self.keys = keys
+        storage = MemoryStorage()
+        self._failures = MovingWindowRateLimiter(storage)
+        self._failure_limit = RateLimitItemPerMinute(max(1, failures_per_minute))
+        self._requests = FixedWindowRateLimiter(storage)
+        self._request_limits: dict[int, RateLimitItemPerSecond] = {}
+
+    async def authenticate(self, authorization: str | None, source: str | None) -> ApiKey:
+        """The live key the Authorization header carries. Raises
+        Unauthenticated, or RateLimited when `source` failed too often."""
+        place = source or "unknown"
+        if not self._failures.test(self._failure_limit, place):
+            raise self._limited(self._failures, self._failure_limit, place, "failed attempts")
+        try:
+            return await self.keys.authenticate(_bearer(authorization))
+        except errors.Unauthenticated:
+            self._failures.hit(self._failure_limit, place)
+            raise
+
+    def admit(self, key: ApiKey, declared: str | None, reason: str | None) -> None:
+        """Whether `key` may use a route declaring `declared` now. Raises
+        MissingScope, RateLimited (the key's own rate), InvalidValue (the
+        reason)."""
+        check_scope(key, declared)
+        if key.requests_per_second is not None:
+            limit = self._request_limits.get(key.requests_per_second)
+            if limit is None:
+                limit = self._request_limits.setdefault(
+                    key.requests_per_second, RateLimitItemPerSecond(key.requests_per_second)
+                )
+            if not self._requests.hit(limit, key.id):
+                raise self._limited(self._requests, limit, key.id, "requests")
+        audit.check_reason(reason)
+
+    @staticmethod
+    def _limited(limiter, item, who: str, what: str) -> errors.RateLimited:
+        reset = limiter.get_window_stats(item, who).reset_time
+        wait = max(1, math.ceil(reset - time.time()))
+        return errors.RateLimited(
+            f"too many {what} ({item.amount} per {item.GRANULARITY.name}); retry in {wait} s",
+            retry_after_seconds=wait,
+        )
+
+
+def _bearer(authorization: str | None) -> str:
+    if authorization is None:
+        raise errors.Unauthenticated("send an API key: Authorization: Bearer lk_<key id>_<secret>")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthenticated("the Authorization header must be 'Bearer <API key>'")
+    return token.strip()
+
+
+def actor(key: ApiKey, request: str, source: str | None, reason: str | None) -> Actor:
+    """The actor of a request made with `key` (a reason past its limit is
+    left out here; `Gate.admit` refuses it)."""
+    if reason is not None and len(reason) > audit.MAX_REASON_CHARS:
+        reason = None
+    return Actor(
+        request_id=request,
+        client_id=key.client_id,
+        key_id=key.id,
+        key_name=key.name,
+        source=source,
+        reason=reason,
+        accounts=tuple(key.accounts) if key.accounts is not None else None,
+    )
+
+
+def check_scope(key: ApiKey, declared: str | None) -> None:
+    """Raises MissingScope unless `key` has what the route declares."""
+    if declared == AUTHENTICATED:
+        return
+    if declared is None:
+        raise errors.MissingScope("this route declares no scope, so no key may use it", scope=None)
+    if declared not in key.scopes:
+        raise errors.MissingScope(
+            f"API key {key.id!r} lacks the scope {declared!r} this route needs",
+            scope=declared,
+        )

@@ -1,0 +1,54 @@
+"""HTTP handlers for API keys (scope `keys:admin`): thin, like the rest."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery
+
+from ledger.api import request as req
+from ledger.api.access import requires
+from ledger.api.decoding import decode_body
+from ledger.api.openapi import body_operation
+from ledger.engine import audit
+from ledger.engine.access import KEYS_ADMIN, ApiKey, IssuedKey, NewKey
+from ledger.engine.model import Page
+
+
+class KeyController(Controller):
+    path = "/keys"
+    tags = ["keys"]
+
+    @post(operation_class=body_operation(NewKey), **requires(KEYS_ADMIN, audit.KEY_CREATE))
+    async def create_key(
+        self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
+    ) -> Response[IssuedKey]:
+        """Make an API key. The answer's `key` is the only time the secret is
+        shown; the ledger keeps its SHA-256 alone. `client_id` is the
+        idempotency scope: give a new key of the same client the same one,
+        and its retries find the postings of the key it replaces."""
+        cmd = decode_body(await request.body(), NewKey, settings.max_body_bytes)
+        issued = await ledger.keys.create(cmd, req.actor(request))
+        return Response(issued, status_code=201)
+
+    @get(**requires(KEYS_ADMIN))
+    async def list_keys(
+        self,
+        ledger: req.LedgerDep,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+    ) -> Page:
+        """Keys in id order, revoked ones too; never their secrets."""
+        return await ledger.keys.page(cursor, limit)
+
+    @get("/{key_id:str}", **requires(KEYS_ADMIN))
+    async def get_key(self, key_id: FromPath[str], ledger: req.LedgerDep) -> ApiKey:
+        return await ledger.keys.get(key_id)
+
+    @post("/{key_id:str}/revoke", status_code=200, **requires(KEYS_ADMIN, audit.KEY_REVOKE))
+    async def revoke_key(
+        self, key_id: FromPath[str], request: Request, ledger: req.LedgerDep
+    ) -> ApiKey:
+        """Revoke the key: it stops working in this service process at once,
+        and in every other within `LEDGER_KEY_CACHE_SECONDS`. Revoking it
+        again changes nothing."""
+        return await ledger.keys.revoke(key_id, req.actor(request))

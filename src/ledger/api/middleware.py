@@ -1,0 +1,229 @@
+"""The one middleware every routed request passes: it names the request (an
+X-Request-Id), admits it (`access.Gate`: key, scope, rate limits), refuses
+bodies that are not JSON, and records in the audit trail what a write
+request's own transaction could not: a refusal, or a replay of an answer
+given before. A write that succeeds records itself, in its own transaction
+(`ledger.engine.audit`).
+
+The audit row of a refusal or replay is written before the response leaves,
+so a client that saw the answer can find the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils.empty import value_or_default
+from litestar.utils.scope.state import ScopeState
+
+from ledger.api import access, problems
+from ledger.api import errors as wire
+from ledger.engine import errors
+from ledger.engine.access import Actor
+from ledger.engine.audit import AuditRecord
+
+log = logging.getLogger(__name__)
+
+ACTOR_STATE = "ledger_actor"
+REQUEST_ID_STATE = "ledger_request_id"
+_WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class AccessMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        headers = _headers(scope)
+        state = scope["state"]
+        request = state[REQUEST_ID_STATE] = access.request_id(headers.get(b"x-request-id"))
+        opt = scope["route_handler"].opt
+        declared = opt.get(access.SCOPE_OPT)
+        if declared == access.PUBLIC:
+            await next_app(scope, receive, send)
+            return
+        if declared is None and scope["method"] == "OPTIONS":
+            declared = access.AUTHENTICATED  # Litestar's own OPTIONS answers
+        action = opt.get(access.ACTION_OPT)
+        source = scope["client"][0] if scope.get("client") else None
+        reason = headers.get(b"ledger-reason")
+        if action is not None:
+            send = _Recorder(scope, send, action, request, source, reason)
+        app_state = scope["litestar_app"].state
+        gate = app_state.gate
+        try:
+            key = await gate.authenticate(headers.get(b"authorization"), source)
+            state[ACTOR_STATE] = access.actor(key, request, source, reason)
+            gate.admit(key, declared, reason)
+            _check_media_type(scope["method"], headers)
+        except errors.LedgerError as exc:
+            response = problems.ledger_error_response(exc, scope["path"])
+            await response.to_asgi_response(None, Request(scope))(scope, receive, send)
+            return
+        await next_app(scope, receive, send)
+
+
+def _headers(scope: Scope) -> dict[bytes, str]:
+    """The few request headers this middleware reads, by lower-case name."""
+    wanted = _WANTED
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in wanted:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+_WANTED = frozenset(
+    {
+        b"authorization",
+        b"x-request-id",
+        b"ledger-reason",
+        b"content-type",
+        b"content-length",
+        b"transfer-encoding",
+    }
+)
+
+
+def _check_media_type(method: str, headers: dict[bytes, str]) -> None:
+    """A write's body, when it has one, must be JSON. Raises
+    UnsupportedMediaType."""
+    if method not in _WRITE_METHODS:
+        return
+    has_body = headers.get(b"content-length", "0") != "0" or b"transfer-encoding" in headers
+    if not has_body:
+        return
+    media = headers.get(b"content-type", "").split(";", 1)[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    raise wire.UnsupportedMediaType(
+        f"send the body as Content-Type: application/json; got {media or 'no Content-Type'!r}",
+        content_type=media or None,
+    )
+
+
+class _Recorder:
+    """A `send` that holds back the answer to a write request when it is a
+    refusal or a replay, records it in the audit trail, then sends it."""
+
+    __slots__ = ("_held", "action", "reason", "request", "scope", "send", "source")
+
+    def __init__(self, scope: Scope, send: Send, action: str, request: str, source, reason) -> None:
+        self.scope = scope
+        self.send = send
+        self.action = action
+        self.request = request
+        self.source = source
+        self.reason = reason
+        self._held: list[Message] | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if self._held is not None:
+            self._held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await self._record()
+                for held in self._held:
+                    await self.send(held)
+            return
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            replayed = any(name.lower() == b"idempotent-replayed" for name, _ in message["headers"])
+            if status >= 400 or replayed:
+                self._held = [message]
+                return
+        await self.send(message)
+
+    async def _record(self) -> None:
+        assert self._held is not None
+        start, *bodies = self._held
+        body = b"".join(m.get("body", b"") for m in bodies)
+        try:
+            answer = msgspec.json.decode(body) if body else {}
+        except msgspec.DecodeError:
+            answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
+        status = start["status"]
+        if status < 400:
+            record = AuditRecord(
+                actor=self._actor(),
+                action=self.action,
+                outcome="replayed",
+                target=_text(answer.get("id")),
+                fingerprint=self._fingerprint(),
+            )
+        else:
+            record = AuditRecord(
+                actor=self._actor(),
+                action=self.action,
+                outcome="refused" if status < 500 else "failed",
+                target=self._target(),
+                fingerprint=self._fingerprint(),
+                problem=_text(answer.get("code")) or str(status),
+                detail=_text(answer.get("detail")),
+            )
+        try:
+            await self.scope["litestar_app"].state.ledger.audit.record(record)
+        except Exception:  # the answer still goes out; the log says what was lost
+            log.exception(
+                "could not record %s (%s) of request %s in the audit trail",
+                record.action,
+                record.outcome,
+                self.request,
+            )
+
+    def _actor(self) -> Actor:
+        actor = self.scope["state"].get(ACTOR_STATE)
+        if actor is not None:
+            return actor
+        reason = self.reason if self.reason and len(self.reason) <= 500 else None
+        return Actor(
+            request_id=self.request,
+            client_id="-",
+            key_name="unauthenticated",
+            source=self.source,
+            reason=reason,
+        )
+
+    def _target(self) -> str | None:
+        params = self.scope.get("path_params") or {}
+        for value in params.values():
+            return str(value)[:255]
+        return None
+
+    def _fingerprint(self) -> str | None:
+        """SHA-256 of the request body, when the handler read one."""
+        body = value_or_default(ScopeState.from_scope(self.scope).body, None)
+        return hashlib.sha256(body).hexdigest() if body else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def echo_request_id(message: Message, scope: Scope) -> None:
+    """A `before_send` hook: every response carries the request's id (the
+    client's X-Request-Id, or the one made for it), routed or not."""
+    if message["type"] != "http.response.start":
+        return
+    state = scope.get("state") or {}
+    request = state.get(REQUEST_ID_STATE)
+    if request is None:
+        given = next(
+            (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"),
+            None,
+        )
+        request = access.request_id(given)
+    headers = message.setdefault("headers", [])
+    if isinstance(headers, list):
+        headers.append((b"x-request-id", request.encode()))
+    else:
+        headers.add(access.REQUEST_ID_HEADER, request)

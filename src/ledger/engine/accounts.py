@@ -1,0 +1,139 @@
+"""The ledger's use cases for accounts: create, change, read, list, and
+the compaction of hot accounts' deltas. `ledger.engine.ledger.Ledger`
+offers them beside the postings."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+from ledger.engine import access, audit, errors, paging, rules
+from ledger.engine.access import DIRECT, Actor
+from ledger.engine.audit import AuditRecord
+from ledger.engine.limits import Limits
+from ledger.engine.model import Account, AccountPatch, NewAccount, Page
+from ledger.engine.ports import Store
+
+
+class AccountCases:
+    store: Store
+    limits: Limits
+
+    async def create_account(self, cmd: NewAccount, actor: Actor = DIRECT) -> tuple[Account, bool]:
+        """Create an account; returns it and whether it was created now.
+
+        Creating an account whose id exists with identical attributes returns
+        the existing one (created=False), so a client may retry safely.
+        Raises InvalidAccount, InvalidValue, AccountExists, AccountOutOfReach.
+        """
+        rules.check_new_account(cmd, self.limits)
+        if cmd.id is None and actor.accounts is not None:
+            raise errors.AccountOutOfReach(
+                "this API key is limited to account-id prefixes: give the new account an id "
+                "that starts with one of them",
+                account_id=None,
+            )
+        account_id = cmd.id if cmd.id is not None else str(uuid.uuid4())
+        access.check_reach(actor, [account_id])
+        record = AuditRecord(
+            actor=actor,
+            action=audit.ACCOUNT_CREATE,
+            outcome="created",
+            target=account_id,
+            fingerprint=rules.fingerprint("account", cmd),
+        )
+        created = await self.store.insert_account(account_id, cmd, record)
+        if created is not None:
+            return created, True
+        existing = await self.store.get_account(account_id)
+        if existing is not None and _same_account(existing, cmd):
+            return existing, False
+        raise errors.AccountExists(
+            f"account {account_id!r} already exists with other attributes",
+            account_id=account_id,
+        )
+
+    async def set_hot(
+        self, account_id: str, patch: AccountPatch, actor: Actor = DIRECT
+    ) -> tuple[Account, bool]:
+        """Make the account hot or ordinary; returns it and whether it
+        changed (asking for what already is changes nothing, and its audit
+        row says "unchanged").
+
+        Raises AccountNotFound, HotAccountLimited, AccountOutOfReach.
+        """
+        account = await self.get_account(account_id, actor)
+        rules.check_hot(account_id, account.flags, patch.hot)
+        record = AuditRecord(
+            actor=actor,
+            action=audit.ACCOUNT_UPDATE,
+            outcome="updated",
+            target=account_id,
+            fingerprint=rules.fingerprint("account-update", patch),
+        )
+        found = await self.store.set_hot(account_id, patch.hot, record)
+        if found is None:
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+        return found
+
+    async def account_changes(
+        self, account_id: str, cursor: str | None, limit: int | None = None, actor: Actor = DIRECT
+    ) -> Page:
+        """Recorded changes of the account's attributes, oldest first.
+        Raises AccountNotFound, InvalidCursor, InvalidValue, AccountOutOfReach."""
+        limit = self._page_size(limit)
+        after = paging.decode_cursor(cursor)
+        await self.get_account(account_id, actor)
+        items = await self.store.account_changes(account_id, after, limit + 1)
+        return paging.page(items, limit, lambda c: c.change_id)
+
+    async def compact_hot(
+        self, *, min_deltas: int, max_age_seconds: float, grace_seconds: float, batch: int
+    ) -> int:
+        """Fold the deltas of every hot account that has `min_deltas` of them,
+        or one older than `max_age_seconds`, into a new snapshot; returns how
+        many deltas were folded. Safe in many processes at once."""
+        folded = 0
+        grace = timedelta(seconds=grace_seconds)
+        due = await self.store.hot_accounts_due(
+            min_deltas, timedelta(seconds=max(max_age_seconds, grace_seconds)), batch
+        )
+        random.shuffle(due)  # compactors in other processes collide less
+        for account_id in due:
+            folded += await self.store.compact_hot(account_id, grace)
+        return folded
+
+    async def get_account(self, account_id: str, actor: Actor = DIRECT) -> Account:
+        """Raises AccountOutOfReach, AccountNotFound."""
+        access.check_reach(actor, [account_id])
+        account = await self.store.get_account(account_id)
+        if account is None:
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+        return account
+
+    async def list_accounts(
+        self, cursor: str | None, limit: int | None = None, actor: Actor = DIRECT
+    ) -> Page:
+        """Accounts in id order (those the actor's key reaches). Raises
+        InvalidCursor, InvalidValue."""
+        limit = self._page_size(limit)
+        items = await self.store.list_accounts(
+            paging.decode_cursor(cursor), limit + 1, actor.accounts
+        )
+        return paging.page(items, limit, lambda a: a.id)
+
+    def _page_size(self, limit: int | None) -> int:
+        return paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+
+
+def _same_account(existing: Account, cmd: NewAccount) -> bool:
+    # `hot` is left out: it may have been changed since (PATCH), and a
+    # retried creation must neither fail for that nor undo it.
+    return (
+        existing.currency == cmd.currency
+        and existing.scale == cmd.scale
+        and existing.normal_side == cmd.normal_side
+        and existing.flags == cmd.flags
+        and existing.metadata == cmd.metadata
+    )

@@ -1,0 +1,143 @@
+"""The audit trail: who did what, when and why, one row per write request.
+
+A write the ledger makes carries its row into the same database transaction
+(`AuditRecord` on the posting's header, or beside an account or key write),
+so there is no write without its row and no row for a write that rolled
+back. A request that wrote nothing of its own (a refusal, or a replay of an
+earlier answer) is recorded by itself through `AuditTrail.record`.
+Storage keeps the rows in schema `audit`, where the service's role may
+insert and read and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from ledger.engine import errors, paging
+from ledger.engine.access import Actor
+from ledger.engine.limits import Limits
+from ledger.engine.model import Page
+
+if TYPE_CHECKING:
+    from ledger.engine.ports import Store
+
+# Actions: what a write request asked for.
+TRANSACTION_CREATE = "transaction.create"
+TRANSACTION_REVERSE = "transaction.reverse"
+PENDING_POST = "pending.post"
+PENDING_VOID = "pending.void"
+PENDING_EXPIRE = "pending.expire"
+ACCOUNT_CREATE = "account.create"
+ACCOUNT_UPDATE = "account.update"
+KEY_CREATE = "key.create"
+KEY_REVOKE = "key.revoke"
+
+# Outcomes: what came of it.
+Outcome = Literal["created", "updated", "unchanged", "revoked", "replayed", "refused", "failed"]
+
+MAX_REASON_CHARS = 500
+
+
+class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One row to write. `target` is what the request acted on (the account,
+    the transaction reversed or resolved, the key; for a new transaction, the
+    transaction itself); `transaction_id` is set only on the row of the write
+    that committed that transaction, so each committed transaction has
+    exactly one row naming it there."""
+
+    actor: Actor
+    action: str
+    outcome: Outcome
+    target: str | None = None
+    transaction_id: str | None = None
+    fingerprint: str | None = None
+    problem: str | None = None
+    detail: str | None = None
+
+
+class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """A row as `GET /audit` and `ledger audit export` show it."""
+
+    id: str
+    occurred_at: datetime
+    request_id: str
+    key_id: str | None
+    key_name: str
+    client_id: str
+    source: str | None
+    action: str
+    target: str | None
+    transaction_id: str | None
+    fingerprint: str | None
+    reason: str | None
+    outcome: str
+    problem: str | None
+    detail: str | None
+
+
+class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Rows matching every given field. `actor` matches a key id, a key name
+    or a client id; `since` is inclusive, `until` exclusive."""
+
+    actor: str | None = None
+    action: str | None = None
+    target: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def check_reason(reason: str | None) -> None:
+    """Raises InvalidValue."""
+    if reason is not None and (
+        not reason or len(reason) > MAX_REASON_CHARS or not reason.isprintable()
+    ):
+        raise errors.InvalidValue(
+            f"the reason must be 1 to {MAX_REASON_CHARS} printable characters", field="reason"
+        )
+
+
+class AuditTrail:
+    def __init__(self, store: Store, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+
+    async def record(self, record: AuditRecord) -> None:
+        """Write a row for a request that wrote nothing else (a refusal or a
+        replay), in a transaction of its own."""
+        await self.store.insert_audit(record)
+
+    async def page(self, where: AuditFilter, cursor: str | None, limit: int | None = None) -> Page:
+        """Rows oldest first. Raises InvalidCursor, InvalidValue."""
+        size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+        after = _decode(paging.decode_cursor(cursor), cursor)
+        items = await self.store.audit_rows(where, after, size + 1)
+        return paging.page(items, size, _cursor_key)
+
+    async def export(self, where: AuditFilter, chunk: int = 1000) -> AsyncIterator[AuditEntry]:
+        """Every matching row, oldest first, read a chunk at a time."""
+        after: tuple[datetime, str] | None = None
+        while True:
+            rows = await self.store.audit_rows(where, after, chunk)
+            for row in rows:
+                yield row
+            if len(rows) < chunk:
+                return
+            after = (rows[-1].occurred_at, rows[-1].id)
+
+
+def _cursor_key(entry: AuditEntry) -> str:
+    return f"{entry.occurred_at.isoformat()}|{entry.id}"
+
+
+def _decode(raw: str | None, cursor: str | None) -> tuple[datetime, str] | None:
+    if raw is None:
+        return None
+    at, _, row_id = raw.partition("|")
+    try:
+        return datetime.fromisoformat(at), row_id
+    except ValueError as exc:
+        raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor) from exc

@@ -1,0 +1,134 @@
+"""API keys as use cases: make, list, revoke, bootstrap, and authenticate a
+request's key through a short in-process cache.
+
+The cache holds each key's row for `cache_seconds`, so that authenticating
+costs a SHA-256 and a dictionary lookup on almost every request, and a key
+revoked in another process stops working within that time (in this process,
+at once). Unknown key ids are cached too, so a flood of made-up keys does
+not become a flood of queries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ledger.engine import access, audit, errors, paging, rules
+from ledger.engine.access import Actor, ApiKey, IssuedKey, NewKey, StoredKey
+from ledger.engine.audit import AuditRecord
+from ledger.engine.limits import Limits
+from ledger.engine.model import Page
+
+if TYPE_CHECKING:
+    from ledger.engine.ports import Store
+
+# More distinct key ids than this in one cache period empty the cache (it is
+# refilled from the database); bounds the memory unknown ids can take.
+MAX_CACHED_KEYS = 10_000
+
+
+class Keys:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.cache_seconds = cache_seconds
+        self.clock = clock
+        self._cache: dict[str, tuple[float, StoredKey | None]] = {}
+
+    async def authenticate(self, key: str) -> ApiKey:
+        """The live key `key` is. Raises Unauthenticated (malformed, unknown,
+        wrong secret, revoked), with a detail that never repeats the key."""
+        key_id = access.key_id_of(key)
+        stored = await self._stored(key_id)
+        if stored is None or not access.matches(stored, key):
+            raise errors.Unauthenticated(f"API key {key_id!r} is not one this ledger issued")
+        if stored.key.revoked_at is not None:
+            raise errors.Unauthenticated(f"API key {key_id!r} was revoked")
+        return stored.key
+
+    async def _stored(self, key_id: str) -> StoredKey | None:
+        now = self.clock()
+        cached = self._cache.get(key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        stored = await self.store.get_key(key_id)
+        if len(self._cache) >= MAX_CACHED_KEYS:
+            self._cache.clear()
+        self._cache[key_id] = (now + self.cache_seconds, stored)
+        return stored
+
+    async def create(self, cmd: NewKey, actor: Actor) -> IssuedKey:
+        """Make a key and return it with its secret, shown this once.
+        Raises InvalidValue."""
+        access.check_new_key(cmd)
+        key_id, key = access.new_key()
+        return await self._insert(key_id, key, cmd, actor)
+
+    async def _insert(self, key_id: str, key: str, cmd: NewKey, actor: Actor) -> IssuedKey:
+        record = AuditRecord(
+            actor=actor,
+            action=audit.KEY_CREATE,
+            outcome="created",
+            target=key_id,
+            fingerprint=rules.fingerprint("key", cmd),
+        )
+        made = await self.store.insert_key(key_id, access.digest(key), cmd, record)
+        return IssuedKey(**{f: getattr(made, f) for f in ApiKey.__struct_fields__}, key=key)
+
+    async def bootstrap(self, key: str | None) -> IssuedKey | None:
+        """When the database holds no key at all: an admin key with every
+        scope, `key` itself if given (it must be well formed), else a new
+        one. None when some key exists already (in any process: the store
+        admits the first key once). Raises Unauthenticated for a malformed
+        `key`."""
+        if key is not None:
+            key_id = access.key_id_of(key)
+        else:
+            key_id, key = access.new_key()
+        cmd = NewKey(
+            name=access.BOOTSTRAP_NAME,
+            client_id=access.BOOTSTRAP_CLIENT,
+            scopes=list(access.SCOPES),
+        )
+        record = AuditRecord(
+            actor=access.system("bootstrap"),
+            action=audit.KEY_CREATE,
+            outcome="created",
+            target=key_id,
+            fingerprint=rules.fingerprint("key", cmd),
+        )
+        made = await self.store.insert_first_key(key_id, access.digest(key), cmd, record)
+        if made is None:
+            return None
+        return IssuedKey(**{f: getattr(made, f) for f in ApiKey.__struct_fields__}, key=key)
+
+    async def get(self, key_id: str) -> ApiKey:
+        """Raises KeyNotFound."""
+        stored = await self.store.get_key(key_id)
+        if stored is None:
+            raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
+        return stored.key
+
+    async def page(self, cursor: str | None, limit: int | None = None) -> Page:
+        """Keys in id order. Raises InvalidCursor, InvalidValue."""
+        size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+        items = await self.store.list_keys(paging.decode_cursor(cursor), size + 1)
+        return paging.page(items, size, lambda k: k.id)
+
+    async def revoke(self, key_id: str, actor: Actor) -> ApiKey:
+        """Revoke the key (revoking it again changes nothing). It stops
+        working in this process at once, in others within the cache time.
+        Raises KeyNotFound."""
+        record = AuditRecord(actor=actor, action=audit.KEY_REVOKE, outcome="revoked", target=key_id)
+        found = await self.store.revoke_key(key_id, record)
+        if found is None:
+            raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
+        self._cache.pop(key_id, None)
+        return found

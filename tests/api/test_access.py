@@ -1,0 +1,321 @@
+"""API keys as a client meets them: missing, malformed, unknown, revoked,
+short of a scope, limited to other accounts, rate-limited; the keys'
+endpoints; and the surface a browser could reach."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conftest import app_client, fresh_id, make_key
+from ledger.engine.access import (
+    ACCOUNTS_READ,
+    ACCOUNTS_WRITE,
+    TRANSACTIONS_READ,
+    TRANSACTIONS_WRITE,
+    new_key,
+)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def open_pair(client, prefix: str = "acct") -> tuple[str, str]:
+    a, b = fresh_id(prefix), fresh_id(prefix)
+    for account_id in (a, b):
+        r = await client.post(
+            "/accounts",
+            json={"id": account_id, "currency": "USD", "scale": 2, "normal_side": "debit"},
+        )
+        assert r.status_code == 201, r.text
+    return a, b
+
+
+def transfer(a: str, b: str, amount: int = 10) -> dict:
+    return {
+        "entries": [
+            {"account_id": a, "direction": "debit", "amount": amount},
+            {"account_id": b, "direction": "credit", "amount": amount},
+        ]
+    }
+
+
+def refused(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code, body
+    assert response.headers["content-type"].startswith("application/problem+json")
+    return body
+
+
+@pytest.mark.parametrize(
+    ("authorization", "says"),
+    [
+        (None, "send an API key"),
+        ("Basic dXNlcjpwYXNz", "must be 'Bearer <API key>'"),
+        ("Bearer ", "must be 'Bearer <API key>'"),
+        ("Bearer not-a-key", "malformed"),
+        ("Bearer lk_abc_short", "malformed"),
+        (f"Bearer {new_key()[1]}", "not one this ledger issued"),
+    ],
+)
+async def test_a_request_without_a_valid_key_is_401_and_says_why(client, authorization, says):
+    request = client.build_request("GET", "/accounts")
+    del request.headers["authorization"]  # the client's admin key
+    if authorization is not None:
+        request.headers["authorization"] = authorization
+    response = await client.send(request)
+    body = refused(response, 401, "unauthenticated")
+    assert says in body["detail"]
+    assert response.headers["www-authenticate"] == 'Bearer realm="ledger"'
+
+
+async def test_a_wrong_secret_for_a_real_key_id_is_refused(client, ledger):
+    key = await make_key(ledger, ACCOUNTS_READ)
+    forged = key[: key.rindex("_") + 1] + "A" * 43
+    refused(await client.get("/accounts", headers=bearer(forged)), 401, "unauthenticated")
+    assert (await client.get("/accounts", headers=bearer(key))).status_code == 200
+
+
+async def test_a_key_without_the_scope_is_403_naming_the_scope(client, ledger):
+    reader = await make_key(ledger, ACCOUNTS_READ)
+    a, b = await open_pair(client)
+    assert (await client.get(f"/accounts/{a}", headers=bearer(reader))).status_code == 200
+    body = refused(
+        await client.post(
+            "/transactions",
+            json=transfer(a, b),
+            headers={**bearer(reader), "Idempotency-Key": fresh_id("k")},
+        ),
+        403,
+        "forbidden",
+    )
+    assert body["scope"] == TRANSACTIONS_WRITE and "transactions:write" in body["detail"]
+    body = refused(await client.get("/keys", headers=bearer(reader)), 403, "forbidden")
+    assert body["scope"] == "keys:admin"
+    refused(await client.get("/metrics", headers=bearer(reader)), 403, "forbidden")
+    refused(await client.get("/audit", headers=bearer(reader)), 403, "forbidden")
+    # Nothing was written by the refused posting.
+    balance = (await client.get(f"/accounts/{a}/balance")).json()
+    assert balance["posted"]["debits"] == 0
+
+
+async def test_a_key_limited_to_prefixes_reaches_only_those_accounts(client, ledger):
+    prefix = fresh_id("merchant") + ":"
+    mine_a, mine_b = await open_pair(client, prefix)
+    other_a, _other_b = await open_pair(client)
+    key = await make_key(
+        ledger,
+        ACCOUNTS_READ,
+        ACCOUNTS_WRITE,
+        TRANSACTIONS_READ,
+        TRANSACTIONS_WRITE,
+        accounts=[prefix],
+    )
+    auth = bearer(key)
+    assert (await client.get(f"/accounts/{mine_a}/balance", headers=auth)).status_code == 200
+    for path in (
+        f"/accounts/{other_a}",
+        f"/accounts/{other_a}/balance",
+        f"/accounts/{other_a}/entries",
+        f"/accounts/{other_a}/changes",
+    ):
+        body = refused(await client.get(path, headers=auth), 403, "forbidden")
+        assert body["account_id"] == other_a, path
+    # A posting with one leg outside: refused, naming that account, nothing written.
+    body = refused(
+        await client.post(
+            "/transactions",
+            json=transfer(mine_a, other_a),
+            headers={**auth, "Idempotency-Key": fresh_id("k")},
+        ),
+        403,
+        "forbidden",
+    )
+    assert body["account_id"] == other_a
+    assert (await client.get(f"/accounts/{other_a}/balance")).json()["posted"]["credits"] == 0
+    # Inside its prefixes it posts and reads.
+    posted = await client.post(
+        "/transactions",
+        json=transfer(mine_a, mine_b),
+        headers={**auth, "Idempotency-Key": fresh_id("k")},
+    )
+    assert posted.status_code == 201, posted.text
+    assert (
+        await client.get(f"/transactions/{posted.json()['id']}", headers=auth)
+    ).status_code == 200
+    # A transaction touching an account outside cannot be read, reversed or resolved.
+    theirs = await client.post(
+        "/transactions", json=transfer(mine_a, other_a), headers={"Idempotency-Key": fresh_id()}
+    )
+    theirs_id = theirs.json()["id"]
+    refused(await client.get(f"/transactions/{theirs_id}", headers=auth), 403, "forbidden")
+    refused(
+        await client.post(
+            f"/transactions/{theirs.json()['id']}/reversal",
+            headers={**auth, "Idempotency-Key": fresh_id("k")},
+        ),
+        403,
+        "forbidden",
+    )
+    # Listing shows only its accounts; creating one outside, or without an id, is refused.
+    listed = (await client.get("/accounts?limit=500", headers=auth)).json()["items"]
+    assert {a["id"] for a in listed} == {mine_a, mine_b}
+    for body in (
+        {"id": fresh_id("elsewhere"), "currency": "USD", "scale": 2, "normal_side": "debit"},
+        {"currency": "USD", "scale": 2, "normal_side": "debit"},
+    ):
+        refused(await client.post("/accounts", json=body, headers=auth), 403, "forbidden")
+
+
+async def test_a_revoked_key_stops_working_within_the_cache_time(client, ledger, settings):
+    key = await make_key(ledger, ACCOUNTS_READ)
+    key_id = key.split("_")[1]
+    assert (await client.get("/accounts", headers=bearer(key))).status_code == 200
+    # Revoked in another process (straight in the store): this one notices
+    # once its cached row is older than the cache time.
+    await ledger.keys.revoke(key_id, ledger_actor())
+    await asyncio.sleep(settings.key_cache_seconds + 0.1)
+    body = refused(await client.get("/accounts", headers=bearer(key)), 401, "unauthenticated")
+    assert "revoked" in body["detail"]
+
+
+def ledger_actor():
+    from ledger.engine.access import DIRECT
+
+    return DIRECT
+
+
+async def test_keys_are_made_listed_and_revoked_over_http(client):
+    made = await client.post(
+        "/keys",
+        json={"name": "payouts", "client_id": "payouts-svc", "scopes": [ACCOUNTS_READ]},
+    )
+    assert made.status_code == 201, made.text
+    issued = made.json()
+    key, key_id = issued["key"], issued["id"]
+    assert key.startswith(f"lk_{key_id}_") and issued["revoked_at"] is None
+    shown = (await client.get(f"/keys/{key_id}")).json()
+    assert "key" not in shown and "secret_sha256" not in shown
+    assert shown["client_id"] == "payouts-svc" and shown["scopes"] == [ACCOUNTS_READ]
+    assert (await client.get("/accounts", headers=bearer(key))).status_code == 200
+    revoked = await client.post(f"/keys/{key_id}/revoke")
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    # Revoked in this process: refused at once, not after the cache time.
+    refused(await client.get("/accounts", headers=bearer(key)), 401, "unauthenticated")
+    refused(await client.post("/keys/nosuchkey/revoke"), 404, "key-not-found")
+    for bad, field in (
+        ({"name": "x", "client_id": "c", "scopes": ["accounts:delete"]}, "scopes"),
+        ({"name": "x", "client_id": "c", "scopes": []}, "scopes"),
+        ({"name": "", "client_id": "c", "scopes": [ACCOUNTS_READ]}, "name"),
+        ({"name": "x", "client_id": "c", "scopes": [ACCOUNTS_READ], "accounts": []}, "accounts"),
+    ):
+        body = refused(await client.post("/keys", json=bad), 422, "invalid-value")
+        assert body["field"] == field
+    refused(await client.post("/keys", json={"name": "x"}), 400, "missing-field")
+
+
+async def test_keys_of_one_client_share_idempotency_and_two_clients_do_not(client, ledger):
+    a, b = await open_pair(client)
+    scopes = (TRANSACTIONS_WRITE,)
+    first, rotated = (
+        await make_key(ledger, *scopes, client="c1"),
+        await make_key(ledger, *scopes, client="c1"),
+    )
+    other = await make_key(ledger, *scopes, client="c2")
+    idem = fresh_id("k")
+    one = await client.post(
+        "/transactions", json=transfer(a, b), headers={**bearer(first), "Idempotency-Key": idem}
+    )
+    again = await client.post(
+        "/transactions", json=transfer(a, b), headers={**bearer(rotated), "Idempotency-Key": idem}
+    )
+    theirs = await client.post(
+        "/transactions", json=transfer(a, b), headers={**bearer(other), "Idempotency-Key": idem}
+    )
+    assert one.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == one.json()["id"]
+    assert theirs.status_code == 201 and theirs.json()["id"] != one.json()["id"]
+
+
+async def test_failed_attempts_from_one_address_are_rate_limited(database_url, settings, ledger):
+    key = await make_key(ledger, ACCOUNTS_READ)
+    limited = settings.with_overrides(auth_failures_per_minute=3, expiry_sweep_seconds=0)
+    async with app_client(database_url, limited) as c:
+        for _ in range(3):
+            refused(await c.get("/accounts", headers=bearer(new_key()[1])), 401, "unauthenticated")
+        # Past the limit the address is refused, even with a good key.
+        response = await c.get("/accounts", headers=bearer(key))
+        body = refused(response, 429, "rate-limited")
+        assert 1 <= body["retry_after_seconds"] <= 60
+        assert int(response.headers["retry-after"]) == body["retry_after_seconds"]
+
+
+async def test_a_key_may_carry_its_own_request_rate(client, ledger):
+    key = await make_key(ledger, ACCOUNTS_READ, requests_per_second=2)
+    statuses = [(await client.get("/accounts", headers=bearer(key))).status_code for _ in range(5)]
+    assert statuses[:2] == [200, 200] and 429 in statuses
+
+
+async def test_write_bodies_must_be_json(client):
+    a, b = await open_pair(client)
+    form = await client.post(
+        "/accounts",
+        content=b"id=x&currency=USD",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    body = refused(form, 415, "unsupported-media-type")
+    assert "application/json" in body["detail"]
+    plain = await client.post(
+        "/transactions",
+        content=b'{"entries": []}',
+        headers={"Content-Type": "text/plain", "Idempotency-Key": fresh_id("k")},
+    )
+    refused(plain, 415, "unsupported-media-type")
+    # An empty body needs no type (a void or a reversal takes none).
+    tx = await client.post(
+        "/transactions", json=transfer(a, b), headers={"Idempotency-Key": fresh_id("k")}
+    )
+    reversal = await client.post(
+        f"/transactions/{tx.json()['id']}/reversal", headers={"Idempotency-Key": fresh_id("k")}
+    )
+    assert reversal.status_code == 201, reversal.text
+
+
+async def test_every_response_carries_the_request_id(client):
+    given = await client.get("/health", headers={"X-Request-Id": "trace-123"})
+    assert given.headers["x-request-id"] == "trace-123"
+    made = await client.get("/accounts")
+    assert len(made.headers["x-request-id"]) == 32
+    unrouted = await client.get("/no/such/route", headers={"X-Request-Id": "trace-404"})
+    assert unrouted.status_code == 404 and unrouted.headers["x-request-id"] == "trace-404"
+    refusal = await client.get("/accounts", headers={"Authorization": "", "X-Request-Id": "r-401"})
+    assert refusal.headers["x-request-id"] == "r-401"
+
+
+async def test_cors_is_off_unless_origins_are_configured(client, database_url, settings, admin_key):
+    origin = {"Origin": "https://evil.example"}
+    answer = await client.get("/accounts", headers=origin)
+    assert "access-control-allow-origin" not in answer.headers
+    allowed = settings.with_overrides(cors_origins="https://ops.example", expiry_sweep_seconds=0)
+    async with app_client(database_url, allowed, admin_key) as c:
+        ok = await c.get("/accounts", headers={"Origin": "https://ops.example"})
+        assert ok.headers["access-control-allow-origin"] == "https://ops.example"
+        other = await c.get("/accounts", headers=origin)
+        assert "access-control-allow-origin" not in other.headers
+
+
+async def test_the_documentation_needs_a_key_and_can_be_turned_off(
+    client, database_url, settings, admin_key
+):
+    assert (await client.get("/schema/openapi.json")).status_code == 200
+    refused(
+        await client.get("/schema/openapi.json", headers={"Authorization": ""}),
+        401,
+        "unauthenticated",
+    )
+    off = settings.with_overrides(docs=False, expiry_sweep_seconds=0)
+    async with app_client(database_url, off, admin_key) as c:
+        assert (await c.get("/schema/openapi.json")).status_code == 404
