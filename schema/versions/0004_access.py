@@ -42,41 +42,14 @@ def upgrade() -> None:
         ),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     )
-    op.execute("CREATE SCHEMA IF NOT EXISTS audit")
-    op.create_table(
-        "log",
-        sa.Column("id", sa.Uuid, primary_key=True),
-        sa.Column(
-            "occurred_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column("request_id", sa.String(128), nullable=False),
-        sa.Column("key_id", sa.String(32), nullable=True),
-        sa.Column("key_name", sa.String(128), nullable=False),
-        sa.Column("client_id", sa.String(128), nullable=False),
-        sa.Column("source", sa.String(64), nullable=True),
-        sa.Column("action", sa.String(32), nullable=False),
-        sa.Column("target", sa.String(255), nullable=True),
-        # Set only on the row of the write that committed this transaction.
-        sa.Column("transaction_id", sa.Uuid, nullable=True),
-        sa.Column("fingerprint", sa.String(64), nullable=True),
-        sa.Column("reason", sa.String(500), nullable=True),
-        sa.Column("outcome", sa.String(16), nullable=False),
-        sa.Column("problem", sa.String(64), nullable=True),
-        sa.Column("detail", sa.Text, nullable=True),
-        schema="audit",
-    )
-    for statement in dialect.time_ordered_index_ddl(
-        name, "log_occurred_at", "audit.log", "occurred_at, id"
-    ):
+    for statement in dialect.audit_log_ddl(name):
         op.execute(statement)
-    op.create_index("log_target", "log", ["target"], schema="audit")
-    op.create_index("log_transaction_id", "log", ["transaction_id"], schema="audit")
     op.execute(f"GRANT SELECT, INSERT, UPDATE ON TABLE api_keys TO {role}")
     op.execute(f"GRANT USAGE ON SCHEMA audit TO {role}")
     op.execute(f"GRANT SELECT, INSERT ON TABLE audit.log TO {role}")
 
 
 def downgrade() -> None:
-    op.drop_table("log", schema="audit")
+    op.execute("DROP TABLE audit.log")
     op.execute("DROP SCHEMA IF EXISTS audit")
     op.drop_table("api_keys")

@@ -1,6 +1,7 @@
 """The PostgreSQL/CockroachDB seam, checked offline: real psycopg error
 objects are classified, and the migrations are rendered for both dialects."""
 
+import re
 import uuid
 
 import psycopg
@@ -265,3 +266,12 @@ def test_a_conflict_is_not_a_lost_connection():
 def test_every_migration_refuses_a_role_that_is_not_a_plain_name(role):
     with pytest.raises(ValueError, match="role must be"):
         migrate.render_sql(PG, role=role)
+
+
+@pytest.mark.parametrize("url", [PG, CRDB])
+def test_the_audit_trail_has_two_indexes_and_a_sharded_key_on_cockroachdb(url):
+    ddl = " ".join(migrate.render_sql(url).split())
+    assert "CREATE SCHEMA IF NOT EXISTS audit" in ddl
+    sharded = " USING HASH" if url == CRDB else ""
+    assert f"CONSTRAINT log_pkey PRIMARY KEY (occurred_at, id){sharded})" in ddl
+    assert re.findall(r"CREATE INDEX (\w+) ON audit\.log", ddl) == ["log_target"]

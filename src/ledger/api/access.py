@@ -11,8 +11,8 @@ walks the route table to make sure none forgets.
 from __future__ import annotations
 
 import math
+import os
 import time
-import uuid
 
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
@@ -28,6 +28,8 @@ PUBLIC = "public"  # no key needed: /health and /ready only
 AUTHENTICATED = "authenticated"  # any valid key (the API documentation)
 
 BEARER = "bearer"  # the OpenAPI security scheme's name
+
+MAX_FAILING_SOURCES = 100_000
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REASON_HEADER = "Ledger-Reason"
@@ -52,7 +54,7 @@ def request_id(given: str | None) -> str:
     """The client's X-Request-Id when it is a sensible one, else a new id."""
     if given and len(given) <= MAX_REQUEST_ID_CHARS and given.isascii() and given.isprintable():
         return given
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unique as a UUID4, at a fifth of the cost
 
 
 class Gate:
@@ -72,6 +74,9 @@ class Gate:
         storage = MemoryStorage()
         self._failures = MovingWindowRateLimiter(storage)
         self._failure_limit = RateLimitItemPerMinute(max(1, failures_per_minute))
+        # Addresses that failed lately: only theirs are looked up in the
+        # limiter, so a client that never fails pays nothing for it.
+        self._failed: set[str] = set()
         self._requests = FixedWindowRateLimiter(storage)
         self._request_limits: dict[int, RateLimitItemPerSecond] = {}
 
@@ -79,11 +84,14 @@ class Gate:
         """The live key the Authorization header carries. Raises
         Unauthenticated, or RateLimited when `source` failed too often."""
         place = source or "unknown"
-        if not self._failures.test(self._failure_limit, place):
+        if place in self._failed and not self._failures.test(self._failure_limit, place):
             raise self._limited(self._failures, self._failure_limit, place, "failed attempts")
         try:
             return await self.keys.authenticate(_bearer(authorization))
         except errors.Unauthenticated:
+            if len(self._failed) >= MAX_FAILING_SOURCES:
+                self._failed.clear()  # the limiter itself still counts them
+            self._failed.add(place)
             self._failures.hit(self._failure_limit, place)
             raise
 
