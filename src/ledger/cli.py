@@ -65,6 +65,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ledger.storage import migrate
 
     settings = settings_of(args)
+    if settings.bootstrap_key and not _well_formed_key(settings.bootstrap_key):
+        print(
+            "ledger: LEDGER_BOOTSTRAP_KEY is not a key of the form lk_<key id>_<secret> "
+            '(make one with: python -c "from ledger.engine.access import new_key; '
+            'print(new_key()[1])")',
+            file=sys.stderr,
+        )
+        return 2
     with database(settings) as (url, embedded):
         if embedded or args.migrate:
             migrate.upgrade(url, role=settings.db_role or "ledger_writer")
@@ -96,6 +104,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             runner.run(_serve_and_announce(server, settings))
         print("ledger: stopped", flush=True)
     return 0
+
+
+def _well_formed_key(key: str) -> bool:
+    from ledger.engine import errors
+    from ledger.engine.access import key_id_of
+
+    try:
+        key_id_of(key)
+    except errors.Unauthenticated:
+        return False
+    return True
 
 
 def _announce_key(settings: Settings):
