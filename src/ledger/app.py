@@ -21,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from ledger import __version__, workers
 from ledger.api import access, operations
 from ledger.api import audit as audit_routes
+from ledger.api import currencies as currency_routes
 from ledger.api.accounts import AccountController
 from ledger.api.keys import KeyController
 from ledger.api.middleware import AccessMiddleware, echo_request_id
@@ -87,6 +88,7 @@ def create_app(
             TransactionController,
             KeyController,
             *audit_routes.HANDLERS,
+            *currency_routes.HANDLERS,
             *operations.HANDLERS,
         ],
         middleware=[AccessMiddleware()],

@@ -245,6 +245,10 @@ def format_report(report) -> str:
             f"  {report.short_transaction_count} transactions with the wrong number of entries "
             f"for their kind, e.g. {', '.join(report.short_transactions)}"
         )
+    if report.mixed_scales:
+        lines.append(
+            f"  accounts at another scale than their currency's: {', '.join(report.mixed_scales)}"
+        )
     if report.currency_mismatches:
         lines.append(f"  {report.currency_mismatches} entries differ from their account's currency")
     lines.append("verify: clean" if report.ok else "verify: DIFFERENCES FOUND")

@@ -178,7 +178,7 @@ async def test_an_overlong_idempotency_key_is_refused(client, accounts):
             "invalid-account",
         ),
         ({"currency": "USD", "scale": 2}, "missing-field"),
-        ({"currency": "USD", "scale": 2.0, "normal_side": "debit"}, "float-amount"),
+        ({"currency": "USD", "scale": 2.0, "normal_side": "debit"}, "wrong-type"),
         ({"currency": "USD", "scale": 2, "normal_side": "debit", "colour": 1}, "unknown-field"),
         ({"currency": "USD", "scale": 2, "normal_side": "debit", "hot": 1}, "wrong-type"),
         (

@@ -8,7 +8,9 @@ import random
 import uuid
 from datetime import timedelta
 
-from ledger.engine import access, audit, errors, paging, rules
+import msgspec
+
+from ledger.engine import access, audit, currencies, errors, paging, rules
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import AuditRecord
 from ledger.engine.limits import Limits
@@ -25,7 +27,9 @@ class AccountCases:
 
         Creating an account whose id exists with identical attributes returns
         the existing one (created=False), so a client may retry safely.
-        Raises InvalidAccount, InvalidValue, AccountExists, AccountOutOfReach.
+        The scale is the currency's (see `ledger.engine.currencies`).
+        Raises InvalidAccount, InvalidValue, AccountExists, AccountOutOfReach,
+        CurrencyScaleMismatch.
         """
         rules.check_new_account(cmd, self.limits)
         if cmd.id is None and actor.accounts is not None:
@@ -36,6 +40,9 @@ class AccountCases:
             )
         account_id = cmd.id if cmd.id is not None else str(uuid.uuid4())
         access.check_reach(actor, [account_id])
+        in_ledger = await self.store.currency_scale(cmd.currency)
+        scale = currencies.account_scale(cmd.currency, cmd.scale, in_ledger)
+        cmd = msgspec.structs.replace(cmd, scale=scale)
         record = AuditRecord(
             actor=actor,
             action=audit.ACCOUNT_CREATE,
@@ -103,6 +110,10 @@ class AccountCases:
         for account_id in due:
             folded += await self.store.compact_hot(account_id, grace)
         return folded
+
+    async def list_currencies(self) -> Page:
+        """The currencies in use, with their one scale each, by code."""
+        return Page(items=await self.store.currencies(), next_cursor=None)
 
     async def get_account(self, account_id: str, actor: Actor = DIRECT) -> Account:
         """Raises AccountOutOfReach, AccountNotFound."""

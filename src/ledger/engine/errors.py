@@ -20,7 +20,7 @@ classes, and nothing else in the code decides a status):
     │   ├── InvalidValue
     │   ├── InvalidAmount, TooFewLegs, TooManyLegs, UnbalancedTransaction
     │   ├── InvalidResolution, InvalidAccount, HotAccountLimited
-    │   ├── UnknownAccount, CurrencyMismatch
+    │   ├── UnknownAccount, CurrencyMismatch, CurrencyScaleMismatch
     │   └── LimitExceeded, BalanceOverflow
     ├── NotFound                  404
     │   └── AccountNotFound, TransactionNotFound, KeyNotFound
@@ -161,6 +161,14 @@ class UnknownAccount(RuleViolated):
 class CurrencyMismatch(RuleViolated):
     code = "currency-mismatch"
     title = "A leg's currency differs from its account's"
+
+
+class CurrencyScaleMismatch(RuleViolated):
+    """An account's scale differs from its currency's (`details`: the
+    currency, its `scale`, and the scale `asked`)."""
+
+    code = "currency-scale-mismatch"
+    title = "A currency has one scale in a ledger"
 
 
 class LimitExceeded(RuleViolated):

@@ -29,8 +29,10 @@ class AccountFlags(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class NewAccount(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     currency: str
-    scale: int
     normal_side: Direction
+    # The currency's scale (ISO 4217's minor unit, or the ledger's for a code
+    # ISO does not give one); stating it is optional, and another is refused.
+    scale: int | None = None
     id: str | None = None
     flags: AccountFlags = AccountFlags()
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -350,6 +352,8 @@ class JournalFacts(msgspec.Struct, frozen=True):
     # Hot accounts: the newest snapshot `as_of` would trust, against the
     # journal up to its watermark.
     snapshots: list[SnapshotCheck] = msgspec.field(default_factory=list)
+    # Currencies whose accounts do not all have the currency's one scale.
+    mixed_scales: list[str] = msgspec.field(default_factory=list)
 
 
 class VerifyReport(msgspec.Struct, frozen=True):
@@ -367,3 +371,4 @@ class VerifyReport(msgspec.Struct, frozen=True):
     # Hot-account snapshots that differ from the journal up to their watermark.
     snapshot_drift: list[SnapshotCheck] = msgspec.field(default_factory=list)
     short_transaction_count: int = 0
+    mixed_scales: list[str] = msgspec.field(default_factory=list)

@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 
 from ledger.engine.access import ApiKey, NewKey, StoredKey
 from ledger.engine.audit import AuditEntry, AuditFilter, AuditRecord
+from ledger.engine.currencies import CurrencyScale
 from ledger.engine.model import (
     Account,
     AccountChange,
@@ -89,11 +90,22 @@ class Store(Protocol):
     async def insert_account(
         self, account_id: str, cmd: NewAccount, audit: AuditRecord
     ) -> Account | None:
-        """Insert the account, its zero balance row and `audit`; None (and
-        nothing written) if the id is taken."""
+        """Insert the account, its zero balance row and `audit`, and its
+        currency with the account's scale if it is the currency's first;
+        None (and nothing written) if the id is taken. Raises
+        CurrencyScaleMismatch when the currency got another scale meanwhile."""
         ...
 
     async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def currency_scale(self, code: str) -> int | None:
+        """The scale the ledger holds for currency `code`; None before its
+        first account."""
+        ...
+
+    async def currencies(self) -> list[CurrencyScale]:
+        """Every currency in use with its scale, by code."""
+        ...
 
     async def set_hot(
         self, account_id: str, hot: bool, audit: AuditRecord

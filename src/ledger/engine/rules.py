@@ -85,7 +85,7 @@ def check_new_account(cmd: NewAccount, limits: Limits) -> None:
             field="currency",
             value=cmd.currency,
         )
-    if not 0 <= cmd.scale <= MAX_SCALE:
+    if cmd.scale is not None and not 0 <= cmd.scale <= MAX_SCALE:
         raise errors.InvalidAccount(
             f"scale must be between 0 and {MAX_SCALE}", field="scale", value=cmd.scale
         )

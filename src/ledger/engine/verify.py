@@ -50,6 +50,7 @@ def judge(facts: JournalFacts) -> VerifyReport:
         and not facts.unbalanced
         and not short
         and facts.currency_mismatches == 0
+        and not facts.mixed_scales
         and books_balance
     )
     return VerifyReport(
@@ -64,4 +65,5 @@ def judge(facts: JournalFacts) -> VerifyReport:
         currency_mismatches=facts.currency_mismatches,
         per_currency=facts.per_currency,
         snapshot_drift=snapshot_drift,
+        mixed_scales=facts.mixed_scales,
     )

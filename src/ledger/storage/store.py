@@ -14,8 +14,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ledger.engine import errors
 from ledger.engine.access import ApiKey, NewKey, StoredKey
 from ledger.engine.audit import AuditEntry, AuditFilter, AuditRecord
+from ledger.engine.currencies import CurrencyScale
 from ledger.engine.model import (
     Account,
     AccountChange,
@@ -27,7 +29,7 @@ from ledger.engine.model import (
 )
 from ledger.engine.ports import PostingUnit
 from ledger.settings import Settings
-from ledger.storage import dialect
+from ledger.storage import dialect, failures
 from ledger.storage.database import create_engine
 from ledger.storage.posting.unit import SqlPostingUnit
 from ledger.storage.posting.wire import FourMessages, TwoMessages, forget_prepared_on_rollback
@@ -35,6 +37,7 @@ from ledger.storage.queries import (
     accounts,
     audit,
     balances,
+    currencies,
     expiry,
     history,
     hot,
@@ -44,6 +47,7 @@ from ledger.storage.queries import (
     verify,
 )
 from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
+from ledger.storage.tables import CURRENCY_SCALE_CONSTRAINT
 
 T = TypeVar("T")
 
@@ -121,9 +125,26 @@ class SqlStore:
     async def insert_account(
         self, account_id: str, cmd: NewAccount, record: AuditRecord
     ) -> Account | None:
-        return await self._write(
-            lambda conn: accounts.insert(conn, account_id, cmd), record, lambda made: made
-        )
+        try:
+            return await self._write(
+                lambda conn: accounts.insert(conn, account_id, cmd), record, lambda made: made
+            )
+        except sa_exc.IntegrityError as exc:
+            # Another account fixed the currency's scale between the
+            # engine's check and this insert.
+            if failures.constraint_name(exc) != CURRENCY_SCALE_CONSTRAINT:
+                raise
+            raise errors.CurrencyScaleMismatch(
+                f"{cmd.currency} has another scale in this ledger than {cmd.scale}",
+                currency=cmd.currency,
+                asked=cmd.scale,
+            ) from exc
+
+    async def currency_scale(self, code: str) -> int | None:
+        return await self._read(lambda conn: currencies.scale_of(conn, code))
+
+    async def currencies(self) -> list[CurrencyScale]:
+        return await self._read(currencies.listing)
 
     async def get_account(self, account_id: str) -> Account | None:
         return await self._read(lambda conn: accounts.get(conn, account_id))

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -34,6 +35,20 @@ IDEMPOTENCY_CONSTRAINT = "transactions_idempotency_key"
 REVERSES_CONSTRAINT = "transactions_reverses_key"
 RESOLVES_CONSTRAINT = "transactions_resolves_key"
 
+CURRENCY_SCALE_CONSTRAINT = "accounts_currency_scale_fkey"
+
+# One scale per currency (migration 0005): an account's (currency, scale)
+# must be its currency's row here, so the database itself refuses a second
+# scale for a code.
+currencies = Table(
+    "currencies",
+    metadata,
+    Column("code", String(12), primary_key=True),
+    Column("scale", SmallInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("code", "scale", name="currencies_code_scale_key"),
+)
+
 accounts = Table(
     "accounts",
     metadata,
@@ -45,6 +60,11 @@ accounts = Table(
     Column("credits_must_not_exceed_debits", Boolean, nullable=False),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(
+        ["currency", "scale"],
+        ["currencies.code", "currencies.scale"],
+        name=CURRENCY_SCALE_CONSTRAINT,
+    ),
 )
 
 account_balances = Table(

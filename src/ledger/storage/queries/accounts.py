@@ -10,13 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.engine.model import Account, AccountChange, NewAccount
 from ledger.storage import ids, rows
 from ledger.storage.fragments import ACCOUNT_COLUMNS, ACCOUNTS_WITH_HOT
+from ledger.storage.queries import currencies
 from ledger.storage.queries.hot import OPEN_SNAPSHOT
 from ledger.storage.tables import account_balances, account_changes, accounts
 
 
 async def insert(conn: AsyncConnection, account_id: str, cmd: NewAccount) -> Account | None:
     """The account with its zero balance row (and an opening snapshot when
-    it is hot); None if the id is taken."""
+    it is hot); None if the id is taken. Its currency is recorded with
+    its scale first, if it is the currency's first account."""
+    await currencies.adopt(conn, cmd.currency, cmd.scale)
     row = (
         await conn.execute(
             pg_insert(accounts)

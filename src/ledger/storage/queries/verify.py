@@ -26,7 +26,7 @@ from ledger.storage.fragments import (
 )
 from ledger.storage.queries import hot
 from ledger.storage.queries.balances import posted_between
-from ledger.storage.tables import account_balances, accounts, entries, transactions
+from ledger.storage.tables import account_balances, accounts, currencies, entries, transactions
 
 
 def _sum_where(condition, direction: str):
@@ -184,4 +184,27 @@ async def journal_facts(conn: AsyncConnection) -> JournalFacts:
         currency_mismatches=mismatches,
         per_currency=per_currency,
         snapshots=await snapshot_checks(conn),
+        mixed_scales=await mixed_scales(conn),
     )
+
+
+async def mixed_scales(conn: AsyncConnection) -> list[str]:
+    """Currencies with an account whose scale is not the currency's (the
+    foreign key forbids it; a database changed behind the service's back
+    would show it here)."""
+    rows = await conn.execute(
+        select(accounts.c.currency)
+        .select_from(
+            accounts.outerjoin(
+                currencies,
+                and_(
+                    currencies.c.code == accounts.c.currency,
+                    currencies.c.scale == accounts.c.scale,
+                ),
+            )
+        )
+        .where(currencies.c.code.is_(None))
+        .group_by(accounts.c.currency)
+        .order_by(accounts.c.currency)
+    )
+    return [r.currency for r in rows]

@@ -1,0 +1,22 @@
+"""HTTP handler for the currencies in use (scope `accounts:read`)."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from ledger.api import request as req
+from ledger.api.access import requires
+from ledger.engine.access import ACCOUNTS_READ
+from ledger.engine.model import Page
+
+
+@get("/currencies", tags=["accounts"], **requires(ACCOUNTS_READ))
+async def list_currencies(ledger: req.LedgerDep) -> Page:
+    """Every currency the ledger's accounts use, with its one scale: the
+    ISO 4217 minor unit, or for a code ISO gives none, the scale its first
+    account named. An account's `scale` may be left out; another than its
+    currency's is refused (422 `currency-scale-mismatch`)."""
+    return await ledger.list_currencies()
+
+
+HANDLERS = [list_currencies]
