@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -42,10 +43,12 @@ def server_url(tmp_path_factory) -> Iterator[str]:
         return
     from ledger.storage.embedded import EmbeddedPostgres
 
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
+    home = tmp_path_factory.mktemp("pg")
+    embedded = EmbeddedPostgres(home / "data")
     url = embedded.start()
     yield url
     embedded.stop()
+    shutil.rmtree(home, ignore_errors=True)  # the session's database: a few hundred MB
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ class Settings:
     max_legs: int = _LIMITS.max_legs
     max_amount: int = _LIMITS.max_amount
     max_metadata_bytes: int = _LIMITS.max_metadata_bytes
+    max_metadata_depth: int = _LIMITS.max_metadata_depth
     max_description_chars: int = _LIMITS.max_description_chars
     max_timeout_seconds: int = _LIMITS.max_timeout_seconds
     max_idempotency_key_chars: int = _LIMITS.max_idempotency_key_chars

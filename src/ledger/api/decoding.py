@@ -45,6 +45,9 @@ def decode_body(body: bytes, type_: type, max_bytes: int, *, allow_empty: bool =
         raise _classify_validation(str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise wire.MalformedJson(str(exc)) from exc
+    except RecursionError as exc:
+        # msgspec gives up on a body nested deeper than Python's stack allows.
+        raise wire.MalformedJson("the body is nested too deeply to read") from exc
 
 
 def _classify_validation(message: str) -> errors.LedgerError:

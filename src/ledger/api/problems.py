@@ -90,8 +90,12 @@ def on_http_exception(request: Request, exc: HTTPException) -> Response:
     server limit, a query parameter of the wrong type) as problems too."""
     status = exc.status_code
     if status == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
         return ledger_error_response(
-            wire.BodyTooLarge("the request body is larger than allowed"), request.url.path
+            wire.BodyTooLarge(
+                f"the request body is larger than the limit of {limit} bytes", max_bytes=limit
+            ),
+            request.url.path,
         )
     if isinstance(exc, ValidationException):
         details = [
@@ -105,7 +109,11 @@ def on_http_exception(request: Request, exc: HTTPException) -> Response:
             request.url.path,
         )
     code = {404: "not-found", 405: "method-not-allowed"}.get(status, "http-error")
-    return problem(status, code, str(exc.detail), str(exc.detail), request.url.path)
+    response = problem(status, code, str(exc.detail), str(exc.detail), request.url.path)
+    if status == 405 and exc.headers and "allow" in exc.headers:
+        # The methods the path has, as RFC 9110 asks of a 405.
+        response.headers["Allow"] = exc.headers["allow"]
+    return response
 
 
 def on_unexpected(request: Request, exc: Exception) -> Response:

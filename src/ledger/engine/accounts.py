@@ -118,6 +118,8 @@ class AccountCases:
     async def get_account(self, account_id: str, actor: Actor = DIRECT) -> Account:
         """Raises AccountOutOfReach, AccountNotFound."""
         access.check_reach(actor, [account_id])
+        if not rules.known_account_id(account_id):
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         account = await self.store.get_account(account_id)
         if account is None:
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)

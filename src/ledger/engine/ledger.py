@@ -284,6 +284,8 @@ class Ledger(AccountCases):
         a slightly old snapshot, for display only: no rule of the ledger reads
         balances this way. Raises AccountNotFound, AccountOutOfReach."""
         access.check_reach(actor, [account_id])
+        if not rules.known_account_id(account_id):
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         if as_of is None:
             found = await self.store.cached_totals(account_id, stale=stale)
             if found is None:

@@ -13,6 +13,7 @@ class Limits(msgspec.Struct, frozen=True):
     # Stays exact in every JSON client, JavaScript's too.
     max_amount: int = 2**53 - 1
     max_metadata_bytes: int = 4096
+    max_metadata_depth: int = 16
     max_description_chars: int = 1024
     max_timeout_seconds: int = 30 * 24 * 3600
     max_idempotency_key_chars: int = 255

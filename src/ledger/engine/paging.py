@@ -25,7 +25,7 @@ def decode_cursor(cursor: str | None) -> str | None:
         decoded = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor) from exc
-    if not decoded:
+    if not decoded or not decoded.isprintable():
         raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor)
     return decoded
 

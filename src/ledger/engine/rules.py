@@ -37,9 +37,36 @@ MAX_SCALE = 18
 INT64_MAX = 2**63 - 1
 
 
+def _check_depth(value: object, limit: int) -> None:
+    """Walk the metadata without recursion (a body nested a thousand deep
+    must be refused, not overflow the stack). Raises InvalidValue."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = list(node.values())
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            raise errors.InvalidValue(
+                f"metadata is nested more than {limit} levels deep", field="metadata"
+            )
+        stack.extend((child, depth + 1) for child in children)
+
+
+def known_account_id(account_id: str) -> bool:
+    """Whether `account_id` could name an account (ids are checked at
+    creation): one that cannot is simply not found, and never reaches SQL."""
+    return ACCOUNT_ID.match(account_id) is not None
+
+
 def check_metadata(metadata: dict, description: str | None, limits: Limits) -> None:
     """Raises InvalidValue when metadata or description are larger than
-    allowed or hold a NUL character (which no text column can store)."""
+    allowed, nested deeper than allowed, or hold a NUL character (which no
+    text column can store)."""
+    _check_depth(metadata, limits.max_metadata_depth)
     try:
         encoded = msgspec.json.encode(metadata)
         if description is not None:

@@ -28,13 +28,25 @@ AUDIT_COLUMNS = tuple(c.name for c in audit_log.c if c.name != "occurred_at")
 def values(record: AuditRecord, transaction_id: uuid.UUID | None = None) -> dict[str, Any]:
     """The row's column values. `transaction_id` overrides the record's (a
     posting learns its id in storage)."""
-    actor = record.actor
     committed = transaction_id or (
         uuid.UUID(record.transaction_id) if record.transaction_id else None
     )
     detail = record.detail
     if detail is not None and len(detail) > MAX_DETAIL_CHARS:
         detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+    return _columns(record, committed, detail)
+
+
+def _storable(value: Any) -> Any:
+    """Text as PostgreSQL can keep it: a refusal may quote a NUL or a lone
+    surrogate the client sent, and the row must still be written."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _columns(record: AuditRecord, committed: uuid.UUID | None, detail: str | None) -> dict:
+    actor = record.actor
     return {
         "id": uuid.uuid4(),
         "request_id": actor.request_id,
@@ -54,7 +66,8 @@ def values(record: AuditRecord, transaction_id: uuid.UUID | None = None) -> dict
 
 
 async def insert(conn: AsyncConnection, record: AuditRecord) -> None:
-    await conn.execute(audit_log.insert().values(values(record)))
+    row = {k: _storable(v) for k, v in values(record).items()}
+    await conn.execute(audit_log.insert().values(row))
 
 
 async def listing(

@@ -1,0 +1,75 @@
+"""Hand-made hostile inputs: each gets a 4xx naming the mistake, never a
+5xx, and the service stays healthy."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import fresh_id
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/accounts/a%00b",
+        "/accounts/a%00b/balance",
+        "/accounts/a%00b/entries",
+        "/accounts/a%00b/changes",
+        "/transactions/a%00b",
+    ],
+)
+async def test_a_nul_in_an_id_is_not_found_not_a_server_error(client, path):
+    response = await client.get(path)
+    assert response.status_code == 404, response.text
+    assert (await client.get("/ready")).status_code == 200
+
+
+async def test_a_nul_in_an_id_of_a_write_is_refused(client):
+    response = await client.patch("/accounts/a%00b", json={"hot": True})
+    assert response.status_code == 404, response.text
+
+
+async def test_a_cursor_that_decodes_to_a_nul_is_invalid(client):
+    response = await client.get("/accounts", params={"cursor": "AA"})
+    assert response.status_code == 400 and response.json()["code"] == "invalid-cursor"
+
+
+async def test_deeply_nested_metadata_is_refused_not_a_crash(client):
+    account_id = fresh_id()
+    nested = '{"a":' * 1000 + "1" + "}" * 1000  # about 6 KiB, built by hand
+    body = (
+        f'{{"id": "{account_id}", "currency": "USD", "normal_side": "debit", "metadata": {nested}}}'
+    ).encode()
+    response = await client.post(
+        "/accounts", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert "nested" in response.json()["detail"] or "deep" in response.json()["detail"]
+    assert (await client.get(f"/accounts/{account_id}")).status_code == 404
+
+
+async def test_405_names_the_allowed_methods(client):
+    response = await client.delete("/accounts")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+async def test_413_states_the_limit(client, settings):
+    response = await client.post(
+        "/accounts",
+        content=b'{"id": "' + b"x" * (settings.max_body_bytes + 10) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert str(settings.max_body_bytes) in response.json()["detail"]
+    assert response.json()["max_bytes"] == settings.max_body_bytes
+
+
+async def test_metadata_nested_past_the_limit_is_refused_naming_it(client, settings):
+    nested: object = "leaf"
+    for _ in range(settings.max_metadata_depth + 1):
+        nested = {"a": nested}
+    body = {"id": fresh_id(), "currency": "USD", "normal_side": "debit", "metadata": nested}
+    response = await client.post("/accounts", json=body)
+    assert response.status_code == 422 and response.json()["field"] == "metadata"
+    assert f"more than {settings.max_metadata_depth} levels" in response.json()["detail"]
