@@ -31,7 +31,8 @@ def cluster(tmp_path_factory):
     up = ledger("cluster", "up", "--dir", str(directory), "--services", "2")
     assert up.returncode == 0, up.stderr + up.stdout
     yield directory
-    ledger("cluster", "down", "--dir", str(directory))
+    down = ledger("cluster", "down", "--dir", str(directory), "--purge")
+    assert down.returncode == 0 and not directory.exists(), down.stdout + down.stderr
 
 
 # Order matters a little: the failover comes last, as it leaves the servers'

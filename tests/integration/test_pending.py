@@ -144,13 +144,17 @@ async def test_only_pending_transactions_are_posted_or_voided_and_they_are_not_r
     with pytest.raises(errors.NotPending):
         await ledger.post_pending(plain.id, PostPendingRequest(), key())
     auth = (await ledger.post_transaction(hold(wallet, merchant, 10), key())).transaction
-    with pytest.raises(errors.NotReversible):
+    with pytest.raises(errors.NotReversible, match="post or void it instead"):
         await ledger.reverse_transaction(auth.id, ReversalRequest(), key())
     void = (await ledger.void_pending(auth.id, VoidRequest(), key())).transaction
-    with pytest.raises(errors.NotReversible):
+    with pytest.raises(errors.NotReversible, match="is a void"):
         await ledger.reverse_transaction(void.id, ReversalRequest(), key())
+    with pytest.raises(errors.NotReversible, match="authorisation that was voided"):
+        await ledger.reverse_transaction(auth.id, ReversalRequest(), key())
     second = (await ledger.post_transaction(hold(wallet, merchant, 10), key())).transaction
     posted = (await ledger.post_pending(second.id, PostPendingRequest(), key())).transaction
+    with pytest.raises(errors.NotReversible, match=f"posted by '{posted.id}'"):
+        await ledger.reverse_transaction(second.id, ReversalRequest(), key())
     reversal = await ledger.reverse_transaction(posted.id, ReversalRequest(), key())
     assert reversal.transaction.reverses == posted.id
     assert (await ledger.balance(wallet)).posted.balance == 99

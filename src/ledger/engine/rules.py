@@ -332,12 +332,7 @@ def check_reversible(original: Transaction) -> None:
     transaction_id = original.id
     if original.pending or original.resolution in ("voided", "expired"):
         raise errors.NotReversible(
-            f"transaction {transaction_id!r} is "
-            + (
-                "pending: void it instead"
-                if original.pending
-                else "a void, which moved no posted amount"
-            ),
+            f"transaction {transaction_id!r} {_why_not_reversible(original)}",
             transaction_id=transaction_id,
         )
     if original.reversed_by is not None:
@@ -346,6 +341,23 @@ def check_reversible(original: Transaction) -> None:
             transaction_id=transaction_id,
             reversed_by=original.reversed_by,
         )
+
+
+def _why_not_reversible(original: Transaction) -> str:
+    """What to tell a client who asked to reverse a pending transaction or
+    the release of one: neither moved a posted amount."""
+    if original.pending:
+        if original.state == "pending":
+            return "is pending and moved no posted amount: post or void it instead"
+        if original.state == "posted":
+            return (
+                "is an authorisation that was posted by "
+                f"{original.resolved_by!r}: reverse that posting instead"
+            )
+        return f"is an authorisation that was {original.state}: it moved no posted amount"
+    if original.resolution == "expired":
+        return "is the expiry of an authorisation and moved no posted amount"
+    return "is a void and moved no posted amount"
 
 
 def totals(normal_side: Direction, debits: int, credits: int) -> BalanceTotals:

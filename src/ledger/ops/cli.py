@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def cmd_cluster_down(args: argparse.Namespace) -> int:
         return 1
     cluster.stop()
     print(f"stopped the cluster in {cluster.directory}")
+    if args.purge:
+        shutil.rmtree(cluster.directory, ignore_errors=True)
+        print(f"removed {cluster.directory} (its databases, logs and admin key)")
     return 0
 
 
@@ -226,6 +230,9 @@ def _cluster_parser(sub) -> None:
     up.set_defaults(func=cmd_cluster_up)
     down = cluster_sub.add_parser("down", help="stop every part (the data stays until `up`)")
     down.add_argument("--dir", type=Path, default=None)
+    down.add_argument(
+        "--purge", action="store_true", help="then remove the cluster's directory and data"
+    )
     down.set_defaults(func=cmd_cluster_down)
     st = cluster_sub.add_parser("status", help="every part: pid, port, state, log")
     st.add_argument("--dir", type=Path, default=None)
