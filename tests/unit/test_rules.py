@@ -2,7 +2,7 @@
 
 import pytest
 
-from ledger.engine import errors, rules
+from ledger.engine import account_rules, errors, free_text, rules
 from ledger.engine.model import (
     Account,
     AccountFlags,
@@ -162,17 +162,17 @@ def test_fingerprint_ignores_json_spelling_but_not_content_or_endpoint():
 def test_account_definitions_are_checked(changes, field):
     base = {"id": "ok:id_1.x-y", "currency": "USD", "scale": 2, "normal_side": "debit"}
     with pytest.raises(errors.InvalidAccount) as caught:
-        rules.check_new_account(NewAccount(**{**base, **changes}), LIMITS)
+        account_rules.check_new_account(NewAccount(**{**base, **changes}), LIMITS)
     assert caught.value.details["field"] == field
 
 
 def test_metadata_size_and_nul_characters_are_refused():
     with pytest.raises(errors.InvalidValue):
-        rules.check_metadata({"k": "v" * 100}, None, LIMITS)
+        free_text.check_metadata({"k": "v" * 100}, None, LIMITS)
     with pytest.raises(errors.InvalidValue):
-        rules.check_metadata({"k": "a\x00b"}, None, LIMITS)
+        free_text.check_metadata({"k": "a\x00b"}, None, LIMITS)
     with pytest.raises(errors.InvalidValue):
-        rules.check_metadata({}, "a\x00b", LIMITS)
+        free_text.check_metadata({}, "a\x00b", LIMITS)
 
 
 def sums(cached, journal):
@@ -238,9 +238,9 @@ def test_a_void_or_expiry_has_no_entries_and_anything_else_two_or_more(resolutio
 
 def test_text_that_is_not_valid_unicode_is_refused():
     with pytest.raises(errors.InvalidValue):
-        rules.check_metadata({}, "a\ud951b", LIMITS)
+        free_text.check_metadata({}, "a\ud951b", LIMITS)
     with pytest.raises(errors.InvalidValue):
-        rules.check_metadata({"k": "a\ud951b"}, None, LIMITS)
+        free_text.check_metadata({"k": "a\ud951b"}, None, LIMITS)
 
 
 # --- pending transactions -----------------------------------------------------------

@@ -100,12 +100,11 @@ class Gate:
         MissingScope, RateLimited (the key's own rate), InvalidValue (the
         reason)."""
         check_scope(key, declared)
-        if key.requests_per_second is not None:
-            limit = self._request_limits.get(key.requests_per_second)
+        rate = key.requests_per_second
+        if rate is not None:
+            limit = self._request_limits.get(rate)
             if limit is None:
-                limit = self._request_limits.setdefault(
-                    key.requests_per_second, RateLimitItemPerSecond(key.requests_per_second)
-                )
+                limit = self._request_limits[rate] = RateLimitItemPerSecond(rate)
             if not self._requests.hit(limit, key.id):
                 raise self._limited(self._requests, limit, key.id, "requests")
         audit.check_reason(reason)
@@ -129,11 +128,20 @@ def _bearer(authorization: str | None) -> str:
     return token.strip()
 
 
-def actor(key: ApiKey, request: str, source: str | None, reason: str | None) -> Actor:
-    """The actor of a request made with `key` (a reason past its limit is
-    left out here; `Gate.admit` refuses it)."""
+def actor(key: ApiKey | None, request: str, source: str | None, reason: str | None) -> Actor:
+    """The actor of a request made with `key`, or of one no key was admitted
+    for (its refusal is recorded all the same). A reason past its limit is
+    left out here; `Gate.admit` refuses it."""
     if reason is not None and len(reason) > audit.MAX_REASON_CHARS:
         reason = None
+    if key is None:
+        return Actor(
+            request_id=request,
+            client_id="-",
+            key_name="unauthenticated",
+            source=source,
+            reason=reason,
+        )
     return Actor(
         request_id=request,
         client_id=key.client_id,

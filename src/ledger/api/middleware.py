@@ -184,14 +184,7 @@ class _Recorder:
         actor = self.scope["state"].get(ACTOR_STATE)
         if actor is not None:
             return actor
-        reason = self.reason if self.reason and len(self.reason) <= 500 else None
-        return Actor(
-            request_id=self.request,
-            client_id="-",
-            key_name="unauthenticated",
-            source=self.source,
-            reason=reason,
-        )
+        return access.actor(None, self.request, self.source, self.reason)
 
     def _target(self) -> str | None:
         params = self.scope.get("path_params") or {}

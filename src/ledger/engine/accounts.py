@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import msgspec
 
-from ledger.engine import access, audit, currencies, errors, paging, rules
+from ledger.engine import access, account_rules, audit, currencies, errors, paging, rules
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import AuditRecord
 from ledger.engine.limits import Limits
@@ -31,7 +31,7 @@ class AccountCases:
         Raises InvalidAccount, InvalidValue, AccountExists, AccountOutOfReach,
         CurrencyScaleMismatch.
         """
-        rules.check_new_account(cmd, self.limits)
+        account_rules.check_new_account(cmd, self.limits)
         if cmd.id is None and actor.accounts is not None:
             raise errors.AccountOutOfReach(
                 "this API key is limited to account-id prefixes: give the new account an id "
@@ -71,7 +71,7 @@ class AccountCases:
         Raises AccountNotFound, HotAccountLimited, AccountOutOfReach.
         """
         account = await self.get_account(account_id, actor)
-        rules.check_hot(account_id, account.flags, patch.hot)
+        account_rules.check_hot(account_id, account.flags, patch.hot)
         record = AuditRecord(
             actor=actor,
             action=audit.ACCOUNT_UPDATE,
@@ -118,7 +118,7 @@ class AccountCases:
     async def get_account(self, account_id: str, actor: Actor = DIRECT) -> Account:
         """Raises AccountOutOfReach, AccountNotFound."""
         access.check_reach(actor, [account_id])
-        if not rules.known_account_id(account_id):
+        if not account_rules.known_account_id(account_id):
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         account = await self.store.get_account(account_id)
         if account is None:

@@ -69,18 +69,10 @@ class Keys:
         Raises InvalidValue."""
         access.check_new_key(cmd)
         key_id, key = access.new_key()
-        return await self._insert(key_id, key, cmd, actor)
-
-    async def _insert(self, key_id: str, key: str, cmd: NewKey, actor: Actor) -> IssuedKey:
-        record = AuditRecord(
-            actor=actor,
-            action=audit.KEY_CREATE,
-            outcome="created",
-            target=key_id,
-            fingerprint=rules.fingerprint("key", cmd),
+        made = await self.store.insert_key(
+            key_id, access.digest(key), cmd, _created(actor, key_id, cmd)
         )
-        made = await self.store.insert_key(key_id, access.digest(key), cmd, record)
-        return IssuedKey(**{f: getattr(made, f) for f in ApiKey.__struct_fields__}, key=key)
+        return _issued(made, key)
 
     async def bootstrap(self, key: str | None) -> IssuedKey | None:
         """When the database holds no key at all: an admin key with every
@@ -97,17 +89,9 @@ class Keys:
             client_id=access.BOOTSTRAP_CLIENT,
             scopes=list(access.SCOPES),
         )
-        record = AuditRecord(
-            actor=access.system("bootstrap"),
-            action=audit.KEY_CREATE,
-            outcome="created",
-            target=key_id,
-            fingerprint=rules.fingerprint("key", cmd),
-        )
+        record = _created(access.system("bootstrap"), key_id, cmd)
         made = await self.store.insert_first_key(key_id, access.digest(key), cmd, record)
-        if made is None:
-            return None
-        return IssuedKey(**{f: getattr(made, f) for f in ApiKey.__struct_fields__}, key=key)
+        return None if made is None else _issued(made, key)
 
     async def get(self, key_id: str) -> ApiKey:
         """Raises KeyNotFound."""
@@ -132,3 +116,18 @@ class Keys:
             raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
         self._cache.pop(key_id, None)
         return found
+
+
+def _created(actor: Actor, key_id: str, cmd: NewKey) -> AuditRecord:
+    """The audit row of a key's creation."""
+    return AuditRecord(
+        actor=actor,
+        action=audit.KEY_CREATE,
+        outcome="created",
+        target=key_id,
+        fingerprint=rules.fingerprint("key", cmd),
+    )
+
+
+def _issued(made: ApiKey, key: str) -> IssuedKey:
+    return IssuedKey(**{f: getattr(made, f) for f in ApiKey.__struct_fields__}, key=key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
-from ledger.engine import access, audit, errors, paging, pending, rules
+from ledger.engine import access, account_rules, audit, errors, free_text, paging, pending, rules
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.accounts import AccountCases
 from ledger.engine.audit import AuditTrail
@@ -104,7 +104,7 @@ class Ledger(AccountCases):
         RetriesExhausted, OutcomeUnknown.
         """
         self._check_key(key)
-        rules.check_metadata(cmd.metadata, cmd.description, self.limits)
+        free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
         fingerprint = rules.fingerprint(f"reverse:{transaction_id}", cmd)
 
         async def work(unit: PostingUnit) -> PostingResult:
@@ -154,7 +154,7 @@ class Ledger(AccountCases):
         MissingIdempotencyKey, RetriesExhausted, OutcomeUnknown.
         """
         self._check_key(key)
-        rules.check_metadata(cmd.metadata, cmd.description, self.limits)
+        free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
         return await self._resolve(
             transaction_id,
             "posted",
@@ -178,7 +178,7 @@ class Ledger(AccountCases):
         OutcomeUnknown.
         """
         self._check_key(key)
-        rules.check_metadata(cmd.metadata, cmd.description, self.limits)
+        free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
         return await self._resolve(
             transaction_id,
             "voided",
@@ -284,7 +284,7 @@ class Ledger(AccountCases):
         a slightly old snapshot, for display only: no rule of the ledger reads
         balances this way. Raises AccountNotFound, AccountOutOfReach."""
         access.check_reach(actor, [account_id])
-        if not rules.known_account_id(account_id):
+        if not account_rules.known_account_id(account_id):
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         if as_of is None:
             found = await self.store.cached_totals(account_id, stale=stale)

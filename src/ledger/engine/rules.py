@@ -8,141 +8,29 @@ writes; the unit tests call them directly.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 import msgspec
 
 from ledger.engine import errors
+from ledger.engine.account_rules import known_account_id
+from ledger.engine.free_text import check_metadata
 from ledger.engine.limits import Limits
 from ledger.engine.model import (
-    AccountFlags,
     AccountState,
     BalanceDelta,
     BalanceTotals,
     Direction,
     Leg,
-    NewAccount,
     NewTransaction,
     PendingTotals,
     PostPendingRequest,
     Transaction,
 )
 
-ACCOUNT_ID = re.compile(r"^[A-Za-z0-9:_.-]{1,128}$")
-CURRENCY = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
-MAX_SCALE = 18
 # Totals are kept in 64-bit integers in the database.
 INT64_MAX = 2**63 - 1
-
-
-def _check_depth(value: object, limit: int) -> None:
-    """Walk the metadata without recursion (a body nested a thousand deep
-    must be refused, not overflow the stack). Raises InvalidValue."""
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children = list(node.values())
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > limit:
-            raise errors.InvalidValue(
-                f"metadata is nested more than {limit} levels deep", field="metadata"
-            )
-        stack.extend((child, depth + 1) for child in children)
-
-
-def known_account_id(account_id: str) -> bool:
-    """Whether `account_id` could name an account (ids are checked at
-    creation): one that cannot is simply not found, and never reaches SQL."""
-    return ACCOUNT_ID.match(account_id) is not None
-
-
-def check_metadata(metadata: dict, description: str | None, limits: Limits) -> None:
-    """Raises InvalidValue when metadata or description are larger than
-    allowed, nested deeper than allowed, or hold a NUL character (which no
-    text column can store)."""
-    _check_depth(metadata, limits.max_metadata_depth)
-    try:
-        encoded = msgspec.json.encode(metadata)
-        if description is not None:
-            description.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise errors.InvalidValue(
-            "text must be valid Unicode (no lone surrogates)", field="description/metadata"
-        ) from exc
-    size = len(encoded)
-    if b"\\u0000" in encoded:
-        raise errors.InvalidValue("metadata must not contain NUL characters", field="metadata")
-    if description is not None and "\x00" in description:
-        raise errors.InvalidValue(
-            "description must not contain NUL characters", field="description"
-        )
-    if size > limits.max_metadata_bytes:
-        raise errors.InvalidValue(
-            f"metadata is {size} bytes encoded; the limit is {limits.max_metadata_bytes}",
-            field="metadata",
-        )
-    if description is not None and len(description) > limits.max_description_chars:
-        raise errors.InvalidValue(
-            f"description has {len(description)} characters; "
-            f"the limit is {limits.max_description_chars}",
-            field="description",
-        )
-
-
-def check_new_account(cmd: NewAccount, limits: Limits) -> None:
-    """Validate an account definition.
-
-    Raises InvalidAccount for a bad id, currency, scale or contradictory
-    flags, and InvalidValue for oversized metadata.
-    """
-    if cmd.id is not None and not ACCOUNT_ID.match(cmd.id):
-        raise errors.InvalidAccount(
-            "account id must match ^[A-Za-z0-9:_.-]{1,128}$", field="id", value=cmd.id
-        )
-    if not CURRENCY.match(cmd.currency):
-        raise errors.InvalidAccount(
-            "currency must be 3 to 12 upper-case letters or digits, starting with a letter "
-            "(an ISO 4217 code such as USD)",
-            field="currency",
-            value=cmd.currency,
-        )
-    if cmd.scale is not None and not 0 <= cmd.scale <= MAX_SCALE:
-        raise errors.InvalidAccount(
-            f"scale must be between 0 and {MAX_SCALE}", field="scale", value=cmd.scale
-        )
-    if cmd.flags.debits_must_not_exceed_credits and cmd.flags.credits_must_not_exceed_debits:
-        # Both together would pin the balance at zero forever: always a mistake.
-        raise errors.InvalidAccount(
-            "debits_must_not_exceed_credits and credits_must_not_exceed_debits cannot both be set",
-            field="flags",
-        )
-    check_hot(cmd.id, cmd.flags, cmd.hot)
-    check_metadata(cmd.metadata, None, limits)
-
-
-def check_hot(account_id: str | None, flags: AccountFlags, hot: bool) -> None:
-    """A hot account may not carry a limit flag. Raises HotAccountLimited.
-
-    A limit is only as good as the balance it is checked against, read under
-    a lock every posting to the account takes: exactly the queue a hot
-    account exists to avoid. A hot account's balance is a snapshot plus
-    deltas that concurrent postings append without reading, so a limit on it
-    could not be kept. Fee, clearing and settlement accounts, the accounts
-    that are hot, carry no limit; an account that needs one stays ordinary.
-    """
-    if hot and (flags.debits_must_not_exceed_credits or flags.credits_must_not_exceed_debits):
-        raise errors.HotAccountLimited(
-            "a hot account cannot have debits_must_not_exceed_credits or "
-            "credits_must_not_exceed_debits: its postings take no lock, so no limit could be "
-            "checked against its balance; keep the account ordinary, or drop the limit",
-            account_id=account_id,
-        )
 
 
 def check_transaction_shape(cmd: NewTransaction, limits: Limits) -> None:
@@ -168,7 +56,7 @@ def check_transaction_shape(cmd: NewTransaction, limits: Limits) -> None:
                 pointer=f"/entries/{i}/amount",
                 max_amount=limits.max_amount,
             )
-        if not ACCOUNT_ID.match(leg.account_id):
+        if not known_account_id(leg.account_id):
             raise errors.UnknownAccount(
                 f"entries[{i}].account_id {leg.account_id!r} is not a valid account id",
                 pointer=f"/entries/{i}/account_id",

@@ -280,7 +280,11 @@ class SqlStore:
         )
 
     async def insert_audit(self, record: AuditRecord) -> None:
-        await self._write(lambda conn: audit.insert(conn, record), record, lambda _: False)
+        async def work(conn: AsyncConnection, attempt: Attempt) -> None:
+            attempt.wrote = True
+            await audit.insert(conn, record)
+
+        await run_transaction(self.engine, self.policy, work)
 
     async def audit_rows(
         self, where: AuditFilter, after: tuple[datetime, str] | None, limit: int
