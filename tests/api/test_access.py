@@ -168,7 +168,13 @@ async def test_a_key_limited_to_prefixes_reaches_only_those_accounts(client, led
         {"id": fresh_id("elsewhere"), "currency": "USD", "scale": 2, "normal_side": "debit"},
         {"currency": "USD", "scale": 2, "normal_side": "debit"},
     ):
-        refused(await client.post("/accounts", json=body, headers=auth), 403, "forbidden")
+        refused(
+            await client.post(
+                "/accounts", json=body, headers={**auth, "Idempotency-Key": fresh_id("k")}
+            ),
+            403,
+            "forbidden",
+        )
 
 
 async def test_a_revoked_key_stops_working_within_the_cache_time(client, ledger, settings):

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from conftest import fresh_id
+from conftest import fresh_id, written_rows
 
 
 async def make_account(client, **overrides):
@@ -48,12 +48,24 @@ async def test_account_shape_and_lookup(client):
     assert fetched.status_code == 200 and fetched.json() == created
 
 
-async def test_an_account_without_an_id_gets_one(client):
-    response = await client.post(
-        "/accounts", json={"currency": "USD", "scale": 2, "normal_side": "debit"}
-    )
-    assert response.status_code == 201
-    assert (await client.get(f"/accounts/{response.json()['id']}")).status_code == 200
+async def test_an_account_without_an_id_needs_an_idempotency_key(client, owner_engine):
+    body = {"currency": "USD", "normal_side": "debit"}
+    before = await written_rows(owner_engine)
+    refused = await client.post("/accounts", json=body)
+    assert refused.status_code == 400 and refused.json()["code"] == "missing-idempotency-key"
+    assert await written_rows(owner_engine) == before
+    key = {"Idempotency-Key": fresh_id()}
+    first = await client.post("/accounts", json=body, headers=key)
+    assert first.status_code == 201
+    assert (await client.get(f"/accounts/{first.json()['id']}")).status_code == 200
+    # A retry finds the same account rather than making a second one.
+    again = await client.post("/accounts", json=body, headers=key)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    other = await client.post("/accounts", json={**body, "currency": "EUR"}, headers=key)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency-key-reused"
+    fresh = await client.post("/accounts", json=body, headers={"Idempotency-Key": fresh_id()})
+    assert fresh.status_code == 201 and fresh.json()["id"] != first.json()["id"]
 
 
 async def test_creating_the_same_account_again_is_a_replay(client):

@@ -67,7 +67,8 @@ async def test_patch_makes_an_account_hot_and_records_the_change(client):
     ("body", "status", "code"),
     [
         (b"{", 400, "malformed-json"),
-        (b"{}", 400, "missing-field"),
+        (b"{}", 422, "nothing-to-change"),
+        (b'{"status": "gone"}', 422, "invalid-value"),
         (b'{"hot": "yes"}', 400, "wrong-type"),
         (b'{"hot": true, "currency": "EUR"}', 400, "unknown-field"),
         (b"[true]", 400, "wrong-type"),

@@ -156,7 +156,7 @@ async def _sweeper_expires_holds(client):
             break
     assert state == "expired"
     late = await send(client, f"/transactions/{auth['id']}/post")
-    assert late.status_code == 409 and late.json()["code"] == "already-resolved"
+    assert late.status_code == 409 and late.json()["code"] == "pending-expired"
     assert (await client.get(f"/accounts/{wallet}/balance")).json()["available"] == 100
     history = (await client.get(f"/accounts/{wallet}/entries")).json()["items"]
     held = [e for e in history if e["transaction_id"] == auth["id"]]

@@ -90,7 +90,7 @@ def test_the_migration_refuses_a_database_that_mixes_scales(database_url):
     with pytest.raises(RuntimeError) as caught:
         migrate.upgrade(url, partitions=2)
     assert "USD: scales 2 to 5 over 2 accounts" in str(caught.value)
-    assert migrate.behind(url) == ("0004", "0005")
+    assert migrate.behind(url)[0] == "0004"  # nothing applied
 
 
 async def test_verify_reports_an_account_at_another_scale_than_its_currency(database_url, settings):

@@ -336,10 +336,10 @@ async def test_making_an_account_hot_and_ordinary_again_keeps_its_balance(ledger
     await ledger.post_transaction(
         NewTransaction([Leg(payer, "debit", 40), Leg(settlement, "credit", 40)]), key()
     )
-    account, changed = await ledger.set_hot(settlement, AccountPatch(hot=True))
+    account, changed = await ledger.update_account(settlement, AccountPatch(hot=True))
     assert changed and account.hot
     assert (await ledger.get_account(settlement)).hot
-    _, changed = await ledger.set_hot(settlement, AccountPatch(hot=True))
+    _, changed = await ledger.update_account(settlement, AccountPatch(hot=True))
     assert not changed, "asking for what already is changes nothing"
     await ledger.post_transaction(
         NewTransaction([Leg(payer, "debit", 2), Leg(settlement, "credit", 2)]), key()
@@ -349,7 +349,7 @@ async def test_making_an_account_hot_and_ordinary_again_keeps_its_balance(ledger
     await ledger.post_transaction(
         NewTransaction([Leg(payer, "debit", 1), Leg(settlement, "credit", 1)]), key()
     )
-    account, changed = await ledger.set_hot(settlement, AccountPatch(hot=False))
+    account, changed = await ledger.update_account(settlement, AccountPatch(hot=False))
     assert changed and not account.hot
     # Ordinary again: the balance row holds everything, deltas are gone.
     assert (
@@ -387,7 +387,7 @@ async def test_flipping_hot_while_postings_run_loses_nothing(ledger):
 
     async def flips():
         for i in range(8):
-            await ledger.set_hot(target, AccountPatch(hot=i % 2 == 0))
+            await ledger.update_account(target, AccountPatch(hot=i % 2 == 0))
             await compact(ledger)
 
     await asyncio.gather(payments(), payments(), payments(), flips())
@@ -410,7 +410,7 @@ async def test_a_hot_account_cannot_carry_a_limit(ledger):
         ledger, normal_side="credit", flags=AccountFlags(debits_must_not_exceed_credits=True)
     )
     with pytest.raises(errors.HotAccountLimited):
-        await ledger.set_hot(limited, AccountPatch(hot=True))
+        await ledger.update_account(limited, AccountPatch(hot=True))
     assert not (await ledger.get_account(limited)).hot
     assert (await ledger.account_changes(limited, None, 10)).items == []
 

@@ -172,7 +172,8 @@ async def test_a_post_after_expiry_is_refused_even_before_the_sweeper_runs(ledge
     expired = await ledger.get_transaction(auth.id)
     assert expired.state == "expired"
     assert (await ledger.balance(wallet)).available == 100
-    with pytest.raises(errors.AlreadyResolved):
+    # The same refusal once the sweeper has expired it.
+    with pytest.raises(errors.PendingExpired):
         await ledger.void_pending(auth.id, VoidRequest(), key())
 
 

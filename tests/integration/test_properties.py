@@ -236,8 +236,14 @@ class LedgerMachine(RuleBasedStateMachine):
             tasks.append(killer())
         return (await asyncio.gather(*tasks, return_exceptions=True))[: len(batch)]
 
-    def judge_batch(self, batch, outcomes) -> None:
+    def judge_batch(self, batch, outcomes, frozen: str | None = None) -> None:
+        """`frozen`: an account frozen while the batch ran; a posting that
+        touches it may have committed before, or been refused."""
         for (kind, tx, key), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, errors.AccountFrozen) and kind != "replay":
+                assert frozen in {leg.account_id for leg in tx.entries}, repr(outcome)
+                seen("refused: account frozen")
+                continue
             if kind == "balanced":
                 if isinstance(outcome, errors.LimitExceeded):
                     assert self.limited(tx), "only a limited account may refuse a posting"
@@ -329,7 +335,7 @@ class LedgerMachine(RuleBasedStateMachine):
         async def both():
             outcomes, (account, changed) = await asyncio.gather(
                 self.post_all(batch, None),
-                self.careful(lambda: self.ledger.set_hot(account_id, AccountPatch(hot=hot))),
+                self.careful(lambda: self.ledger.update_account(account_id, AccountPatch(hot=hot))),
             )
             return outcomes, account, changed
 
@@ -338,6 +344,43 @@ class LedgerMachine(RuleBasedStateMachine):
         seen("made hot" if hot else "made ordinary")
         (self.hot.add if hot else self.hot.discard)(account_id)
         self.judge_batch(batch, outcomes)
+
+    @rule(data=st.data(), pick=st.integers(0, 2**16))
+    def freeze_an_account_while_posting(self, data, pick) -> None:
+        """Freeze an account while a batch of postings runs: each posting
+        touching it commits before the freeze or is refused; once frozen,
+        every one is refused; then it is active again."""
+        batch = self.draw_batch(data)
+        account_id = sorted(self.limits)[pick % len(self.limits)]
+
+        def status(value):
+            return self.careful(
+                lambda: self.ledger.update_account(account_id, AccountPatch(status=value))
+            )
+
+        async def both():
+            outcomes, (account, _) = await asyncio.gather(
+                self.post_all(batch, None), status("frozen")
+            )
+            return outcomes, account
+
+        outcomes, account = self.run(both())
+        assert account.status == "frozen"
+        self.judge_batch(batch, outcomes, frozen=account_id)
+        touching = [
+            tx
+            for kind, tx, _ in batch
+            if kind == "balanced" and account_id in {leg.account_id for leg in tx.entries}
+        ]
+        for tx in touching[:1]:
+            try:
+                self.run(self.careful_post(tx, self.new_key()))
+            except errors.AccountFrozen:
+                seen("refused once frozen")
+            else:
+                raise AssertionError("a posting touched a frozen account")
+        account, changed = self.run(status("active"))
+        assert changed and account.status == "active"
 
     # --- pending transactions ------------------------------------------------------------
 

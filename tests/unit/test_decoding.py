@@ -60,3 +60,25 @@ def test_a_body_over_the_limit_is_refused_before_decoding():
 def test_a_valid_body_decodes():
     cmd = decode(leg("7"))
     assert cmd.entries[0].amount == 7
+
+
+def test_an_invalid_enum_value_lists_the_allowed_ones():
+    with pytest.raises(errors.InvalidValue) as caught:
+        decode(b'{"entries":[{"account_id":"a","direction":"DEBIT","amount":1}]}')
+    assert "'credit', 'debit'" in caught.value.detail
+    assert caught.value.details["allowed"] == ["credit", "debit"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"entries":[{"account_id":"a","direction":"debit","amount":1,"amount":900}]}',
+        b'{"entries":[],"entries":[]}',
+        b'{"entries":[],"metadata":{"k":1,"k":2}}',
+    ],
+)
+def test_a_key_given_twice_is_refused_naming_it(body):
+    with pytest.raises(wire.DuplicateKey) as caught:
+        decode(body)
+    assert caught.value.details["key"] in caught.value.detail
+    assert status_of(caught.value) == 400

@@ -112,10 +112,12 @@ def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
     assert "GRANT SELECT, INSERT ON TABLE hot_snapshots, account_changes TO ledger_writer;" in (
         grants
     )
-    # UPDATE only where a row's state changes: a balance, a key's revocation.
+    # UPDATE only where a row's state changes: a balance, a key's revocation,
+    # an account's status, metadata and limits.
     assert [g for g in grants if "UPDATE" in g] == [
         "GRANT SELECT, INSERT, UPDATE ON TABLE account_balances TO ledger_writer;",
         "GRANT SELECT, INSERT, UPDATE ON TABLE api_keys TO ledger_writer;",
+        "GRANT UPDATE ON TABLE accounts TO ledger_writer;",
     ]
     # The audit trail: insert and read, nothing else.
     assert [g for g in grants if "audit" in g] == [

@@ -338,3 +338,27 @@ def test_a_timeout_needs_a_pending_transaction():
         rules.check_transaction_shape(
             tx(("a", "debit", 1), ("b", "credit", 1), timeout_seconds=5), LIMITS
         )
+
+
+def test_legs_that_cancel_out_on_every_account_are_refused():
+    same = [Leg("a", "debit", 5), Leg("a", "credit", 5)]
+    with pytest.raises(errors.MovesNothing):
+        rules.check_transaction_shape(NewTransaction(same), LIMITS)
+    # Moving between two accounts, or netting to a change on one, is fine.
+    rules.check_moves_something([Leg("a", "debit", 5), Leg("b", "credit", 5)])
+    rules.check_moves_something(
+        [Leg("a", "debit", 5), Leg("a", "credit", 3), Leg("b", "credit", 2)]
+    )
+
+
+def test_a_leg_alone_in_its_currency_is_pointed_at():
+    legs = [Leg("usd", "debit", 100), Leg("eur", "credit", 100)]
+    with pytest.raises(errors.UnbalancedTransaction) as caught:
+        rules.check_balanced(legs, ["USD", "EUR"])
+    assert caught.value.details["pointer"] == "/entries/1/account_id"
+    assert "'eur'" in caught.value.detail and "EUR" in caught.value.detail
+    # Two sides in one currency that differ keep the totals message.
+    legs = [Leg("a", "debit", 100), Leg("b", "credit", 90)]
+    with pytest.raises(errors.UnbalancedTransaction) as caught:
+        rules.check_balanced(legs, ["USD", "USD"])
+    assert "debits total 100 but credits total 90" in caught.value.detail

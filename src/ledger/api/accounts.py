@@ -27,9 +27,12 @@ class AccountController(Controller):
         self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
     ) -> Response[Account]:
         """Create an account. Creating it again with identical attributes returns
-        it with status 200 and `Idempotent-Replayed: true`."""
+        it with status 200 and `Idempotent-Replayed: true`. Without an `id`,
+        the request needs an `Idempotency-Key` header: the account's id is
+        derived from it, so a retry finds the account instead of making another."""
         cmd = decode_body(await request.body(), NewAccount, settings.max_body_bytes)
-        account, created = await ledger.create_account(cmd, req.actor(request))
+        key = req.optional_idempotency_key(request) if cmd.id is None else None
+        account, created = await ledger.create_account(cmd, req.actor(request), key)
         if created:
             return Response(account, status_code=201)
         return Response(account, status_code=200, headers={req.REPLAYED_HEADER: "true"})
@@ -52,12 +55,17 @@ class AccountController(Controller):
         ledger: req.LedgerDep,
         settings: req.SettingsDep,
     ) -> Account:
-        """Change whether the account is hot (`{"hot": true}`), the one attribute
-        that may change. A hot account's postings take no lock on it; its balance
-        is a snapshot plus deltas. Each change is recorded (`/changes`); asking
-        for what already is changes nothing."""
+        """Change what may change; absent fields stay. `hot`: a hot account's
+        postings take no lock on it (its balance is a snapshot plus deltas).
+        `status`: `frozen` refuses every new posting that touches the account
+        (what is pending may still be voided or expire), `active` lifts that,
+        `closed` is final and needs nothing posted or held. `metadata` is
+        merged (a key set to null is removed). `flags`: set a limit (only if
+        the balance already keeps it) or remove one. Each changed field is
+        recorded (`/changes`) with the `Ledger-Reason` header; asking for
+        what already is changes nothing."""
         cmd = decode_body(await request.body(), AccountPatch, settings.max_body_bytes)
-        account, _changed = await ledger.set_hot(account_id, cmd, req.actor(request))
+        account, _changed = await ledger.update_account(account_id, cmd, req.actor(request))
         return account
 
     @get("/{account_id:str}/changes", **requires(ACCOUNTS_READ))

@@ -6,9 +6,11 @@ which a ledger must not do, so handlers read their bodies through here.
 
 from __future__ import annotations
 
+import json
 import re
 
 import msgspec
+import msgspec.inspect as mi
 
 from ledger.api import errors as wire
 from ledger.engine import errors
@@ -40,17 +42,32 @@ def decode_body(body: bytes, type_: type, max_bytes: int, *, allow_empty: bool =
     if decoder is None:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_)
     try:
-        return decoder.decode(body)
+        decoded = decoder.decode(body)
+        # msgspec keeps the last of two equal keys; another parser may keep
+        # the first. One body must not mean two things: refuse it.
+        json.loads(body, object_pairs_hook=_refuse_duplicate_keys)
     except msgspec.ValidationError as exc:
-        raise _classify_validation(str(exc)) from exc
+        raise _classify_validation(str(exc), type_) from exc
     except msgspec.DecodeError as exc:
         raise wire.MalformedJson(str(exc)) from exc
     except RecursionError as exc:
-        # msgspec gives up on a body nested deeper than Python's stack allows.
+        # The parser gives up on a body nested deeper than Python's stack allows.
         raise wire.MalformedJson("the body is nested too deeply to read") from exc
+    return decoded
 
 
-def _classify_validation(message: str) -> errors.LedgerError:
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise wire.DuplicateKey(
+                f"the key {key!r} appears twice in one JSON object; send it once", key=key
+            )
+        seen[key] = value
+    return seen
+
+
+def _classify_validation(message: str, type_: type) -> errors.LedgerError:
     at = _AT.search(message)
     path = at.group("path") if at else "$"
     pointer = _json_pointer(path)
@@ -77,7 +94,43 @@ def _classify_validation(message: str) -> errors.LedgerError:
             expected=expected,
             got=got,
         )
+    allowed = _literal_values(type_, path)
+    if message.startswith("Invalid enum value") and allowed:
+        return errors.InvalidValue(
+            f"{message}; allowed: {', '.join(map(repr, allowed))}",
+            pointer=pointer,
+            allowed=list(allowed),
+        )
     return errors.InvalidValue(message, pointer=pointer)
+
+
+_STEP = re.compile(r"\.(?P<field>[A-Za-z_][A-Za-z0-9_]*)|\[(?P<index>\d+)\]")
+
+
+def _literal_values(type_: type, path: str) -> tuple | None:
+    """The values a Literal field at `path` ($.entries[0].direction) allows,
+    found by walking the body's type; None when it is not one."""
+    node: mi.Type = mi.type_info(type_)
+    for step in _STEP.finditer(path.removeprefix("$")):
+        node = _unwrap(node)
+        if step.group("field") and isinstance(node, mi.StructType):
+            by_name = {f.encode_name: f.type for f in node.fields}
+            node = by_name.get(step.group("field"), mi.AnyType())
+        elif step.group("index") and isinstance(node, mi.ListType):
+            node = node.item_type
+        else:
+            return None
+    node = _unwrap(node)
+    return tuple(node.values) if isinstance(node, mi.LiteralType) else None
+
+
+def _unwrap(node: mi.Type) -> mi.Type:
+    """The one type of an optional (`X | None`)."""
+    if isinstance(node, mi.UnionType):
+        others = [t for t in node.types if not isinstance(t, mi.NoneType)]
+        if len(others) == 1:
+            return others[0]
+    return node
 
 
 def _json_pointer(path: str) -> str:

@@ -15,6 +15,11 @@ class MalformedJson(RequestMalformed):
     title = "The body is not valid JSON"
 
 
+class DuplicateKey(RequestMalformed):
+    code = "duplicate-key"
+    title = "A JSON object has the same key twice"
+
+
 class UnknownField(RequestMalformed):
     code = "unknown-field"
     title = "The body has a field this endpoint does not know"

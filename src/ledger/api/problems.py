@@ -47,7 +47,7 @@ def status_of(exc: errors.LedgerError) -> int:
 
 
 def problem(
-    status: int, code: str, title: str, detail: str, instance: str | None = None, **extra
+    status: int, code: str, title: str, detail: str, instance: str | None = None, /, **extra
 ) -> Response:
     body = {
         "type": f"/problems/{code}",
@@ -58,7 +58,8 @@ def problem(
     }
     if instance:
         body["instance"] = instance
-    body.update(extra)
+    # Extension members never replace the standard ones.
+    body.update((k, v) for k, v in extra.items() if k not in body)
     headers = None
     if status == 503:
         headers = {"Retry-After": "1"}

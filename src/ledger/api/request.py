@@ -38,10 +38,16 @@ def idempotency_key(request: Request) -> IdempotencyKey:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         raise errors.MissingIdempotencyKey(
-            f"send an {IDEMPOTENCY_HEADER} header: a unique string per posting, reused only "
-            "to retry that same posting"
+            f"send an {IDEMPOTENCY_HEADER} header: a unique string per request, reused only "
+            "to retry that same request"
         )
     return IdempotencyKey(client_id=actor(request).client_id, key=key)
+
+
+def optional_idempotency_key(request: Request) -> IdempotencyKey | None:
+    """The key where one was sent; the engine says when one is needed."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    return None if key is None else IdempotencyKey(actor(request).client_id, key)
 
 
 def posting_response(result: PostingResult) -> Response[Transaction]:

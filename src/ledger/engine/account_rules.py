@@ -43,14 +43,19 @@ def check_new_account(cmd: NewAccount, limits: Limits) -> None:
         raise errors.InvalidAccount(
             f"scale must be between 0 and {MAX_SCALE}", field="scale", value=cmd.scale
         )
-    if cmd.flags.debits_must_not_exceed_credits and cmd.flags.credits_must_not_exceed_debits:
-        # Both together would pin the balance at zero forever: always a mistake.
+    check_flags(cmd.flags)
+    check_hot(cmd.id, cmd.flags, cmd.hot)
+    check_metadata(cmd.metadata, None, limits)
+
+
+def check_flags(flags: AccountFlags) -> None:
+    """Both limits together would pin the balance at zero forever: always a
+    mistake. Raises InvalidAccount."""
+    if flags.debits_must_not_exceed_credits and flags.credits_must_not_exceed_debits:
         raise errors.InvalidAccount(
             "debits_must_not_exceed_credits and credits_must_not_exceed_debits cannot both be set",
             field="flags",
         )
-    check_hot(cmd.id, cmd.flags, cmd.hot)
-    check_metadata(cmd.metadata, None, limits)
 
 
 def check_hot(account_id: str | None, flags: AccountFlags, hot: bool) -> None:
@@ -67,6 +72,7 @@ def check_hot(account_id: str | None, flags: AccountFlags, hot: bool) -> None:
         raise errors.HotAccountLimited(
             "a hot account cannot have debits_must_not_exceed_credits or "
             "credits_must_not_exceed_debits: its postings take no lock, so no limit could be "
-            "checked against its balance; keep the account ordinary, or drop the limit",
+            "checked against its balance; keep the account ordinary, or remove the limit "
+            '(PATCH the account with {"flags": {"<flag>": false}})',
             account_id=account_id,
         )

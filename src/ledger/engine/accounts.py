@@ -10,11 +10,20 @@ from datetime import timedelta
 
 import msgspec
 
-from ledger.engine import access, account_rules, audit, currencies, errors, paging, rules
+from ledger.engine import (
+    access,
+    account_changes,
+    account_rules,
+    audit,
+    currencies,
+    errors,
+    paging,
+    rules,
+)
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import AuditRecord
 from ledger.engine.limits import Limits
-from ledger.engine.model import Account, AccountPatch, NewAccount, Page
+from ledger.engine.model import Account, AccountPatch, IdempotencyKey, NewAccount, Page
 from ledger.engine.ports import Store
 
 
@@ -22,14 +31,19 @@ class AccountCases:
     store: Store
     limits: Limits
 
-    async def create_account(self, cmd: NewAccount, actor: Actor = DIRECT) -> tuple[Account, bool]:
+    async def create_account(
+        self, cmd: NewAccount, actor: Actor = DIRECT, key: IdempotencyKey | None = None
+    ) -> tuple[Account, bool]:
         """Create an account; returns it and whether it was created now.
 
         Creating an account whose id exists with identical attributes returns
-        the existing one (created=False), so a client may retry safely.
+        the existing one (created=False), so a client may retry safely. An
+        account without an id needs an idempotency key, and gets an id
+        derived from it: a retry under the key finds the account the first
+        attempt made instead of making a second one.
         The scale is the currency's (see `ledger.engine.currencies`).
         Raises InvalidAccount, InvalidValue, AccountExists, AccountOutOfReach,
-        CurrencyScaleMismatch.
+        CurrencyScaleMismatch, MissingIdempotencyKey, IdempotencyKeyReused.
         """
         account_rules.check_new_account(cmd, self.limits)
         if cmd.id is None and actor.accounts is not None:
@@ -38,7 +52,14 @@ class AccountCases:
                 "that starts with one of them",
                 account_id=None,
             )
-        account_id = cmd.id if cmd.id is not None else str(uuid.uuid4())
+        if cmd.id is None and key is None:
+            raise errors.MissingIdempotencyKey(
+                "an account without an id needs an idempotency key, so that a retry finds the "
+                "account the first attempt made; or give the account an id"
+            )
+        if cmd.id is None:
+            rules.check_idempotency_key(key, self.limits)
+        account_id = cmd.id if cmd.id is not None else _derived_id(key)
         access.check_reach(actor, [account_id])
         in_ledger = await self.store.currency_scale(cmd.currency)
         scale = currencies.account_scale(cmd.currency, cmd.scale, in_ledger)
@@ -56,22 +77,32 @@ class AccountCases:
         existing = await self.store.get_account(account_id)
         if existing is not None and _same_account(existing, cmd):
             return existing, False
+        if cmd.id is None:
+            raise errors.IdempotencyKeyReused(
+                f"idempotency key {key.key!r} was already used to create account "
+                f"{account_id!r} with other attributes; use a new key for a new account",
+                idempotency_key=key.key,
+                account_id=account_id,
+            )
         raise errors.AccountExists(
             f"account {account_id!r} already exists with other attributes",
             account_id=account_id,
         )
 
-    async def set_hot(
+    async def update_account(
         self, account_id: str, patch: AccountPatch, actor: Actor = DIRECT
     ) -> tuple[Account, bool]:
-        """Make the account hot or ordinary; returns it and whether it
-        changed (asking for what already is changes nothing, and its audit
-        row says "unchanged").
+        """Change what may change about an account (see
+        `ledger.engine.account_changes`); returns it and whether anything
+        changed. Each changed field is recorded (`/changes`) with the
+        actor's reason; asking for what already is changes nothing, and its
+        audit row says "unchanged".
 
-        Raises AccountNotFound, HotAccountLimited, AccountOutOfReach.
+        Raises AccountNotFound, AccountOutOfReach, NothingToChange, and what
+        `account_changes.plan` raises.
         """
-        account = await self.get_account(account_id, actor)
-        account_rules.check_hot(account_id, account.flags, patch.hot)
+        account_changes.check_patch(patch, self.limits)
+        await self.get_account(account_id, actor)
         record = AuditRecord(
             actor=actor,
             action=audit.ACCOUNT_UPDATE,
@@ -79,7 +110,9 @@ class AccountCases:
             target=account_id,
             fingerprint=rules.fingerprint("account-update", patch),
         )
-        found = await self.store.set_hot(account_id, patch.hot, record)
+        found = await self.store.change_account(
+            account_id, lambda state: account_changes.plan(state, patch, self.limits), record
+        )
         if found is None:
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         return found
@@ -138,6 +171,15 @@ class AccountCases:
 
     def _page_size(self, limit: int | None) -> int:
         return paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+
+
+# Ids made from idempotency keys: one per (client, key), the same on every
+# retry; two clients using the same key get two accounts.
+_KEYED_IDS = uuid.UUID("7b1c3e52-0d7f-4f5e-9a43-0c6a52a1e9d1")
+
+
+def _derived_id(key: IdempotencyKey) -> str:
+    return str(uuid.uuid5(_KEYED_IDS, f"{key.client_id}\0{key.key}"))
 
 
 def _same_account(existing: Account, cmd: NewAccount) -> bool:

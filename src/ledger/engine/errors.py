@@ -138,6 +138,11 @@ class UnbalancedTransaction(RuleViolated):
     title = "Debits do not equal credits"
 
 
+class MovesNothing(RuleViolated):
+    code = "moves-nothing"
+    title = "The transaction changes no account's balance"
+
+
 class InvalidResolution(RuleViolated):
     code = "invalid-resolution"
     title = "The amounts to post do not fit the pending transaction"
@@ -169,6 +174,34 @@ class CurrencyScaleMismatch(RuleViolated):
 
     code = "currency-scale-mismatch"
     title = "A currency has one scale in a ledger"
+
+
+class AccountNotActive(RuleViolated):
+    """A posting names a frozen or closed account (`details`: its
+    `account_id` and `account_status`)."""
+
+    code = "account-not-active"
+    title = "An account is not active"
+
+
+class AccountFrozen(AccountNotActive):
+    code = "account-frozen"
+    title = "The account is frozen: no new posting may touch it"
+
+
+class AccountClosed(AccountNotActive):
+    code = "account-closed"
+    title = "The account is closed, for good"
+
+
+class AccountNotEmpty(RuleViolated):
+    code = "account-not-empty"
+    title = "Only an account with nothing posted or held on it may close"
+
+
+class NothingToChange(RuleViolated):
+    code = "nothing-to-change"
+    title = "The request changes nothing"
 
 
 class LimitExceeded(RuleViolated):

@@ -113,7 +113,9 @@ class Ledger(AccountCases):
                 return found
             original = found
             access.check_reach(actor, (e.account_id for e in original.entries))
-            rules.check_reversible(original)
+            rules.check_reversible(
+                original, original.pending and pending.is_overdue(original, await unit.now())
+            )
             legs = rules.reversed_legs(
                 Leg(e.account_id, e.direction, e.amount) for e in original.entries
             )
@@ -337,17 +339,7 @@ class Ledger(AccountCases):
     # --- helpers -----------------------------------------------------------------
 
     def _check_key(self, key: IdempotencyKey) -> None:
-        if not key.key:
-            raise errors.MissingIdempotencyKey(
-                "a posting needs an idempotency key: a unique string per posting, reused "
-                "only to retry that same posting"
-            )
-        if len(key.key) > self.limits.max_idempotency_key_chars or not key.key.isprintable():
-            raise errors.InvalidValue(
-                f"the idempotency key must be 1 to {self.limits.max_idempotency_key_chars} "
-                "printable characters",
-                field="idempotency_key",
-            )
+        rules.check_idempotency_key(key, self.limits)
 
 
 _RESOLUTION_ACTIONS = {

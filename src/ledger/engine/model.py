@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from ledger.engine.audit import AuditRecord
 
 Direction = Literal["debit", "credit"]
+# active: postings may touch it; frozen: no new posting may (a pending one
+# may still be voided or expire); closed: final, reached only with nothing
+# posted or held on the account.
+AccountStatus = Literal["active", "frozen", "closed"]
 
 
 # --- commands ---------------------------------------------------------------------
@@ -41,10 +45,24 @@ class NewAccount(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     hot: bool = False
 
 
-class AccountPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """The one attribute of an account that may change after creation."""
+class FlagsPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """Limit flags to set (true) or remove (false); an absent flag stays."""
 
-    hot: bool
+    debits_must_not_exceed_credits: bool | None = None
+    credits_must_not_exceed_debits: bool | None = None
+
+
+class AccountPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    """What may change after creation; absent fields stay as they are. The
+    id, currency, scale and normal side never change.
+
+    `metadata` is merged into the account's (RFC 7396): a key with a value
+    sets it, a key with null removes it."""
+
+    hot: bool | None = None
+    status: AccountStatus | None = None
+    metadata: dict[str, Any] | None = None
+    flags: FlagsPatch | None = None
 
 
 class Leg(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
@@ -106,6 +124,7 @@ class Account(msgspec.Struct, frozen=True):
     metadata: dict[str, Any]
     created_at: datetime
     hot: bool = False
+    status: AccountStatus = "active"
 
 
 class AccountChange(msgspec.Struct, frozen=True):
@@ -114,6 +133,16 @@ class AccountChange(msgspec.Struct, frozen=True):
     change_id: str
     account_id: str
     changed_at: datetime
+    field: str
+    old_value: Any
+    new_value: Any
+    reason: str | None = None
+
+
+class FieldChange(msgspec.Struct, frozen=True):
+    """One attribute an account update changes: `field` is `hot`,
+    `status`, `metadata` or a limit flag's name."""
+
     field: str
     old_value: Any
     new_value: Any

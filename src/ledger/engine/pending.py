@@ -53,6 +53,9 @@ def check_resolvable(original: Transaction, resolution: str, now: datetime) -> N
         raise errors.NotPending(
             f"transaction {transaction_id!r} is not pending", transaction_id=transaction_id
         )
+    if original.state == "expired" and resolution != "expired":
+        # The same answer whether or not the sweeper got there first.
+        raise _expired(original)
     if original.resolved_by is not None:
         raise errors.AlreadyResolved(
             f"pending transaction {transaction_id!r} was already {original.state} "
@@ -61,15 +64,26 @@ def check_resolvable(original: Transaction, resolution: str, now: datetime) -> N
             state=original.state,
             resolved_by=original.resolved_by,
         )
-    overdue = original.expires_at is not None and now >= original.expires_at
+    overdue = is_overdue(original, now)
     if resolution == "expired" and not overdue:
         raise errors.AlreadyResolved(
             f"pending transaction {transaction_id!r} is not due to expire yet",
             transaction_id=transaction_id,
         )
     if resolution != "expired" and overdue:
-        raise errors.PendingExpired(
-            f"pending transaction {transaction_id!r} expired at {original.expires_at.isoformat()}",
-            transaction_id=transaction_id,
-            expires_at=original.expires_at.isoformat(),
-        )
+        raise _expired(original)
+
+
+def is_overdue(original: Transaction, now: datetime) -> bool:
+    """Whether a pending transaction's deadline has passed at `now`
+    (resolved or not)."""
+    return original.expires_at is not None and now >= original.expires_at
+
+
+def _expired(original: Transaction) -> errors.PendingExpired:
+    assert original.expires_at is not None
+    return errors.PendingExpired(
+        f"pending transaction {original.id!r} expired at {original.expires_at.isoformat()}",
+        transaction_id=original.id,
+        expires_at=original.expires_at.isoformat(),
+    )

@@ -16,6 +16,7 @@ from ledger.engine.model import (
     AccountEntry,
     AccountState,
     BalanceDelta,
+    FieldChange,
     HeaderRef,
     IdempotencyKey,
     JournalFacts,
@@ -107,12 +108,19 @@ class Store(Protocol):
         """Every currency in use with its scale, by code."""
         ...
 
-    async def set_hot(
-        self, account_id: str, hot: bool, audit: AuditRecord
+    async def change_account(
+        self,
+        account_id: str,
+        plan: Callable[[AccountState], list[FieldChange]],
+        audit: AuditRecord,
     ) -> tuple[Account, bool] | None:
-        """Make an account hot or ordinary, recording the change and `audit`
-        (its outcome "unchanged" when it already was); returns the account
-        and whether it changed, or None if there is no such account."""
+        """In one transaction: lock the account's balance row, read the
+        account with its current totals, ask `plan` what changes (it may
+        raise a refusal, and then nothing is written), write those fields
+        (a change of `hot` opens or closes its snapshots), record each in
+        `account_changes` with `audit.actor.reason`, and write `audit` (its
+        outcome "unchanged" when nothing changed). Returns the account and
+        whether it changed, or None if there is no such account."""
         ...
 
     async def hot_accounts_due(self, min_deltas: int, max_age: timedelta, limit: int) -> list[str]:

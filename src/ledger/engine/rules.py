@@ -22,6 +22,7 @@ from ledger.engine.model import (
     BalanceDelta,
     BalanceTotals,
     Direction,
+    IdempotencyKey,
     Leg,
     NewTransaction,
     PendingTotals,
@@ -73,13 +74,28 @@ def check_transaction_shape(cmd: NewTransaction, limits: Limits) -> None:
                 field="timeout_seconds",
             )
     check_metadata(cmd.metadata, cmd.description, limits)
+    check_moves_something(cmd.entries)
+
+
+def check_moves_something(legs: list[Leg]) -> None:
+    """A transaction whose legs cancel out on every account (debit and
+    credit the same account alike) changes no balance: always a mistake.
+    Raises MovesNothing."""
+    net: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        net[leg.account_id] += leg.amount if leg.direction == "debit" else -leg.amount
+    if not any(net.values()):
+        raise errors.MovesNothing(
+            "the legs cancel out on every account they name, so the transaction would change "
+            "no balance; a transfer debits one account and credits another"
+        )
 
 
 def check_accounts(legs: list[Leg], states: Mapping[str, AccountState]) -> list[str]:
-    """Every leg's account exists and has the leg's currency, where the leg
-    states one; returns each leg's currency.
+    """Every leg's account exists, is active, and has the leg's currency,
+    where the leg states one; returns each leg's currency.
 
-    Raises UnknownAccount, CurrencyMismatch.
+    Raises UnknownAccount, AccountFrozen, AccountClosed, CurrencyMismatch.
     """
     currencies = []
     for i, leg in enumerate(legs):
@@ -90,6 +106,7 @@ def check_accounts(legs: list[Leg], states: Mapping[str, AccountState]) -> list[
                 pointer=f"/entries/{i}/account_id",
                 account_id=leg.account_id,
             )
+        _check_active(i, state)
         currency = state.account.currency
         if leg.currency is not None and leg.currency != currency:
             raise errors.CurrencyMismatch(
@@ -104,12 +121,42 @@ def check_accounts(legs: list[Leg], states: Mapping[str, AccountState]) -> list[
     return currencies
 
 
+def _check_active(i: int, state: AccountState) -> None:
+    account = state.account
+    if account.status == "active":
+        return
+    refusal = errors.AccountFrozen if account.status == "frozen" else errors.AccountClosed
+    raise refusal(
+        f"entries[{i}] names account {account.id!r}, which is {account.status}: "
+        "no new posting may touch it",
+        pointer=f"/entries/{i}/account_id",
+        account_id=account.id,
+        account_status=account.status,
+    )
+
+
 def check_balanced(legs: list[Leg], currencies: list[str]) -> None:
-    """Per currency, debits equal credits. Raises UnbalancedTransaction."""
+    """Per currency, debits equal credits. Raises UnbalancedTransaction,
+    pointing at the leg when a currency has legs on one side only (an
+    account of another currency named by mistake)."""
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for leg, currency in zip(legs, currencies, strict=True):
+    where: dict[str, list[int]] = defaultdict(list)
+    for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True)):
         sums[currency][0 if leg.direction == "debit" else 1] += leg.amount
+        where[currency].append(i)
     for currency, (debits, credits) in sorted(sums.items()):
+        if debits != credits and len(sums) > 1 and not (debits and credits):
+            i = where[currency][0]
+            others = ", ".join(sorted(c for c in sums if c != currency))
+            raise errors.UnbalancedTransaction(
+                f"entries[{i}] names account {legs[i].account_id!r}, which holds {currency}, "
+                f"but no leg in {currency} {'credits' if debits else 'debits'} it back (the "
+                f"other legs are in {others}); every currency balances on its own",
+                pointer=f"/entries/{i}/account_id",
+                currency=currency,
+                debits=debits,
+                credits=credits,
+            )
         if debits != credits:
             raise errors.UnbalancedTransaction(
                 f"in {currency}, debits total {debits} but credits total {credits}",
@@ -151,7 +198,7 @@ def merge_deltas(*parts: Iterable[BalanceDelta]) -> list[BalanceDelta]:
 
 
 # Each limit flag: which total it bounds, and by which.
-_LIMITS = {
+LIMIT_FLAGS = {
     "debits_must_not_exceed_credits": ("debits", "credits"),
     "credits_must_not_exceed_debits": ("credits", "debits"),
 }
@@ -184,7 +231,7 @@ def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta])
                 f"account {delta.account_id!r} would exceed the largest total the ledger can hold",
                 account_id=delta.account_id,
             )
-        for limit, (bounded, bound) in _LIMITS.items():
+        for limit, (bounded, bound) in LIMIT_FLAGS.items():
             used = totals[bounded] + held[bounded]
             excess = used - totals[bound]
             if getattr(state.account.flags, limit) and excess > 0:
@@ -214,13 +261,15 @@ def reversed_legs(legs: Iterable[Leg]) -> list[Leg]:
     return [Leg(leg.account_id, swap[leg.direction], leg.amount) for leg in legs]
 
 
-def check_reversible(original: Transaction) -> None:
+def check_reversible(original: Transaction, overdue: bool = False) -> None:
     """Raises NotReversible for a pending transaction or a void (which moved
-    no posted amount), AlreadyReversed for one reversed before."""
+    no posted amount), AlreadyReversed for one reversed before. `overdue`:
+    the transaction's deadline has passed (the sweeper may not have
+    expired it yet)."""
     transaction_id = original.id
     if original.pending or original.resolution in ("voided", "expired"):
         raise errors.NotReversible(
-            f"transaction {transaction_id!r} {_why_not_reversible(original)}",
+            f"transaction {transaction_id!r} {_why_not_reversible(original, overdue)}",
             transaction_id=transaction_id,
         )
     if original.reversed_by is not None:
@@ -231,10 +280,16 @@ def check_reversible(original: Transaction) -> None:
         )
 
 
-def _why_not_reversible(original: Transaction) -> str:
+def _why_not_reversible(original: Transaction, overdue: bool) -> str:
     """What to tell a client who asked to reverse a pending transaction or
     the release of one: neither moved a posted amount."""
     if original.pending:
+        if original.state == "expired" or (original.state == "pending" and overdue):
+            return (
+                "is an authorisation that expired (at "
+                f"{original.expires_at.isoformat() if original.expires_at else '?'}): "
+                "it moved no posted amount, and nothing is held any more"
+            )
         if original.state == "pending":
             return "is pending and moved no posted amount: post or void it instead"
         if original.state == "posted":
@@ -303,6 +358,22 @@ def resolution_legs(
             f"the amounts to post do not balance: {exc.detail}", **exc.details
         ) from exc
     return legs
+
+
+def check_idempotency_key(key: IdempotencyKey, limits: Limits) -> None:
+    """Raises MissingIdempotencyKey for an empty key, InvalidValue for one
+    too long or with characters that are not printable."""
+    if not key.key:
+        raise errors.MissingIdempotencyKey(
+            "a posting needs an idempotency key: a unique string per posting, reused "
+            "only to retry that same posting"
+        )
+    if len(key.key) > limits.max_idempotency_key_chars or not key.key.isprintable():
+        raise errors.InvalidValue(
+            f"the idempotency key must be 1 to {limits.max_idempotency_key_chars} "
+            "printable characters",
+            field="idempotency_key",
+        )
 
 
 def fingerprint(kind: str, request: msgspec.Struct) -> str:

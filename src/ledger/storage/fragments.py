@@ -24,6 +24,7 @@ ACCOUNT_COLUMNS = (
     accounts.c.credits_must_not_exceed_debits,
     accounts.c.metadata,
     accounts.c.created_at,
+    accounts.c.status,
 )
 
 BALANCE_COLUMNS = (

@@ -22,6 +22,7 @@ def account(row: Any) -> Account:
         metadata=row.metadata,
         created_at=row.created_at,
         hot=getattr(row, "hot", False),
+        status=row.status,
     )
 
 

@@ -23,6 +23,7 @@ from ledger.engine.model import (
     AccountChange,
     AccountEntry,
     AccountState,
+    FieldChange,
     JournalFacts,
     NewAccount,
     Transaction,
@@ -34,6 +35,7 @@ from ledger.storage.database import create_engine
 from ledger.storage.posting.unit import SqlPostingUnit
 from ledger.storage.posting.wire import FourMessages, TwoMessages, forget_prepared_on_rollback
 from ledger.storage.queries import (
+    account_update,
     accounts,
     audit,
     balances,
@@ -159,25 +161,21 @@ class SqlStore:
     ) -> list[AccountChange]:
         return await self._read(lambda conn: accounts.changes(conn, account_id, after, limit))
 
-    async def set_hot(
-        self, account_id: str, hot_now: bool, record: AuditRecord
+    async def change_account(
+        self,
+        account_id: str,
+        plan: Callable[[AccountState], list[FieldChange]],
+        record: AuditRecord,
     ) -> tuple[Account, bool] | None:
-        """One transaction: change the flag (see `hot.set_hot`), record the
-        change and the audit row, and read the account back."""
-
         async def work(conn: AsyncConnection, attempt: Attempt) -> tuple[Account, bool] | None:
-            was = await hot.set_hot(conn, account_id, hot_now)
-            if was is None:
-                return None
-            changed = was != hot_now
             attempt.wrote = True
-            if changed:
-                await accounts.record_change(conn, account_id, "hot", was, hot_now)
-            outcome = "updated" if changed else "unchanged"
+            done = await account_update.change(conn, account_id, plan, record.actor.reason)
+            if done is None:
+                return None
+            account, changes = done
+            outcome = "updated" if changes else "unchanged"
             await audit.insert(conn, msgspec.structs.replace(record, outcome=outcome))
-            account = await accounts.get(conn, account_id)
-            assert account is not None  # its balance row was just locked
-            return account, changed
+            return account, bool(changes)
 
         return await run_transaction(self.engine, self.policy, work)
 

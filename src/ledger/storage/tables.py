@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -60,6 +61,9 @@ accounts = Table(
     Column("credits_must_not_exceed_debits", Boolean, nullable=False),
     Column("metadata", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Migration 0006: active, frozen (no new posting touches it) or closed (final).
+    Column("status", String(8), nullable=False, server_default="active"),
+    CheckConstraint("status IN ('active', 'frozen', 'closed')", name="accounts_status_check"),
     ForeignKeyConstraint(
         ["currency", "scale"],
         ["currencies.code", "currencies.scale"],
@@ -176,6 +180,7 @@ account_changes = Table(
     Column("field", String(32), nullable=False),
     Column("old_value", Text, nullable=False),
     Column("new_value", Text, nullable=False),
+    Column("reason", String(500), nullable=True),
     PrimaryKeyConstraint("account_id", "change_id", name="account_changes_pkey"),
 )
 

@@ -76,7 +76,12 @@ async def listing(
 
 
 async def record_change(
-    conn: AsyncConnection, account_id: str, field: str, old_value: object, new_value: object
+    conn: AsyncConnection,
+    account_id: str,
+    field: str,
+    old_value: object,
+    new_value: object,
+    reason: str | None = None,
 ) -> None:
     await conn.execute(
         account_changes.insert().values(
@@ -85,6 +90,7 @@ async def record_change(
             field=field,
             old_value=msgspec.json.encode(old_value).decode(),
             new_value=msgspec.json.encode(new_value).decode(),
+            reason=reason,
         )
     )
 
@@ -109,6 +115,7 @@ async def changes(
             field=r.field,
             old_value=msgspec.json.decode(r.old_value),
             new_value=msgspec.json.decode(r.new_value),
+            reason=r.reason,
         )
         for r in await conn.execute(query)
     ]
