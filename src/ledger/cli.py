@@ -61,6 +61,7 @@ def database(settings: Settings, *, quiet: bool = False) -> Iterator[tuple[str, 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ledger.api.server import bounded_protocol
     from ledger.app import create_app
     from ledger.storage import migrate
 
@@ -91,6 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Nothing reads the client's address; X-Forwarded-* parsing on
             # every request is work for nothing.
             proxy_headers=False,
+            http=bounded_protocol(settings.max_head_bytes, settings.max_headers),
         )
         server = uvicorn.Server(config)
         # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal to the

@@ -44,6 +44,10 @@ class Settings:
     default_page_size: int = _LIMITS.default_page_size
     # ... and the HTTP layer's.
     max_body_bytes: int = 64 * 1024
+    # A request's line and headers together, and how many header fields it
+    # may carry (more is answered 431 by the server, before the app).
+    max_head_bytes: int = 16 * 1024
+    max_headers: int = 100
 
     # The sweeper that voids pending transactions past their timeout runs in
     # every service process (no leader: each expiry happens once anyway).

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from conftest import fresh_id
+from conftest import app_client, fresh_id, written_rows
 
 
 @pytest.mark.parametrize(
@@ -73,3 +75,67 @@ async def test_metadata_nested_past_the_limit_is_refused_naming_it(client, setti
     response = await client.post("/accounts", json=body)
     assert response.status_code == 422 and response.json()["field"] == "metadata"
     assert f"more than {settings.max_metadata_depth} levels" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "unknown"),
+    [
+        ("/accounts", {"order": "desc"}, ["order"]),
+        (
+            "/accounts",
+            {"limit": "2", "from": "x", "metadata.owner": "ada"},
+            ["from", "metadata.owner"],
+        ),
+        ("/audit", {"actor_id": "a"}, ["actor_id"]),
+        ("/currencies", {"code": "USD"}, ["code"]),
+    ],
+)
+async def test_unknown_query_parameters_are_named_not_ignored(client, path, query, unknown):
+    response = await client.get(path, params=query)
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["code"] == "unknown-query-parameter" and problem["unknown"] == unknown
+    assert all(repr(name) in problem["detail"] for name in unknown)
+
+
+async def test_a_balance_as_of_the_future_is_refused(client):
+    body = {"id": fresh_id(), "currency": "USD", "normal_side": "debit"}
+    assert (await client.post("/accounts", json=body)).status_code == 201
+    response = await client.get(
+        f"/accounts/{body['id']}/balance", params={"as_of": "2999-01-01T00:00:00Z"}
+    )
+    assert response.status_code == 422 and response.json()["field"] == "as_of"
+    assert "after the database's current time" in response.json()["detail"]
+
+
+async def test_a_body_with_a_key_twice_is_refused_and_writes_nothing(client, owner_engine):
+    account_id = fresh_id()
+    before = await written_rows(owner_engine)
+    body = (
+        f'{{"id": "{account_id}", "currency": "USD", "normal_side": "debit", '
+        '"normal_side": "credit"}'
+    ).encode()
+    response = await client.post(
+        "/accounts", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["code"] == "duplicate-key"
+    assert response.json()["key"] == "normal_side"
+    assert await written_rows(owner_engine) == before
+
+
+async def test_an_unreachable_database_answers_503_unavailable(settings, admin_key):
+    # A port nothing listens on: every connection is refused at once.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"postgresql+psycopg://ledger@127.0.0.1:{port}/ledger"
+    quick = settings.with_overrides(retry_attempts=3, expiry_sweep_seconds=0, hot_compact_seconds=0)
+    async with app_client(url, quick, admin_key) as down:
+        for path in ("/accounts", "/currencies"):
+            response = await down.get(path)
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "unavailable"
+            assert "could not be reached" in response.json()["detail"]
+            assert response.headers["Retry-After"] == "1"
+        assert (await down.get("/ready")).status_code == 503
+        assert (await down.get("/health")).status_code == 200

@@ -5,6 +5,7 @@ and stops its embedded PostgreSQL cleanly."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -196,3 +197,39 @@ def test_serve_takes_the_admin_key_from_the_environment(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
+
+
+def raw_request(base: str, head: bytes) -> bytes:
+    """Send `head` as it is and read the answer until the server closes."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        # Refused before all of it was read: the answer is waiting all the same.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(head)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        (b"X-Big: " + b"a" * 1_000_000 + b"\r\n", b"at most 16384 bytes"),
+        (b"".join(b"X-H%d: v\r\n" % i for i in range(2000)), b"at most 100 header fields"),
+    ],
+)
+def test_the_server_bounds_a_requests_head(tmp_path, database_url, extra, why):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    process, base = start(tmp_path, ["--database-url", database_url], env)
+    try:
+        answer = raw_request(base, b"GET /health HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line == b"HTTP/1.1 431 Request Header Fields Too Large", answer[:200]
+        assert b"application/problem+json" in rest and why in rest
+        # The service is fine, and an ordinary request with a few headers passes.
+        ok = httpx.get(f"{base}/health", headers={f"X-H{i}": "v" for i in range(50)})
+        assert ok.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -20,6 +20,11 @@ class DuplicateKey(RequestMalformed):
     title = "A JSON object has the same key twice"
 
 
+class UnknownQueryParameter(RequestMalformed):
+    code = "unknown-query-parameter"
+    title = "The query has a parameter this endpoint does not know"
+
+
 class UnknownField(RequestMalformed):
     code = "unknown-field"
     title = "The body has a field this endpoint does not know"

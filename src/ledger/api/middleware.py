@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Request
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
+from litestar.params import QueryParameter
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.empty import value_or_default
 from litestar.utils.scope.state import ScopeState
@@ -62,6 +64,8 @@ class AccessMiddleware(ASGIMiddleware):
             state[ACTOR_STATE] = access.actor(key, request, source, reason)
             gate.admit(key, declared, reason)
             _check_media_type(scope["method"], headers)
+            if scope["query_string"] and declared != access.AUTHENTICATED:
+                _check_query(scope)
         except errors.LedgerError as exc:
             response = problems.ledger_error_response(exc, scope["path"])
             await response.to_asgi_response(None, Request(scope))(scope, receive, send)
@@ -108,6 +112,33 @@ def _check_media_type(method: str, headers: dict[bytes, str]) -> None:
         f"send the body as Content-Type: application/json; got {media or 'no Content-Type'!r}",
         content_type=media or None,
     )
+
+
+def _check_query(scope: Scope) -> None:
+    """Every query parameter is one the handler declares: a misspelt or
+    unsupported filter (`order=desc`, `metadata.owner=`) must not be
+    silently ignored. Raises UnknownQueryParameter."""
+    handler = scope["route_handler"]
+    allowed = _QUERY_NAMES.get(handler)
+    if allowed is None:
+        allowed = _QUERY_NAMES[handler] = frozenset(
+            p.kwarg_definition.name or p.kwarg_definition.query or name
+            for name, p in handler.parsed_fn_signature.parameters.items()
+            if isinstance(p.kwarg_definition, QueryParameter)
+        )
+    given = {name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), True)}
+    unknown = sorted(given - allowed)
+    if unknown:
+        raise wire.UnknownQueryParameter(
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))}; this endpoint takes "
+            f"{', '.join(sorted(allowed)) or 'none'}",
+            unknown=unknown,
+            allowed=sorted(allowed),
+        )
+
+
+_QUERY_NAMES: dict[Any, frozenset[str]] = {}
 
 
 class _Recorder:

@@ -294,6 +294,13 @@ class Ledger(AccountCases):
                 raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
             state, read_at = found
         else:
+            now = await self.store.now()
+            if as_of > now:
+                raise errors.InvalidValue(
+                    f"as_of {as_of.isoformat()} is after the database's current time "
+                    f"{now.isoformat()}: no balance is known there yet",
+                    field="as_of",
+                )
             state = await self.store.journal_totals(account_id, as_of)
             if state is None:
                 raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)

@@ -167,6 +167,10 @@ class Store(Protocol):
         self, account_id: str, after: str | None, limit: int, *, stale: bool = False
     ) -> list[AccountEntry]: ...
 
+    async def now(self) -> datetime:
+        """The database's current time."""
+        ...
+
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         ...

@@ -94,6 +94,7 @@ async def run_transaction(
     """
     after_ambiguous = False
     last: BaseException | None = None
+    failure_name = ""
     for attempt in range(1, policy.attempts + 1):
         during_commit = False
         current = Attempt(attempt, after_ambiguous)
@@ -143,8 +144,16 @@ async def run_transaction(
             "the database could not confirm whether the posting committed; retry with the "
             "same idempotency key: it will either return the posting or write it once"
         ) from last
+    if failure_name == Failure.CONNECTION.value:
+        # The last attempt could not even reach the database: not a
+        # conflict storm, an outage (or a failover longer than the retries).
+        raise errors.Unavailable(
+            f"the database could not be reached ({policy.attempts} attempts); nothing was "
+            "written, retry later with the same idempotency key",
+            attempts=policy.attempts,
+        ) from last
     raise errors.RetriesExhausted(
-        f"the posting conflicted with concurrent ones {policy.attempts} times in a row; "
+        f"the transaction conflicted with concurrent ones {policy.attempts} times in a row; "
         "nothing was written, retry with the same idempotency key",
         attempts=policy.attempts,
     ) from last

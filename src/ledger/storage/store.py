@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import msgspec
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.engine import errors
@@ -113,6 +113,12 @@ class SqlStore:
             return await fn(conn)
 
         return await run_transaction(self.engine, self.policy, work)
+
+    async def now(self) -> datetime:
+        async def read(conn: AsyncConnection) -> datetime:
+            return (await conn.execute(select(func.now()))).scalar_one()
+
+        return await self._read(read)
 
     async def ping(self) -> bool:
         try:
