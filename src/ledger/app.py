@@ -10,16 +10,13 @@ import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Router
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 
-from ledger import __version__, workers
-from ledger.api import access, operations
+from ledger import workers
+from ledger.api import access, docs, operations
 from ledger.api import audit as audit_routes
 from ledger.api import currencies as currency_routes
 from ledger.api.accounts import AccountController
@@ -90,6 +87,7 @@ def create_app(
             *audit_routes.HANDLERS,
             *currency_routes.HANDLERS,
             *operations.HANDLERS,
+            *([docs.assets_router()] if settings.docs else []),
         ],
         middleware=[AccessMiddleware()],
         before_send=[echo_request_id],
@@ -101,36 +99,8 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=_openapi(settings),
+        openapi_config=docs.openapi_config() if settings.docs else None,
         debug=False,
-    )
-
-
-def _openapi(settings: Settings) -> OpenAPIConfig | None:
-    if not settings.docs:
-        return None
-    return OpenAPIConfig(
-        title="Ledger",
-        version=__version__,
-        description="A double-entry ledger. Every route but /health and /ready needs an "
-        "API key (`Authorization: Bearer lk_...`) with the scope the operation names; "
-        "errors are RFC 9457 problem JSON, and the `type` of each is stable.",
-        path="/schema",
-        render_plugins=[RedocRenderPlugin(), SwaggerRenderPlugin()],
-        # The documentation needs a key too (any valid one).
-        openapi_router=Router(
-            path="/schema", route_handlers=[], opt={access.SCOPE_OPT: access.AUTHENTICATED}
-        ),
-        components=Components(
-            security_schemes={
-                access.BEARER: SecurityScheme(
-                    type="http",
-                    scheme="bearer",
-                    description="An API key, lk_<key id>_<secret>. Each operation lists "
-                    "the scope it needs.",
-                )
-            }
-        ),
     )
 
 

@@ -313,15 +313,19 @@ async def test_cors_is_off_unless_origins_are_configured(client, database_url, s
         assert "access-control-allow-origin" not in other.headers
 
 
-async def test_the_documentation_needs_a_key_and_can_be_turned_off(
+async def test_the_documentation_is_public_read_only_and_can_be_turned_off(
     client, database_url, settings, admin_key
 ):
-    assert (await client.get("/schema/openapi.json")).status_code == 200
-    refused(
-        await client.get("/schema/openapi.json", headers={"Authorization": ""}),
-        401,
-        "unauthenticated",
-    )
+    for path in ("/schema", "/schema/swagger", "/schema/openapi.json"):
+        assert (await client.get(path, headers={"Authorization": ""})).status_code == 200
+    asset = await client.get("/schema/assets/swagger-ui-bundle.js", headers={"Authorization": ""})
+    assert asset.status_code == 200 and len(asset.content) > 100_000
+    # Only the page's own files: the package's others are not served.
+    other = await client.get("/schema/assets/swagger-editor.js", headers={"Authorization": ""})
+    assert other.status_code == 404
+    written = await client.post("/schema/openapi.json", headers={"Authorization": ""})
+    assert written.status_code == 405 and written.headers["allow"]
     off = settings.with_overrides(docs=False, expiry_sweep_seconds=0)
     async with app_client(database_url, off, admin_key) as c:
-        assert (await c.get("/schema/openapi.json")).status_code == 404
+        for path in ("/schema", "/schema/openapi.json", "/schema/assets/swagger-ui.css"):
+            assert (await c.get(path)).status_code == 404
