@@ -99,7 +99,7 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=docs.openapi_config() if settings.docs else None,
+        openapi_config=docs.openapi_config(settings) if settings.docs else None,
         debug=False,
     )
 

@@ -131,3 +131,32 @@ async def test_the_openapi_document_shows_the_scheme_and_each_operations_scope(c
             assert operation.get("security") in (None, [])
         else:
             assert operation["security"] == [{"bearer": [handler.opt[SCOPE_OPT]]}], path
+
+
+async def test_the_openapi_document_tells_a_client_generator_the_whole_contract(client, settings):
+    document = (await client.get("/schema/openapi.json")).json()
+    post = document["paths"]["/transactions"]["post"]
+    header = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")
+    assert header["in"] == "header" and header["required"] is True
+    assert {"200", "201", "400", "401", "403", "409", "413", "415", "422", "429", "503"} <= set(
+        post["responses"]
+    )
+    assert "Idempotent-Replayed" in post["responses"]["200"]["headers"]
+    refused = post["responses"]["422"]["content"]["application/problem+json"]["schema"]
+    assert "unbalanced-transaction" in refused["allOf"][1]["properties"]["code"]["enum"]
+    assert "example" in post["requestBody"]["content"]["application/json"]
+    body = post["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["entries"]["maxItems"] == settings.max_legs
+    amount = body["properties"]["entries"]["items"]["properties"]["amount"]
+    assert (amount["minimum"], amount["maximum"]) == (1, settings.max_amount)
+    create = document["paths"]["/accounts"]["post"]
+    optional = next(p for p in create["parameters"] if p["name"] == "Idempotency-Key")
+    assert optional["required"] is False
+    listing = document["paths"]["/accounts"]["get"]["responses"]["200"]["content"]
+    ref = listing["application/json"]["schema"]["$ref"]
+    page = document["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert page["properties"]["items"]["items"] == {"$ref": "#/components/schemas/Account"}
+    assert "/schema" not in document["paths"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert operation.get("description"), f"{method} {path} has no description"

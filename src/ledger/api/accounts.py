@@ -12,7 +12,15 @@ from ledger.api.decoding import decode_body
 from ledger.api.openapi import body_operation
 from ledger.engine import audit
 from ledger.engine.access import ACCOUNTS_READ, ACCOUNTS_WRITE
-from ledger.engine.model import Account, AccountPatch, Balance, NewAccount, Page
+from ledger.engine.model import (
+    Account,
+    AccountChange,
+    AccountEntry,
+    AccountPatch,
+    Balance,
+    NewAccount,
+    Page,
+)
 
 
 class AccountController(Controller):
@@ -21,7 +29,7 @@ class AccountController(Controller):
 
     @post(
         operation_class=body_operation(NewAccount),
-        **requires(ACCOUNTS_WRITE, audit.ACCOUNT_CREATE),
+        **requires(ACCOUNTS_WRITE, audit.ACCOUNT_CREATE, idempotency="optional"),
     )
     async def create_account(
         self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
@@ -41,6 +49,8 @@ class AccountController(Controller):
     async def get_account(
         self, account_id: FromPath[str], request: Request, ledger: req.LedgerDep
     ) -> Account:
+        """The account: its currency and scale, normal side, limit flags,
+        metadata, whether it is hot, and its status."""
         return await ledger.get_account(account_id, req.actor(request))
 
     @patch(
@@ -76,7 +86,7 @@ class AccountController(Controller):
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
-    ) -> Page:
+    ) -> Page[AccountChange]:
         """Recorded changes of the account's attributes, oldest first."""
         return await ledger.account_changes(account_id, cursor, limit, req.actor(request))
 
@@ -87,7 +97,7 @@ class AccountController(Controller):
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
-    ) -> Page:
+    ) -> Page[Account]:
         """Accounts in id order; follow `next_cursor` until it is null. A key
         limited to account-id prefixes lists only the accounts it reaches."""
         return await ledger.list_accounts(cursor, limit, req.actor(request))
@@ -120,7 +130,7 @@ class AccountController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
         consistency: FromQuery[str] = "strong",
-    ) -> Page:
+    ) -> Page[AccountEntry]:
         """The account's entries, oldest first; follow `next_cursor`.
         `consistency=stale` may omit the last few seconds."""
         return await ledger.account_entries(

@@ -10,7 +10,7 @@ from litestar.params import FromQuery, QueryParameter
 from ledger.api import request as req
 from ledger.api.access import requires
 from ledger.engine.access import AUDIT_READ
-from ledger.engine.audit import AuditFilter
+from ledger.engine.audit import AuditEntry, AuditFilter
 from ledger.engine.model import Page
 
 
@@ -24,7 +24,7 @@ async def list_audit(
     target: FromQuery[str | None] = None,
     since: Annotated[str | None, QueryParameter(name="from")] = None,
     until: Annotated[str | None, QueryParameter(name="to")] = None,
-) -> Page:
+) -> Page[AuditEntry]:
     """One row per write request, oldest first: when (database time), who
     (key id and name, client id, source address), what (action, target, the
     transaction it committed, the request's fingerprint), why (the

@@ -7,11 +7,12 @@ from litestar import get
 from ledger.api import request as req
 from ledger.api.access import requires
 from ledger.engine.access import ACCOUNTS_READ
+from ledger.engine.currencies import CurrencyScale
 from ledger.engine.model import Page
 
 
 @get("/currencies", tags=["accounts"], **requires(ACCOUNTS_READ))
-async def list_currencies(ledger: req.LedgerDep) -> Page:
+async def list_currencies(ledger: req.LedgerDep) -> Page[CurrencyScale]:
     """Every currency the ledger's accounts use, with its one scale: the
     ISO 4217 minor unit, or for a code ISO gives none, the scale its first
     account named. An account's `scale` may be left out; another than its

@@ -11,19 +11,22 @@ key for "Try it out"."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import swagger_ui
-from litestar import Router
+from litestar import Request, Router
 from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from ledger import __version__
-from ledger.api import access
+from ledger.api import access, openapi_document
+from ledger.settings import Settings
 
 PATH = "/schema"
 ASSETS = f"{PATH}/assets"
@@ -37,7 +40,47 @@ _ASSET_FILES = (
 )
 
 
-def openapi_config() -> OpenAPIConfig:
+class _Completed:
+    """The document as `openapi_document.complete` makes it, once per
+    process (Litestar builds the raw one once, too)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.json: bytes | None = None
+
+    def render_json(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
+        if self.json is None:
+            handlers = {
+                (route.path_format, method): handler.opt
+                for route in request.app.routes
+                for handler in getattr(route, "route_handlers", [])
+                for method in handler.http_methods
+            }
+            document = openapi_document.complete(openapi_schema, handlers, self.settings)
+            self.json = msgspec.json.encode(document)
+        return self.json
+
+
+class _Json(JsonRenderPlugin):
+    def __init__(self, completed: _Completed) -> None:
+        super().__init__()
+        self.completed = completed
+
+    def render_json(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
+        return self.completed.render_json(request, openapi_schema)
+
+
+class _Swagger(SwaggerRenderPlugin):
+    def __init__(self, completed: _Completed, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.completed = completed
+
+    def render_json(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
+        return self.completed.render_json(request, openapi_schema)
+
+
+def openapi_config(settings: Settings) -> OpenAPIConfig:
+    completed = _Completed(settings)
     return OpenAPIConfig(
         title="Ledger",
         version=__version__,
@@ -47,16 +90,24 @@ def openapi_config() -> OpenAPIConfig:
             "names; errors are RFC 9457 problem JSON, and the `code` of each is stable."
         ),
         path=PATH,
+        use_handler_docstrings=True,
         render_plugins=[
-            SwaggerRenderPlugin(
+            _Swagger(
+                completed,
                 path=["/", "/swagger"],
                 js_url=f"{ASSETS}/swagger-ui-bundle.js",
                 css_url=f"{ASSETS}/swagger-ui.css",
                 standalone_preset_js_url=f"{ASSETS}/swagger-ui-standalone-preset.js",
                 favicon=f"<link rel='icon' type='image/png' href='{ASSETS}/favicon-32x32.png'>",
-            )
+            ),
+            _Json(completed),
         ],
-        openapi_router=Router(path=PATH, route_handlers=[], opt={access.SCOPE_OPT: access.PUBLIC}),
+        openapi_router=Router(
+            path=PATH,
+            route_handlers=[],
+            opt={access.SCOPE_OPT: access.PUBLIC},
+            include_in_schema=False,
+        ),
         components=Components(
             security_schemes={
                 access.BEARER: SecurityScheme(

@@ -36,12 +36,13 @@ class KeyController(Controller):
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
-    ) -> Page:
+    ) -> Page[ApiKey]:
         """Keys in id order, revoked ones too; never their secrets."""
         return await ledger.keys.page(cursor, limit)
 
     @get("/{key_id:str}", **requires(KEYS_ADMIN))
     async def get_key(self, key_id: FromPath[str], ledger: req.LedgerDep) -> ApiKey:
+        """The key's name, client, scopes, reach and limits (never its secret)."""
         return await ledger.keys.get(key_id)
 
     @post("/{key_id:str}/revoke", status_code=200, **requires(KEYS_ADMIN, audit.KEY_REVOKE))

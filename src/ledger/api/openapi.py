@@ -64,15 +64,46 @@ def request_schema(type_: type) -> Schema:
     return _to_schema(_inline(raw, raw.pop("$defs", {})))
 
 
+# One example body per command, shown in the documentation.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "NewAccount": {
+        "id": "wallet:alice",
+        "currency": "USD",
+        "normal_side": "credit",
+        "flags": {"debits_must_not_exceed_credits": True},
+        "metadata": {"owner": "alice"},
+    },
+    "AccountPatch": {"status": "frozen", "metadata": {"case": "KYC-7"}},
+    "NewTransaction": {
+        "entries": [
+            {"account_id": "wallet:alice", "direction": "debit", "amount": 1250},
+            {"account_id": "merchant:acme", "direction": "credit", "amount": 1200},
+            {"account_id": "fees", "direction": "credit", "amount": 50},
+        ],
+        "description": "order 4711",
+        "metadata": {"order": "4711"},
+    },
+    "PostPendingRequest": {"amount": 900, "description": "captured for less"},
+    "VoidRequest": {"description": "customer cancelled"},
+    "ReversalRequest": {"description": "refund of order 4711"},
+    "NewKey": {
+        "name": "checkout service",
+        "client_id": "checkout",
+        "scopes": ["accounts:read", "transactions:write", "transactions:read"],
+    },
+}
+
+
 def body_operation(type_: type, *, required: bool = True) -> type[Operation]:
     """An Operation class whose request body is `type_`, for `operation_class=`."""
     schema = request_schema(type_)
+    example = EXAMPLES.get(type_.__name__)
 
     @dataclasses.dataclass
     class _WithBody(Operation):
         def __post_init__(self) -> None:
             self.request_body = RequestBody(
-                content={"application/json": OpenAPIMediaType(schema=schema)},
+                content={"application/json": OpenAPIMediaType(schema=schema, example=example)},
                 required=required,
                 description=f"A JSON {type_.__name__}; unknown fields are refused.",
             )

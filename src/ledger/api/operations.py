@@ -34,11 +34,16 @@ async def _readiness(state: State, ledger: req.LedgerDep) -> Response[dict]:
     return Response({"status": "database unreachable"}, status_code=503)
 
 
-@get("/metrics", tags=["operations"], **requires(METRICS_READ))
+# Litestar adds the charset to a text/ media type itself.
+_METRICS_MEDIA = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
+
+
+@get("/metrics", tags=["operations"], media_type=_METRICS_MEDIA, **requires(METRICS_READ))
 async def metrics() -> Response[bytes]:
-    """Prometheus metrics. Prometheus sends the key as a bearer token
-    (`authorization: {credentials: <key>}` in its scrape config)."""
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics (the text exposition format). Prometheus sends the
+    key as a bearer token (`authorization: {credentials: <key>}` in its
+    scrape config)."""
+    return Response(generate_latest(), media_type=_METRICS_MEDIA)
 
 
 HANDLERS = [health, ready_endpoint, metrics]

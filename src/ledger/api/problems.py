@@ -38,8 +38,12 @@ STATUS_BY_KIND: dict[type[errors.LedgerError], int] = {
 
 
 def status_of(exc: errors.LedgerError) -> int:
+    return status_of_kind(type(exc))
+
+
+def status_of_kind(kind: type[errors.LedgerError]) -> int:
     """The status of the nearest kind among the error's base classes."""
-    for cls in type(exc).__mro__:
+    for cls in kind.__mro__:
         status = STATUS_BY_KIND.get(cls)
         if status is not None:
             return status

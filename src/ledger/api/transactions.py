@@ -28,7 +28,7 @@ class TransactionController(Controller):
 
     @post(
         operation_class=body_operation(NewTransaction),
-        **requires(TRANSACTIONS_WRITE, audit.TRANSACTION_CREATE),
+        **requires(TRANSACTIONS_WRITE, audit.TRANSACTION_CREATE, idempotency="required"),
     )
     async def post_transaction(
         self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
@@ -48,6 +48,8 @@ class TransactionController(Controller):
         ledger: req.LedgerDep,
         consistency: FromQuery[str] = "strong",
     ) -> Transaction:
+        """The transaction with its legs; for a pending one, its state and
+        what resolved it. `consistency=stale` may be a few seconds old."""
         return await ledger.get_transaction(
             transaction_id, stale=req.stale(consistency), actor=req.actor(request)
         )
@@ -55,7 +57,7 @@ class TransactionController(Controller):
     @post(
         "/{transaction_id:str}/reversal",
         operation_class=body_operation(ReversalRequest, required=False),
-        **requires(TRANSACTIONS_WRITE, audit.TRANSACTION_REVERSE),
+        **requires(TRANSACTIONS_WRITE, audit.TRANSACTION_REVERSE, idempotency="required"),
     )
     async def reverse_transaction(
         self,
@@ -73,7 +75,7 @@ class TransactionController(Controller):
     @post(
         "/{transaction_id:str}/post",
         operation_class=body_operation(PostPendingRequest, required=False),
-        **requires(TRANSACTIONS_WRITE, audit.PENDING_POST),
+        **requires(TRANSACTIONS_WRITE, audit.PENDING_POST, idempotency="required"),
     )
     async def post_pending(
         self,
@@ -93,7 +95,7 @@ class TransactionController(Controller):
     @post(
         "/{transaction_id:str}/void",
         operation_class=body_operation(VoidRequest, required=False),
-        **requires(TRANSACTIONS_WRITE, audit.PENDING_VOID),
+        **requires(TRANSACTIONS_WRITE, audit.PENDING_VOID, idempotency="required"),
     )
     async def void_pending(
         self,

@@ -9,13 +9,14 @@ of the public contract: add fields freely, rename none.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 
 if TYPE_CHECKING:
     from ledger.engine.audit import AuditRecord
 
+T = TypeVar("T")
 Direction = Literal["debit", "credit"]
 # active: postings may touch it; frozen: no new posting may (a pending one
 # may still be voided or expire); closed: final, reached only with nothing
@@ -226,8 +227,10 @@ class AccountEntry(msgspec.Struct, frozen=True):
     resolved_by: str | None = None
 
 
-class Page(msgspec.Struct, frozen=True):
-    items: list[Any]
+class Page(msgspec.Struct, Generic[T], frozen=True):
+    """One page of a listing; follow `next_cursor` until it is null."""
+
+    items: list[T]
     next_cursor: str | None
 
 
