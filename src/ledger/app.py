@@ -16,7 +16,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from ledger import workers
-from ledger.api import access, docs, operations
+from ledger.api import access, docs, operations, telemetry
 from ledger.api import audit as audit_routes
 from ledger.api import currencies as currency_routes
 from ledger.api.accounts import AccountController
@@ -89,7 +89,9 @@ def create_app(
             *operations.HANDLERS,
             *([docs.assets_router()] if settings.docs else []),
         ],
-        middleware=[AccessMiddleware()],
+        # Outermost first: the request metrics count refusals too.
+        middleware=[telemetry.prometheus().middleware, AccessMiddleware()],
+        plugins=telemetry.tracing_plugins(),
         before_send=[echo_request_id],
         cors_config=_cors(settings),
         dependencies={

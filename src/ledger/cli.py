@@ -61,6 +61,7 @@ def database(settings: Settings, *, quiet: bool = False) -> Iterator[tuple[str, 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ledger.api import telemetry
     from ledger.api.server import bounded_protocol
     from ledger.app import create_app
     from ledger.storage import migrate
@@ -79,6 +80,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             migrate.upgrade(url, role=settings.db_role or "ledger_writer")
         elif not schema_is_current(url):
             return 2
+        telemetry.configure_access_log(settings)
         app = create_app(settings, url, bootstrapped=_announce_key(settings))
         config = uvicorn.Config(
             app,

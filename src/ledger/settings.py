@@ -80,9 +80,11 @@ class Settings:
     bootstrap_key_file: Path = Path("")
     # Origins allowed to call from a browser, comma-separated; empty: CORS off.
     cors_origins: str = ""
-    # Serve the API documentation under /schema (it needs a key like
-    # everything else); off removes it.
+    # Serve the API documentation under /schema (public: it describes the
+    # API and holds no data); off removes it.
     docs: bool = True
+    # One JSON line per request on standard output (`ledger serve`).
+    access_log: bool = True
 
     # The connection pool.
     pool_size: int = 10

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -44,6 +46,7 @@ class AccessMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         headers = _headers(scope)
         state = scope["state"]
+        state[_STARTED_STATE] = time.perf_counter()
         request = state[REQUEST_ID_STATE] = access.request_id(headers.get(b"x-request-id"))
         opt = scope["route_handler"].opt
         declared = opt.get(access.SCOPE_OPT)
@@ -235,21 +238,62 @@ def _text(value: Any) -> str | None:
 
 async def echo_request_id(message: Message, scope: Scope) -> None:
     """A `before_send` hook: every response carries the request's id (the
-    client's X-Request-Id, or the one made for it), routed or not. Async on
+    client's X-Request-Id, or the one made for it), routed or not, and is
+    written to the access log once its last byte is handed on. Async on
     purpose: Litestar runs a synchronous hook in a worker thread, which cost
     about 0.3 ms per request."""
+    state = scope.get("state")
+    if state is None:
+        state = {}
+    if message["type"] == "http.response.body":
+        if not message.get("more_body", False) and _STATUS_STATE in state:
+            status = state.pop(_STATUS_STATE)
+            if _access.isEnabledFor(logging.INFO):
+                _log_access(scope, state, status)
+        return
     if message["type"] != "http.response.start":
         return
-    state = scope.get("state") or {}
+    state[_STATUS_STATE] = message["status"]
     request = state.get(REQUEST_ID_STATE)
     if request is None:
         given = next(
             (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"),
             None,
         )
-        request = access.request_id(given)
+        request = state[REQUEST_ID_STATE] = access.request_id(given)
     headers = message.setdefault("headers", [])
     if isinstance(headers, list):
         headers.append((b"x-request-id", request.encode()))
     else:
         headers.add(access.REQUEST_ID_HEADER, request)
+
+
+# --- the access log ----------------------------------------------------------------------
+
+_access = logging.getLogger("ledger.access")
+_STARTED_STATE = "ledger_started"
+_STATUS_STATE = "ledger_status"
+
+
+def _log_access(scope: Scope, state: dict, status: int) -> None:
+    """One JSON line: who asked what, the answer's status and how long it
+    took. Never a secret: no header value, no query string, no body."""
+    started = state.get(_STARTED_STATE)
+    actor = state.get(ACTOR_STATE)
+    _access.info(
+        msgspec.json.encode(
+            {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "request_id": state.get(REQUEST_ID_STATE),
+                "method": scope.get("method"),
+                "route": scope.get("path_template"),
+                "path": scope.get("path"),
+                "status": status,
+                "duration_ms": None
+                if started is None
+                else round((time.perf_counter() - started) * 1000, 3),
+                "client_id": actor.client_id if actor is not None else None,
+                "key_id": actor.key_id if actor is not None else None,
+            }
+        ).decode()
+    )
