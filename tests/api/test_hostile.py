@@ -139,3 +139,109 @@ async def test_an_unreachable_database_answers_503_unavailable(settings, admin_k
             assert response.headers["Retry-After"] == "1"
         assert (await down.get("/ready")).status_code == 503
         assert (await down.get("/health")).status_code == 200
+
+
+_JSON = {"Content-Type": "application/json"}
+_KEYED = {**_JSON, "Idempotency-Key": "hostile"}
+_ACCOUNT = b'{"id":"hostile-%s","currency":"USD","normal_side":"debit"%s}'
+
+
+def _account(suffix: bytes, extra: bytes = b"") -> bytes:
+    return _ACCOUNT % (suffix, extra)
+
+
+# One hand-made input per class of mistake: (class, method, path, body, headers).
+CATALOGUE = [
+    ("nul in a path id", "GET", "/accounts/a%00b", None, {}),
+    ("invalid UTF-8 in a path id", "GET", "/accounts/%FF", None, {}),
+    ("a lone surrogate in a path id", "PATCH", "/accounts/%ED%A0%80", b'{"hot":true}', _JSON),
+    ("nul in a transaction id", "POST", "/transactions/%00/void", b"{}", _KEYED),
+    ("nul in a key id", "POST", "/keys/%00/revoke", None, {}),
+    ("nul in a cursor", "GET", "/accounts?cursor=AA", None, {}),
+    ("a surrogate cursor", "GET", "/accounts?cursor=%ED%A0%80", None, {}),
+    ("nul in a filter", "GET", "/audit?actor=%00", None, {}),
+    ("nul in a time", "GET", "/accounts/a/balance?as_of=%00", None, {}),
+    ("a negative page size", "GET", "/accounts?limit=-1", None, {}),
+    ("a page size past 64 bits", "GET", "/accounts?limit=99999999999999999999", None, {}),
+    ("an unknown query parameter", "GET", "/accounts?order=desc", None, {}),
+    ("a lone surrogate in an id", "POST", "/accounts", _account(b"\\ud800"), _JSON),
+    (
+        "a lone surrogate in metadata",
+        "POST",
+        "/accounts",
+        _account(b"1", b',"metadata":{"k":"\\ud800"}'),
+        _JSON,
+    ),
+    ("nul in metadata", "POST", "/accounts", _account(b"2", b',"metadata":{"k":"\\u0000"}'), _JSON),
+    (
+        "nul in a currency",
+        "POST",
+        "/accounts",
+        b'{"id":"h3","currency":"US\\u0000D","normal_side":"debit"}',
+        _JSON,
+    ),
+    ("not UTF-8 at all", "POST", "/accounts", b"\xff\xfe{}", _JSON),
+    ("a key twice", "POST", "/accounts", _account(b"4", b',"normal_side":"credit"'), _JSON),
+    (
+        "deep nesting",
+        "POST",
+        "/accounts",
+        _account(b"5", b',"metadata":' + b'{"a":' * 500 + b"1" + b"}" * 500),
+        _JSON,
+    ),
+    (
+        "a float amount",
+        "POST",
+        "/transactions",
+        b'{"entries":[{"account_id":"a","direction":"debit","amount":1.5}]}',
+        _KEYED,
+    ),
+    (
+        "an amount past 64 bits",
+        "POST",
+        "/transactions",
+        b'{"entries":[{"account_id":"a","direction":"debit","amount":99999999999999999999999},{"account_id":"b","direction":"credit","amount":1}]}',
+        _KEYED,
+    ),
+    (
+        "a string amount",
+        "POST",
+        "/transactions",
+        b'{"entries":[{"account_id":"a","direction":"debit","amount":"1"}]}',
+        _KEYED,
+    ),
+    ("an unknown field", "POST", "/transactions", b'{"entries":[],"memo":1}', _KEYED),
+    ("not an object", "POST", "/transactions", b"[1,2]", _KEYED),
+    ("an empty body", "POST", "/transactions", b"", _KEYED),
+    (
+        "a form body",
+        "POST",
+        "/transactions",
+        b"a=1",
+        {"Content-Type": "application/x-www-form-urlencoded", "Idempotency-Key": "h"},
+    ),
+    (
+        "nul in a key name",
+        "POST",
+        "/keys",
+        b'{"name":"\\u0000","client_id":"x","scopes":["accounts:read"]}',
+        _JSON,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers"),
+    [case[1:] for case in CATALOGUE],
+    ids=[case[0] for case in CATALOGUE],
+)
+async def test_each_hostile_input_is_a_4xx_that_writes_nothing(
+    client, owner_engine, method, path, body, headers
+):
+    before = await written_rows(owner_engine)
+    response = await client.request(method, path, content=body, headers=headers)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["detail"]
+    assert await written_rows(owner_engine) == before
+    assert (await client.get("/ready")).status_code == 200

@@ -122,6 +122,12 @@ def new_key() -> tuple[str, str]:
     return key_id, f"{PREFIX}_{key_id}_{secrets.token_urlsafe(32)}"
 
 
+def known_key_id(key_id: str) -> bool:
+    """Whether `key_id` could name a key: one that cannot is not found, and
+    never reaches SQL."""
+    return 0 < len(key_id) <= 32 and key_id.isascii() and key_id.isalnum()
+
+
 def key_id_of(key: str) -> str:
     """The id part of `lk_<id>_<secret>`. Raises Unauthenticated."""
     parts = key.split("_", 2)

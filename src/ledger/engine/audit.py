@@ -19,6 +19,7 @@ import msgspec
 
 from ledger.engine import errors, paging
 from ledger.engine.access import Actor
+from ledger.engine.free_text import check_text
 from ledger.engine.limits import Limits
 from ledger.engine.model import Page
 
@@ -90,6 +91,12 @@ class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
     until: datetime | None = None
 
 
+def check_filter(where: AuditFilter) -> None:
+    """Raises InvalidValue for a filter text no row could hold."""
+    for field in ("actor", "action", "target"):
+        check_text(getattr(where, field), field)
+
+
 def check_reason(reason: str | None) -> None:
     """Raises InvalidValue."""
     if reason is not None and (
@@ -112,6 +119,7 @@ class AuditTrail:
 
     async def page(self, where: AuditFilter, cursor: str | None, limit: int | None = None) -> Page:
         """Rows oldest first. Raises InvalidCursor, InvalidValue."""
+        check_filter(where)
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
         after = _decode(paging.decode_cursor(cursor), cursor)
         items = await self.store.audit_rows(where, after, size + 1)
@@ -119,6 +127,7 @@ class AuditTrail:
 
     async def export(self, where: AuditFilter, chunk: int = 1000) -> AsyncIterator[AuditEntry]:
         """Every matching row, oldest first, read a chunk at a time."""
+        check_filter(where)
         after: tuple[datetime, str] | None = None
         while True:
             rows = await self.store.audit_rows(where, after, chunk)

@@ -60,3 +60,21 @@ def check_metadata(metadata: dict, description: str | None, limits: Limits) -> N
             f"the limit is {limits.max_description_chars}",
             field="description",
         )
+
+
+def check_text(value: str | None, field: str, max_chars: int = 255) -> None:
+    """A short text a query filters by: at most `max_chars`, valid Unicode,
+    no NUL (which no text column can store, and which would otherwise reach
+    the database as an error instead of a refusal). Raises InvalidValue."""
+    if value is None:
+        return
+    if len(value) > max_chars or "\x00" in value:
+        raise errors.InvalidValue(
+            f"{field} must be at most {max_chars} characters with no NUL", field=field
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise errors.InvalidValue(
+            f"{field} must be valid Unicode (no lone surrogates)", field=field
+        ) from exc

@@ -95,7 +95,7 @@ class Keys:
 
     async def get(self, key_id: str) -> ApiKey:
         """Raises KeyNotFound."""
-        stored = await self.store.get_key(key_id)
+        stored = await self.store.get_key(key_id) if access.known_key_id(key_id) else None
         if stored is None:
             raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
         return stored.key
@@ -110,6 +110,8 @@ class Keys:
         """Revoke the key (revoking it again changes nothing). It stops
         working in this process at once, in others within the cache time.
         Raises KeyNotFound."""
+        if not access.known_key_id(key_id):
+            raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
         record = AuditRecord(actor=actor, action=audit.KEY_REVOKE, outcome="revoked", target=key_id)
         found = await self.store.revoke_key(key_id, record)
         if found is None:
