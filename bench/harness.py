@@ -35,22 +35,38 @@ AUTHORIZATION = {"Authorization": f"Bearer {KEY}"}
 def served(pool_size: int, prefix: str) -> Iterator[tuple[str, EmbeddedPostgres, dict]]:
     """A fresh embedded server, migrated, with one service on a free port.
     Yields (the service's base URL, the server, the service's environment)."""
-    embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix=prefix)) / "pgdata")
+    where = Path(tempfile.mkdtemp(prefix=prefix))
+    embedded = EmbeddedPostgres(where / "pgdata")
     url = embedded.start()
     migrate.upgrade(url)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_POOL_SIZE"] = str(pool_size)
     env["LEDGER_BOOTSTRAP_KEY"] = KEY
-    service = subprocess.Popen(
-        [sys.executable, "-m", "ledger.cli", "serve", "--database-url", url, "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # The service writes a line per request (its access log): into a file,
+    # never a pipe nobody drains once it is listening.
+    log = where / "serve.log"
+    with open(log, "w") as out:
+        service = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ledger.cli",
+                "serve",
+                "--database-url",
+                url,
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        assert "listening" in service.stdout.readline() or "listening" in service.stdout.readline()
+        deadline = time.monotonic() + 60
+        while "listening" not in log.read_text():
+            assert service.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", embedded, env
     finally:
         service.send_signal(signal.SIGTERM)
