@@ -4,6 +4,7 @@ moved a thousandth of a cent out and a dollar in."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -128,3 +129,20 @@ def fresh_database(database_url: str, revision: str = "head") -> str:
     url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
     command.upgrade(migrate.alembic_config(url, partitions=2), revision)
     return url
+
+
+async def test_many_first_accounts_of_a_new_currency_at_once(ledger):
+    """Racing to record a new currency: every account is made, none fails."""
+    for _ in range(3):
+        new = code()
+        made = await asyncio.gather(
+            *(
+                ledger.create_account(
+                    NewAccount(id=fresh_id(), currency=new, scale=2, normal_side="debit")
+                )
+                for _ in range(16)
+            ),
+            return_exceptions=True,
+        )
+        assert all(not isinstance(m, BaseException) for m in made), made
+        assert {a.scale for a, _ in made} == {2}

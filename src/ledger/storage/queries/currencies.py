@@ -19,11 +19,14 @@ async def scale_of(conn: AsyncConnection, code: str) -> int | None:
 async def adopt(conn: AsyncConnection, code: str, scale: int) -> None:
     """Record `code` with `scale` unless it is recorded already: the
     account inserted next then references (code, scale), which fails if
-    the currency holds another scale."""
+    the currency holds another scale.
+
+    No conflict target: the code is unique twice (the key, and with the
+    scale for the accounts' foreign key), and with a target on one of them,
+    two first accounts of a currency at once made the loser fail on the
+    other (a unique violation, answered 500)."""
     await conn.execute(
-        pg_insert(currencies)
-        .values(code=code, scale=scale)
-        .on_conflict_do_nothing(index_elements=[currencies.c.code])
+        pg_insert(currencies).values(code=code, scale=scale).on_conflict_do_nothing()
     )
 
 
