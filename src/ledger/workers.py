@@ -6,6 +6,7 @@ that another round, here or elsewhere, does not finish."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from ledger.engine.ledger import Ledger
@@ -50,9 +51,25 @@ def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
     if settings.expiry_sweep_seconds > 0:
         tasks.append(
             asyncio.create_task(
-                sweep_expired(ledger, settings.expiry_sweep_seconds, settings.expiry_batch)
+                _untraced(
+                    sweep_expired(ledger, settings.expiry_sweep_seconds, settings.expiry_batch)
+                )
             )
         )
     if settings.hot_compact_seconds > 0:
-        tasks.append(asyncio.create_task(compact_hot_accounts(ledger, settings)))
+        tasks.append(asyncio.create_task(_untraced(compact_hot_accounts(ledger, settings))))
     return tasks
+
+
+async def _untraced(loop) -> None:
+    """Run a loop with OpenTelemetry's instrumentation suppressed in its
+    task: each round of polling would otherwise be a trace of its own, a
+    few a second in every process, burying the requests' traces."""
+    try:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+    except ImportError:  # tracing is not installed: nothing to suppress
+        quiet = contextlib.nullcontext()
+    else:
+        quiet = suppress_instrumentation()
+    with quiet:
+        await loop

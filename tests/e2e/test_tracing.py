@@ -82,3 +82,15 @@ def test_requests_and_their_database_calls_are_traced(tmp_path, database_url, ad
         collector.shutdown()
     # Nothing secret lands in a span.
     assert not any(admin_key in str(attributes(s)) for s in spans)
+    # The background loops' polling (a few rounds a second: the expiry
+    # queue, the hot deltas) is not traced; start-up's queries may be.
+    requests = {s.trace_id for s in spans if s.kind == s.SpanKind.SPAN_KIND_SERVER}
+    polling = [
+        attributes(s).get("db.statement", "")
+        for s in spans
+        if s.trace_id not in requests
+        and any(
+            t in attributes(s).get("db.statement", "") for t in ("pending_expiry", "hot_deltas")
+        )
+    ]
+    assert not polling, polling[:3]
