@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine.model import Account, AccountState, FieldChange
+from ledger.storage import ids
 from ledger.storage.queries import accounts as accounts_q
 from ledger.storage.queries import balances, hot
 from ledger.storage.tables import account_balances, accounts
@@ -49,8 +50,13 @@ async def change(
     assert columns.keys() <= COLUMNS, f"the engine asked to change {sorted(columns)}"
     if columns:
         await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**columns))
-    for c in changes:
-        await accounts_q.record_change(conn, account_id, c.field, c.old_value, c.new_value, reason)
+    # Time-ordered ids are random within a millisecond: sorted, they list
+    # one update's changes in the engine's order.
+    change_ids = sorted(ids.new_entry_id() for _ in changes)
+    for c, change_id in zip(changes, change_ids, strict=True):
+        await accounts_q.record_change(
+            conn, account_id, c.field, c.old_value, c.new_value, reason, change_id
+        )
     account = await accounts_q.get(conn, account_id)
     assert account is not None
     return account, changes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import msgspec
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -82,11 +84,12 @@ async def record_change(
     old_value: object,
     new_value: object,
     reason: str | None = None,
+    change_id: uuid.UUID | None = None,
 ) -> None:
     await conn.execute(
         account_changes.insert().values(
             account_id=account_id,
-            change_id=ids.new_entry_id(),
+            change_id=change_id or ids.new_entry_id(),
             field=field,
             old_value=msgspec.json.encode(old_value).decode(),
             new_value=msgspec.json.encode(new_value).decode(),
