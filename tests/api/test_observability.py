@@ -72,7 +72,7 @@ async def test_each_request_leaves_one_json_access_line_without_secrets(client, 
     assert set(ids) <= set(by_id), lines
     listed, unrouted, created = (by_id[i] for i in ids)
     assert (listed["method"], listed["route"], listed["status"]) == ("GET", "/accounts", 200)
-    assert listed["client_id"] == "default" and listed["duration_ms"] >= 0
+    assert listed["client_id"] == "default" and isinstance(listed["duration_ms"], float | int)
     assert (unrouted["status"], unrouted["route"]) == (404, None)
     assert (created["method"], created["status"]) == ("POST", 201)
     secret = admin_key.split("_", 2)[2]

@@ -7,19 +7,21 @@ from ledger.engine.model import (
     Account,
     AccountFlags,
     AccountState,
-    AccountSums,
-    CurrencyTotals,
-    JournalFacts,
     Leg,
-    LegCount,
     NewAccount,
     NewTransaction,
     PendingTotals,
     PostPendingRequest,
+)
+from ledger.engine.verify import (
+    AccountSums,
+    CurrencyTotals,
+    JournalFacts,
+    LegCount,
     Totals,
     UnbalancedRecord,
+    judge,
 )
-from ledger.engine.verify import judge
 
 LIMITS = rules.Limits(max_legs=4, max_amount=1_000, max_metadata_bytes=64)
 

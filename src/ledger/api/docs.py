@@ -61,22 +61,23 @@ class _Completed:
         return self.json
 
 
-class _Json(JsonRenderPlugin):
-    def __init__(self, completed: _Completed) -> None:
-        super().__init__()
-        self.completed = completed
+class _RendersCompleted:
+    """A render plugin that renders the completed document."""
 
-    def render_json(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
-        return self.completed.render_json(request, openapi_schema)
-
-
-class _Swagger(SwaggerRenderPlugin):
     def __init__(self, completed: _Completed, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.completed = completed
 
     def render_json(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
         return self.completed.render_json(request, openapi_schema)
+
+
+class _Json(_RendersCompleted, JsonRenderPlugin):
+    pass
+
+
+class _Swagger(_RendersCompleted, SwaggerRenderPlugin):
+    pass
 
 
 def openapi_config(settings: Settings) -> OpenAPIConfig:

@@ -35,13 +35,13 @@ def idempotency_key(request: Request) -> IdempotencyKey:
     keys of one client share it (so rotating a key keeps replays working),
     and two clients may use the same key. The engine judges the key itself;
     a missing header is named here."""
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+    key = optional_idempotency_key(request)
     if key is None:
         raise errors.MissingIdempotencyKey(
             f"send an {IDEMPOTENCY_HEADER} header: a unique string per request, reused only "
             "to retry that same request"
         )
-    return IdempotencyKey(client_id=actor(request).client_id, key=key)
+    return key
 
 
 def optional_idempotency_key(request: Request) -> IdempotencyKey | None:

@@ -18,87 +18,95 @@ from ledger.api.problems import PROBLEM_JSON
 LINGER_SECONDS = 2.0
 
 
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing heads over the class's limits
+    (set on a subclass by `bounded_protocol`)."""
+
+    max_head_bytes = 16 * 1024
+    max_headers = 100
+    _head_bytes = 0  # of the head's parts parsed so far
+    _raw_bytes = 0  # received while the head was still open
+    _in_head = True
+    _refusal: str | None = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = self._raw_bytes = 0
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        if len(self.headers) >= self.max_headers:
+            self._refuse(f"a request may carry at most {self.max_headers} header fields")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return  # the rest of a refused request, read and dropped
+        super().data_received(data)
+        # The parser holds a header line until it ends: a head still
+        # open after this many bytes is refused without waiting for more.
+        if self._in_head and self._refusal is None and self.parser is not None:
+            self._raw_bytes += len(data)
+            if self._raw_bytes > self.max_head_bytes:
+                self._refusal = self._too_large()
+                self.send_400_response("")
+
+    def _count(self, n: int) -> None:
+        self._head_bytes += n
+        if self._head_bytes > self.max_head_bytes:
+            self._refuse(self._too_large())
+
+    def _refuse(self, why: str) -> None:
+        self._refusal = why
+        # The parser turns this into its error, which uvicorn answers
+        # through send_400_response below.
+        raise ValueError(why)
+
+    def _too_large(self) -> str:
+        return f"the request's line and headers may be at most {self.max_head_bytes} bytes"
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refusal is None:
+            super().send_400_response(msg)
+            return
+        body = msgspec.json.encode(
+            {
+                "type": "/problems/header-fields-too-large",
+                "code": "header-fields-too-large",
+                "title": "The request's headers are too large",
+                "status": 431,
+                "detail": self._refusal,
+                "max_head_bytes": self.max_head_bytes,
+                "max_headers": self.max_headers,
+            }
+        )
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: " + PROBLEM_JSON.encode() + b"\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
+        # Closing now, with the client's bytes still arriving, would
+        # reset the connection and lose the answer: say we are done
+        # sending, drop what still comes, and close a moment later.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
 def bounded_protocol(max_head_bytes: int, max_headers: int) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with these limits (uvicorn's `http=`)."""
-
-    class BoundedHttpToolsProtocol(HttpToolsProtocol):
-        _head_bytes = 0  # of the head's parts parsed so far
-        _raw_bytes = 0  # received while the head was still open
-        _in_head = True
-        _refusal: str | None = None
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._head_bytes = self._raw_bytes = 0
-            self._in_head = True
-
-        def on_url(self, url: bytes) -> None:
-            self._count(len(url))
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._count(len(name) + len(value) + 4)
-            if len(self.headers) >= max_headers:
-                self._refuse(f"a request may carry at most {max_headers} header fields")
-            super().on_header(name, value)
-
-        def on_headers_complete(self) -> None:
-            self._in_head = False
-            super().on_headers_complete()
-
-        def data_received(self, data: bytes) -> None:
-            if self._refusal is not None:
-                return  # the rest of a refused request, read and dropped
-            super().data_received(data)
-            # The parser holds a header line until it ends: a head still
-            # open after this many bytes is refused without waiting for more.
-            if self._in_head and self._refusal is None and self.parser is not None:
-                self._raw_bytes += len(data)
-                if self._raw_bytes > max_head_bytes:
-                    self._refusal = self._too_large()
-                    self.send_400_response("")
-
-        def _count(self, n: int) -> None:
-            self._head_bytes += n
-            if self._head_bytes > max_head_bytes:
-                self._refuse(self._too_large())
-
-        def _refuse(self, why: str) -> None:
-            self._refusal = why
-            # The parser turns this into its error, which uvicorn answers
-            # through send_400_response below.
-            raise ValueError(why)
-
-        @staticmethod
-        def _too_large() -> str:
-            return f"the request's line and headers may be at most {max_head_bytes} bytes"
-
-        def send_400_response(self, msg: str) -> None:
-            if self._refusal is None:
-                super().send_400_response(msg)
-                return
-            body = msgspec.json.encode(
-                {
-                    "type": "/problems/header-fields-too-large",
-                    "code": "header-fields-too-large",
-                    "title": "The request's headers are too large",
-                    "status": 431,
-                    "detail": self._refusal,
-                    "max_head_bytes": max_head_bytes,
-                    "max_headers": max_headers,
-                }
-            )
-            self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-                b"content-type: " + PROBLEM_JSON.encode() + b"\r\n"
-                b"content-length: " + str(len(body)).encode() + b"\r\n"
-                b"connection: close\r\n\r\n" + body
-            )
-            # Closing now, with the client's bytes still arriving, would
-            # reset the connection and lose the answer: say we are done
-            # sending, drop what still comes, and close a moment later.
-            if self.transport.can_write_eof():
-                self.transport.write_eof()
-            self.loop.call_later(LINGER_SECONDS, self.transport.close)
-
-    return BoundedHttpToolsProtocol
+    return type(
+        "BoundedHttpToolsProtocol",
+        (BoundedHttpToolsProtocol,),
+        {"max_head_bytes": max_head_bytes, "max_headers": max_headers},
+    )

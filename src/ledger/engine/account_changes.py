@@ -19,7 +19,7 @@ from ledger.engine.model import (
     FieldChange,
     PendingTotals,
 )
-from ledger.engine.rules import LIMIT_FLAGS
+from ledger.engine.rules import LIMIT_FLAGS, limit_excess
 
 PATCH_FIELDS = "hot, status, metadata, flags"
 
@@ -125,7 +125,7 @@ def _check_limit_holds(state: AccountState, name: str) -> None:
     bounded, bound = LIMIT_FLAGS[name]
     totals = {"debits": state.posted_debits, "credits": state.posted_credits}
     held = {"debits": state.pending_debits, "credits": state.pending_credits}
-    excess = totals[bounded] + held[bounded] - totals[bound]
+    excess = limit_excess(name, totals, held)
     if excess > 0:
         raise errors.LimitExceeded(
             f"account {state.account.id!r} cannot take {name}: its {bounded} are already "

@@ -52,14 +52,16 @@ class AccountCases:
                 "that starts with one of them",
                 account_id=None,
             )
-        if cmd.id is None and key is None:
+        if cmd.id is not None:
+            account_id = cmd.id
+        elif key is None:
             raise errors.MissingIdempotencyKey(
                 "an account without an id needs an idempotency key, so that a retry finds the "
                 "account the first attempt made; or give the account an id"
             )
-        if cmd.id is None:
+        else:
             rules.check_idempotency_key(key, self.limits)
-        account_id = cmd.id if cmd.id is not None else _derived_id(key)
+            account_id = _derived_id(key)
         access.check_reach(actor, [account_id])
         in_ledger = await self.store.currency_scale(cmd.currency)
         scale = currencies.account_scale(cmd.currency, cmd.scale, in_ledger)

@@ -24,12 +24,11 @@ from ledger.engine.model import (
     PostPendingRequest,
     ReversalRequest,
     Transaction,
-    VerifyReport,
     VoidRequest,
 )
 from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
-from ledger.engine.verify import judge
+from ledger.engine.verify import VerifyReport, judge
 
 EXPIRY = access.system("expiry", client_id="ledger-expiry")
 

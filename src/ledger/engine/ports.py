@@ -19,13 +19,13 @@ from ledger.engine.model import (
     FieldChange,
     HeaderRef,
     IdempotencyKey,
-    JournalFacts,
     NewAccount,
     NewEntry,
     StoredPosting,
     Transaction,
     TransactionHeader,
 )
+from ledger.engine.verify import JournalFacts
 
 T = TypeVar("T")
 

@@ -232,8 +232,7 @@ def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta])
                 account_id=delta.account_id,
             )
         for limit, (bounded, bound) in LIMIT_FLAGS.items():
-            used = totals[bounded] + held[bounded]
-            excess = used - totals[bound]
+            excess = limit_excess(limit, totals, held)
             if getattr(state.account.flags, limit) and excess > 0:
                 raise errors.LimitExceeded(
                     f"account {delta.account_id!r} has {limit}; after this posting its "
@@ -243,6 +242,14 @@ def check_limits(states: Mapping[str, AccountState], deltas: list[BalanceDelta])
                     limit=limit,
                     shortfall=excess,
                 )
+
+
+def limit_excess(limit: str, totals: Mapping[str, int], held: Mapping[str, int]) -> int:
+    """By how much `limit` is broken (0 or less: kept), counting pending
+    amounts on the bounded side as if posted; `totals` and `held` are the
+    posted and pending "debits" and "credits"."""
+    bounded, bound = LIMIT_FLAGS[limit]
+    return totals[bounded] + held[bounded] - totals[bound]
 
 
 def split_hot(

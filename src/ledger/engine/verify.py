@@ -1,9 +1,117 @@
 """`verify`'s verdict: the rules the whole journal must satisfy, judged from
-the sums storage reads (`JournalFacts`). No I/O here."""
+the sums storage reads (`JournalFacts`), and the records of both. No I/O
+here."""
 
 from __future__ import annotations
 
-from ledger.engine.model import AccountDrift, JournalFacts, LegCount, VerifyReport
+from datetime import datetime
+
+import msgspec
+
+# --- what storage reads for a verdict, and the verdict ----------------------------
+
+
+class Totals(msgspec.Struct, frozen=True):
+    """An account's four running totals."""
+
+    posted_debits: int
+    posted_credits: int
+    pending_debits: int = 0
+    pending_credits: int = 0
+
+
+class AccountSums(msgspec.Struct, frozen=True):
+    """One account's totals as a balance read returns them (the balance row,
+    or snapshot plus deltas for a hot account; all -1 when that is missing),
+    and as summed from the journal."""
+
+    cached: Totals
+    journal: Totals
+
+
+class LegCount(msgspec.Struct, frozen=True):
+    """How many transactions of one resolution (None for a plain posting)
+    have `entries` entries (0, 1, or 2 standing for two or more), with one of
+    their ids as an example."""
+
+    resolution: str | None
+    entries: int
+    transactions: int
+    example: str
+
+
+class CurrencyTotals(msgspec.Struct, frozen=True):
+    debits: int
+    credits: int
+
+
+class AccountDrift(msgspec.Struct, frozen=True):
+    account_id: str
+    cached_debits: int
+    cached_credits: int
+    journal_debits: int
+    journal_credits: int
+    cached_pending_debits: int = 0
+    cached_pending_credits: int = 0
+    journal_pending_debits: int = 0
+    journal_pending_credits: int = 0
+
+
+class UnbalancedRecord(msgspec.Struct, frozen=True):
+    transaction_id: str
+    currency: str
+    debits: int
+    credits: int
+
+
+class SnapshotCheck(msgspec.Struct, frozen=True):
+    account_id: str
+    seq: int
+    watermark: datetime
+    snapshot_debits: int
+    snapshot_credits: int
+    journal_debits: int
+    journal_credits: int
+
+
+class JournalFacts(msgspec.Struct, frozen=True):
+    """The sums storage reads in one consistent snapshot for `verify`; the
+    engine judges them (`ledger.engine.verify`)."""
+
+    accounts: int
+    transactions: int
+    entries: int
+    per_account: dict[str, AccountSums]
+    # Transactions whose debits and credits differ in some currency.
+    unbalanced: list[UnbalancedRecord]
+    leg_counts: list[LegCount]
+    # Entries whose currency differs from their account's.
+    currency_mismatches: int
+    per_currency: dict[str, CurrencyTotals]
+    # Hot accounts: the newest snapshot `as_of` would trust, against the
+    # journal up to its watermark.
+    snapshots: list[SnapshotCheck] = msgspec.field(default_factory=list)
+    # Currencies whose accounts do not all have the currency's one scale.
+    mixed_scales: list[str] = msgspec.field(default_factory=list)
+
+
+class VerifyReport(msgspec.Struct, frozen=True):
+    ok: bool
+    accounts: int
+    transactions: int
+    entries: int
+    drift: list[AccountDrift]
+    unbalanced: list[UnbalancedRecord]
+    # Transactions with the wrong number of entries for their kind: one
+    # example id per kind and count, and how many there are in all.
+    short_transactions: list[str]
+    currency_mismatches: int
+    per_currency: dict[str, CurrencyTotals]
+    # Hot-account snapshots that differ from the journal up to their watermark.
+    snapshot_drift: list[SnapshotCheck] = msgspec.field(default_factory=list)
+    short_transaction_count: int = 0
+    mixed_scales: list[str] = msgspec.field(default_factory=list)
+
 
 # A void or an expiry moves no posted amount and writes no entry; every
 # other transaction has two entries or more.

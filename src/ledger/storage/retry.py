@@ -139,24 +139,30 @@ async def run_transaction(
             await asyncio.sleep(policy.backoff(attempt))
 
     ATTEMPTS.labels("gave_up").inc()
+    raise _gave_up(policy, failure_name, after_ambiguous) from last
+
+
+def _gave_up(policy: RetryPolicy, failure_name: str, after_ambiguous: bool) -> errors.Unavailable:
+    """What to answer once every attempt failed: the outcome is unknown if
+    one that wrote may have committed; otherwise the last attempt's failure
+    says whether the database was out of reach or the work kept conflicting."""
     if after_ambiguous:
-        raise errors.OutcomeUnknown(
+        return errors.OutcomeUnknown(
             "the database could not confirm whether the posting committed; retry with the "
             "same idempotency key: it will either return the posting or write it once"
-        ) from last
+        )
     if failure_name == Failure.CONNECTION.value:
-        # The last attempt could not even reach the database: not a
-        # conflict storm, an outage (or a failover longer than the retries).
-        raise errors.Unavailable(
+        # Not a conflict storm: an outage (or a failover longer than the retries).
+        return errors.Unavailable(
             f"the database could not be reached ({policy.attempts} attempts); nothing was "
             "written, retry later with the same idempotency key",
             attempts=policy.attempts,
-        ) from last
-    raise errors.RetriesExhausted(
+        )
+    return errors.RetriesExhausted(
         f"the transaction conflicted with concurrent ones {policy.attempts} times in a row; "
         "nothing was written, retry with the same idempotency key",
         attempts=policy.attempts,
-    ) from last
+    )
 
 
 async def _rollback_quietly(trans) -> None:

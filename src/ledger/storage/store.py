@@ -24,11 +24,11 @@ from ledger.engine.model import (
     AccountEntry,
     AccountState,
     FieldChange,
-    JournalFacts,
     NewAccount,
     Transaction,
 )
 from ledger.engine.ports import PostingUnit
+from ledger.engine.verify import JournalFacts
 from ledger.settings import Settings
 from ledger.storage import dialect, failures
 from ledger.storage.database import create_engine

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine.model import Account, AccountState, FieldChange
-from ledger.storage import ids
 from ledger.storage.queries import accounts as accounts_q
 from ledger.storage.queries import balances, hot
-from ledger.storage.tables import account_balances, accounts
+from ledger.storage.tables import accounts
 
 # The fields the engine may change, each an `accounts` column of the same
 # name; `hot` is the balance row's and has its own procedure.
@@ -31,14 +30,7 @@ async def change(
     a posting to an ordinary account locks it too, so it commits before
     the change or sees it; one to a hot account reads the row, and
     SERIALIZABLE orders the two."""
-    locked = (
-        await conn.execute(
-            select(account_balances.c.account_id)
-            .where(account_balances.c.account_id == account_id)
-            .with_for_update()
-        )
-    ).first()
-    if locked is None:
+    if await hot.lock_balance_row(conn, account_id) is None:
         return None
     found = await balances.cached(conn, account_id)
     assert found is not None  # its balance row was just locked
@@ -50,13 +42,7 @@ async def change(
     assert columns.keys() <= COLUMNS, f"the engine asked to change {sorted(columns)}"
     if columns:
         await conn.execute(update(accounts).where(accounts.c.id == account_id).values(**columns))
-    # Time-ordered ids are random within a millisecond: sorted, they list
-    # one update's changes in the engine's order.
-    change_ids = sorted(ids.new_entry_id() for _ in changes)
-    for c, change_id in zip(changes, change_ids, strict=True):
-        await accounts_q.record_change(
-            conn, account_id, c.field, c.old_value, c.new_value, reason, change_id
-        )
+    await accounts_q.record_changes(conn, account_id, changes, reason)
     account = await accounts_q.get(conn, account_id)
     assert account is not None
     return account, changes

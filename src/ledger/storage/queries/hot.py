@@ -153,17 +153,12 @@ SNAPSHOT_AS_OF = (
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
-async def set_hot(conn: AsyncConnection, account_id: str, hot: bool) -> bool | None:
-    """Make the account hot or ordinary; returns whether it was hot, or None
-    if there is no such account.
-
-    It locks the balance row first (postings to an ordinary account lock it
-    too, and every posting reads whether the account is hot, so a posting
-    either commits before the change or sees it), then:
-    - to hot: appends an opening snapshot of the row's totals;
-    - to ordinary: folds every delta into a closing snapshot and writes its
-      totals into the row.
-    """
+async def lock_balance_row(conn: AsyncConnection, account_id: str) -> bool | None:
+    """Lock the account's balance row; returns whether the account is hot,
+    or None if there is no such account. Postings to an ordinary account
+    lock the row too, and every posting reads whether the account is hot,
+    so a posting either commits before a change made under this lock or
+    sees it."""
     row = (
         await conn.execute(
             select(account_balances.c.hot)
@@ -171,10 +166,16 @@ async def set_hot(conn: AsyncConnection, account_id: str, hot: bool) -> bool | N
             .with_for_update()
         )
     ).first()
-    if row is None:
-        return None
-    if row.hot == hot:
-        return row.hot
+    return None if row is None else row.hot
+
+
+async def set_hot(conn: AsyncConnection, account_id: str, hot: bool) -> None:
+    """Make the account hot or ordinary; its balance row must be locked
+    (`lock_balance_row`) and its hotness be the other one.
+    - to hot: appends an opening snapshot of the row's totals;
+    - to ordinary: folds every delta into a closing snapshot and writes its
+      totals into the row.
+    """
     params = {"account_id": account_id}
     totals = {}
     if hot:
@@ -199,7 +200,6 @@ async def set_hot(conn: AsyncConnection, account_id: str, hot: bool) -> bool | N
         .where(account_balances.c.account_id == account_id)
         .values(hot=hot, **totals)
     )
-    return row.hot
 
 
 class LostFold(Exception):

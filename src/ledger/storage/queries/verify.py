@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import String, and_, case, cast, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.engine.model import (
+from ledger.engine.verify import (
     AccountSums,
     CurrencyTotals,
     JournalFacts,
