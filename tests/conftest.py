@@ -9,6 +9,7 @@ and the tests run unchanged. Tests isolate themselves with unique account ids
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -26,6 +27,7 @@ from ledger.engine.ledger import Ledger
 from ledger.engine.model import AccountFlags, NewAccount
 from ledger.settings import Settings
 from ledger.storage import dialect, migrate
+from ledger.storage.store import SqlStore
 
 TEST_PARTITIONS = 4
 
@@ -204,3 +206,26 @@ async def open_account(
         )
     )
     return account.id
+
+
+class HeldStore(SqlStore):
+    """A store whose postings stop just before COMMIT until released: a
+    posting held open across whatever the test does meanwhile. It posts in
+    four messages (BEGIN, open, write, COMMIT), so the held posting's rows
+    are written and uncommitted while it waits; the batched path sends its
+    writes with COMMIT, where the same window is only as long as the server
+    takes between the two."""
+
+    def __init__(self, engine, policy) -> None:
+        super().__init__(engine, policy, batch_postings=False)
+        self.written = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def run(self, work):
+        async def held(unit):
+            result = await work(unit)
+            self.written.set()
+            await self.release.wait()
+            return result
+
+        return await super().run(held)

@@ -33,7 +33,12 @@ __all__ = ["build_ledger", "build_store", "create_app"]
 
 
 def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
-    return Ledger(store, settings.limits(), key_cache_seconds=settings.key_cache_seconds)
+    return Ledger(
+        store,
+        settings.limits(),
+        key_cache_seconds=settings.key_cache_seconds,
+        proof_max_blocks=settings.proof_max_blocks,
+    )
 
 
 def _provide_ledger(state: State) -> Ledger:

@@ -67,6 +67,19 @@ class Settings:
     hot_snapshot_grace_seconds: float = 1.0
     hot_compact_batch: int = 100
 
+    # The sequencer that seals committed transactions into the hash-chained
+    # journal runs in every service process (no leader: the database admits
+    # each block once). It seals every `seal_seconds` (0 turns it off in
+    # this process), at most `seal_max` transactions a block.
+    # `seal_lookback_seconds` (CockroachDB only) is the longest a posting's
+    # transaction may stay open: the sequencer's read looks back that far.
+    seal_seconds: float = 0.2
+    seal_max: int = 1000
+    seal_lookback_seconds: float = 300.0
+    # An inclusion proof carries at most this many blocks of the chain to
+    # the head; beyond them, `GET /journal/blocks` continues it.
+    proof_max_blocks: int = 1000
+
     # Access control. A key's row is cached in each process this long: a
     # revoked key stops working everywhere within it.
     key_cache_seconds: float = 5.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 
 from ledger.engine.ledger import Ledger
 from ledger.settings import Settings
@@ -45,6 +46,20 @@ async def compact_hot_accounts(ledger: Ledger, settings: Settings) -> None:
         await asyncio.sleep(interval)
 
 
+async def seal_journal(ledger: Ledger, interval: float, max_transactions: int) -> None:
+    """Seal committed transactions into blocks, forever: at once again
+    after a full block, else after `interval` (with a little jitter, so that
+    the sequencers of several processes seldom race for one block; the
+    loser of a race writes nothing)."""
+    while True:
+        try:
+            while await ledger.journal.seal(max_transactions) >= max_transactions:
+                pass  # a full block: more are waiting
+        except Exception:
+            log.exception("sealing failed; retrying in %.1f s", interval)
+        await asyncio.sleep(interval * random.uniform(0.75, 1.25))
+
+
 def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
     """The loops this process's settings turn on, started."""
     tasks = []
@@ -58,6 +73,12 @@ def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
         )
     if settings.hot_compact_seconds > 0:
         tasks.append(asyncio.create_task(_untraced(compact_hot_accounts(ledger, settings))))
+    if settings.seal_seconds > 0:
+        tasks.append(
+            asyncio.create_task(
+                _untraced(seal_journal(ledger, settings.seal_seconds, settings.seal_max))
+            )
+        )
     return tasks
 
 

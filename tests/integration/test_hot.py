@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from conftest import fresh_id, open_account
+from conftest import HeldStore, fresh_id, open_account
 from ledger.app import build_ledger, build_store
 from ledger.engine import errors
 from ledger.engine.model import (
@@ -24,7 +24,6 @@ from ledger.engine.model import (
     PostPendingRequest,
     VoidRequest,
 )
-from ledger.storage.store import SqlStore
 
 
 def key() -> IdempotencyKey:
@@ -150,29 +149,6 @@ async def test_pending_amounts_on_a_hot_account(ledger):
     assert await totals(ledger, clearing) == [0, 50, 0, 0]
     assert (await ledger.balance(clearing)).available == 50
     assert (await ledger.verify()).ok
-
-
-class HeldStore(SqlStore):
-    """A store whose postings stop just before COMMIT until released: a
-    posting held open across whatever the test does meanwhile. It posts in
-    four messages (BEGIN, open, write, COMMIT), so the held posting's rows
-    are written and uncommitted while it waits; the batched path sends its
-    writes with COMMIT, where the same window is only as long as the server
-    takes between the two."""
-
-    def __init__(self, engine, policy) -> None:
-        super().__init__(engine, policy, batch_postings=False)
-        self.written = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def run(self, work):
-        async def held(unit):
-            result = await work(unit)
-            self.written.set()
-            await self.release.wait()
-            return result
-
-        return await super().run(held)
 
 
 async def test_a_posting_held_open_across_a_compaction_is_neither_lost_nor_doubled(

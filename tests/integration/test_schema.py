@@ -7,15 +7,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from ledger.storage import dialect
 from ledger.storage.tables import AUDIT_SCHEMA, metadata
 
 
 def _ours(obj, name, type_, reflected, compare_to) -> bool:
     """Leave out what the migrations add beyond Core's reach: PostgreSQL's hash
     partitions of `entries`, CockroachDB's hidden shard columns, Alembic's
-    own table."""
+    own table, and the commit-order index, which differs between the two."""
     if name and "crdb_internal" in name:
         return False
+    if type_ == "index" and name == dialect.COMMIT_ORDER_INDEX:
+        return False  # another column and kind on each database
     return not (
         type_ == "table" and (re.fullmatch(r"entries_p\d+", name) or name == "alembic_version")
     )

@@ -23,10 +23,11 @@ classes, and nothing else in the code decides a status):
     │   ├── UnknownAccount, CurrencyMismatch, CurrencyScaleMismatch
     │   └── LimitExceeded, BalanceOverflow
     ├── NotFound                  404
-    │   └── AccountNotFound, TransactionNotFound, KeyNotFound
+    │   └── AccountNotFound, TransactionNotFound, KeyNotFound, BlockNotFound
     ├── Conflict                  409  clashes with what is already written
     │   ├── IdempotencyKeyReused, AlreadyReversed, AlreadyResolved
-    │   └── PendingExpired, NotPending, NotReversible, AccountExists
+    │   ├── PendingExpired, NotPending, NotReversible, AccountExists
+    │   └── NotSealedYet
     └── Unavailable               503  the database gave no answer
         └── RetriesExhausted, OutcomeUnknown
 
@@ -237,6 +238,11 @@ class TransactionNotFound(NotFound):
     title = "No such transaction"
 
 
+class BlockNotFound(NotFound):
+    code = "block-not-found"
+    title = "No such block in the sealed journal"
+
+
 # --- the request conflicts with what is already written --------------------------
 
 
@@ -278,6 +284,14 @@ class NotReversible(Conflict):
 class AccountExists(Conflict):
     code = "account-exists"
     title = "An account with this id exists with other attributes"
+
+
+class NotSealedYet(Conflict):
+    """The transaction is committed but has no place in the sealed journal
+    yet (`details["retry_after_seconds"]`: about when it will)."""
+
+    code = "not-sealed-yet"
+    title = "The transaction is not sealed into a block yet"
 
 
 # --- the database could not give an answer ----------------------------------------

@@ -7,10 +7,13 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
+import msgspec
+
 from ledger.engine import access, account_rules, audit, errors, free_text, paging, pending, rules
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.accounts import AccountCases
 from ledger.engine.audit import AuditTrail
+from ledger.engine.journal import Journal
 from ledger.engine.keys import Keys
 from ledger.engine.limits import Limits
 from ledger.engine.model import (
@@ -34,14 +37,23 @@ EXPIRY = access.system("expiry", client_id="ledger-expiry")
 
 
 class Ledger(AccountCases):
-    """The accounts' use cases come from `AccountCases`; the API keys' and
-    the audit trail's are `keys` and `audit`."""
+    """The accounts' use cases come from `AccountCases`; the API keys', the
+    audit trail's and the sealed journal's are `keys`, `audit` and
+    `journal`."""
 
-    def __init__(self, store: Store, limits: Limits, *, key_cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        limits: Limits,
+        *,
+        key_cache_seconds: float = 5.0,
+        proof_max_blocks: int = 1000,
+    ) -> None:
         self.store = store
         self.limits = limits
         self.keys = Keys(store, limits, key_cache_seconds)
         self.audit = AuditTrail(store, limits)
+        self.journal = Journal(store, limits, proof_max_blocks=proof_max_blocks)
 
     # --- postings ----------------------------------------------------------------
 
@@ -339,8 +351,12 @@ class Ledger(AccountCases):
         """Whether the database answers."""
         return await self.store.ping()
 
-    async def verify(self) -> VerifyReport:
-        return judge(await self.store.journal_facts())
+    async def verify(self, since_block: int = 1) -> VerifyReport:
+        """The balances, the transactions and the books against the
+        journal, and the sealed journal's chain from `since_block` on."""
+        report = judge(await self.store.journal_facts())
+        sealed = await self.journal.verify(since_block)
+        return msgspec.structs.replace(report, ok=report.ok and sealed.ok, journal=sealed)
 
     # --- helpers -----------------------------------------------------------------
 

@@ -177,6 +177,10 @@ class Transaction(msgspec.Struct, frozen=True):
     # A resolution: the pending transaction it resolves, and how.
     resolves: str | None = None
     resolution: Resolution | None = None
+    # Its place in the sealed journal: null until the sequencer seals it
+    # (within about a second of commit).
+    sequence: int | None = None
+    block: int | None = None
 
 
 class PostingResult(msgspec.Struct, frozen=True):

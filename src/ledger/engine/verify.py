@@ -8,6 +8,8 @@ from datetime import datetime
 
 import msgspec
 
+from ledger.engine.journal_check import JournalReport
+
 # --- what storage reads for a verdict, and the verdict ----------------------------
 
 
@@ -111,6 +113,8 @@ class VerifyReport(msgspec.Struct, frozen=True):
     snapshot_drift: list[SnapshotCheck] = msgspec.field(default_factory=list)
     short_transaction_count: int = 0
     mixed_scales: list[str] = msgspec.field(default_factory=list)
+    # The sealed journal's verdict (`ledger.engine.journal_check`).
+    journal: JournalReport | None = None
 
 
 # A void or an expiry moves no posted amount and writes no entry; every

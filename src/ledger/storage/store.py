@@ -32,6 +32,7 @@ from ledger.engine.verify import JournalFacts
 from ledger.settings import Settings
 from ledger.storage import dialect, failures
 from ledger.storage.database import create_engine
+from ledger.storage.journal_store import JournalMethods
 from ledger.storage.posting.unit import SqlPostingUnit
 from ledger.storage.posting.wire import FourMessages, TwoMessages, forget_prepared_on_rollback
 from ledger.storage.queries import (
@@ -54,7 +55,7 @@ from ledger.storage.tables import CURRENCY_SCALE_CONSTRAINT
 T = TypeVar("T")
 
 
-class SqlStore:
+class SqlStore(JournalMethods):
     """Every call, reads included, goes through the retry loop, so a
     connection the server dropped costs a retry, not an error."""
 
@@ -65,9 +66,11 @@ class SqlStore:
         *,
         batch_postings: bool | None = None,
         posting_engine: AsyncEngine | None = None,
+        seal_lookback_seconds: float = 300.0,
     ) -> None:
         self.engine = engine
         self.policy = policy
+        self.seal_lookback_seconds = seal_lookback_seconds
         # `batch_postings` overrides the dialect's choice (the tests run the
         # four-message path on PostgreSQL too, as CockroachDB takes it).
         self.batch_postings = (
@@ -319,4 +322,9 @@ def build_store(
         postings = create_engine(
             url, settings, role=role, application_name=application_name, autocommit=True
         )
-    return SqlStore(engine, policy, posting_engine=postings)
+    return SqlStore(
+        engine,
+        policy,
+        posting_engine=postings,
+        seal_lookback_seconds=settings.seal_lookback_seconds,
+    )

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     SmallInteger,
     String,
@@ -99,6 +100,11 @@ transactions = Table(
     Column("timeout_seconds", Integer, nullable=True),
     Column("resolves", Uuid, ForeignKey("transactions.id"), nullable=True),
     Column("resolution", String(8), nullable=True),
+    # Migration 0007: the writing database transaction's id on PostgreSQL
+    # (a column default), the header's place in commit order; 0 on
+    # CockroachDB, which orders by MVCC timestamp. Its index differs between
+    # the two (`dialect.journal_ddl`) and is not declared here.
+    Column("commit_xid", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("client_id", "idempotency_key", name=IDEMPOTENCY_CONSTRAINT),
 )
 Index(REVERSES_CONSTRAINT, transactions.c.reverses, unique=True)
@@ -182,6 +188,36 @@ account_changes = Table(
     Column("new_value", Text, nullable=False),
     Column("reason", String(500), nullable=True),
     PrimaryKeyConstraint("account_id", "change_id", name="account_changes_pkey"),
+)
+
+
+# The sealed journal (migration 0007): blocks, and each sealed transaction's
+# place and hash. Appended by the sequencer, never changed.
+journal_blocks = Table(
+    "journal_blocks",
+    metadata,
+    Column("number", BigInteger, nullable=False),
+    Column("first_sequence", BigInteger, nullable=False),
+    Column("last_sequence", BigInteger, nullable=False),
+    Column("merkle_root", LargeBinary, nullable=False),
+    Column("previous_hash", LargeBinary, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    Column("sealed_at", DateTime(timezone=True), nullable=False),
+    Column("horizon_position", Numeric, nullable=False),
+    Column("horizon_id", Uuid, nullable=False),
+    PrimaryKeyConstraint("number", name="journal_blocks_pkey"),
+    CheckConstraint("first_sequence <= last_sequence", name="journal_blocks_range"),
+)
+
+journal = Table(
+    "journal",
+    metadata,
+    Column("sequence", BigInteger, nullable=False),
+    Column("block", BigInteger, ForeignKey("journal_blocks.number"), nullable=False),
+    Column("transaction_id", Uuid, ForeignKey("transactions.id"), nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("sequence", name="journal_pkey"),
+    UniqueConstraint("transaction_id", name="journal_transaction_id_key"),
 )
 
 

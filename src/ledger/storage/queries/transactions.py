@@ -10,7 +10,7 @@ from ledger.engine import pending
 from ledger.engine.model import IdempotencyKey, PostedLeg, StoredPosting, Transaction
 from ledger.storage.fragments import resolver, reverser
 from ledger.storage.rows import parse_uuid
-from ledger.storage.tables import entries, transactions
+from ledger.storage.tables import entries, journal, transactions
 
 TRANSACTION_BY_ID = (
     select(
@@ -26,11 +26,13 @@ TRANSACTION_BY_ID = (
         reverser.c.id.label("reversed_by"),
         resolver.c.id.label("resolved_by"),
         resolver.c.resolution.label("resolved_as"),
+        journal.c.sequence,
+        journal.c.block,
     )
     .select_from(
-        transactions.outerjoin(reverser, reverser.c.reverses == transactions.c.id).outerjoin(
-            resolver, resolver.c.resolves == transactions.c.id
-        )
+        transactions.outerjoin(reverser, reverser.c.reverses == transactions.c.id)
+        .outerjoin(resolver, resolver.c.resolves == transactions.c.id)
+        .outerjoin(journal, journal.c.transaction_id == transactions.c.id)
     )
     .where(transactions.c.id == bindparam("id"))
 )
@@ -78,6 +80,8 @@ async def load(conn: AsyncConnection, transaction_id: str) -> Transaction | None
         reversed_by=_text(row.reversed_by),
         resolves=_text(row.resolves),
         resolution=row.resolution,
+        sequence=row.sequence,
+        block=row.block,
         **pending_fields,
     )
 

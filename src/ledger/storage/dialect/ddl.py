@@ -1,97 +1,10 @@
-"""Everything that differs between PostgreSQL and CockroachDB, in one place.
-
-No other module asks which database it talks to: they call the functions
-here. The unit tests exercise every branch offline (`tests/unit/test_dialect.py`).
-What is the same on both lives elsewhere: ids in `ids.py`, the classification
-of database errors in `failures.py`.
-"""
+"""The DDL that differs between the two databases (migrations call these)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
-POSTGRESQL = "postgresql"
-COCKROACHDB = "cockroachdb"
-
-
-def dialect_name(url: str) -> str:
-    """`postgresql` or `cockroachdb`, from a SQLAlchemy URL. Raises ValueError
-    for anything else."""
-    backend = make_url(url).get_backend_name()
-    if backend in (POSTGRESQL, COCKROACHDB):
-        return backend
-    raise ValueError(
-        f"unsupported database URL scheme {backend!r}: use postgresql+psycopg:// "
-        "or cockroachdb+psycopg://"
-    )
-
-
-# --- sessions ------------------------------------------------------------------------
-
-
-def session_setup(name: str, role: str, statement_timeout_ms: int) -> list[str]:
-    """Statements run once on every new connection.
-
-    On PostgreSQL the service may log in as the owner (the embedded default
-    does) and drops to the append-only writer role with SET ROLE. On
-    CockroachDB only admins may SET ROLE, so there the login user must itself
-    be the writer role (deploy/cockroach sets that up).
-    """
-    statements = [f"SET statement_timeout = {int(statement_timeout_ms)}"]
-    if role and name == POSTGRESQL:
-        statements.append(f'SET ROLE "{role}"')
-    return statements
-
-
-def snapshot_read_options(name: str) -> dict[str, Any]:
-    """Execution options for a long read that must see one consistent
-    snapshot (verify). PostgreSQL: REPEATABLE READ READ ONLY, which never
-    fails for serialization and blocks no writer. CockroachDB runs every
-    transaction SERIALIZABLE; its reads are snapshot reads already."""
-    if name == POSTGRESQL:
-        return {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-    return {"isolation_level": "SERIALIZABLE"}
-
-
-def stale_read_statements(name: str) -> list[str]:
-    """Statements that open a read transaction allowed to be slightly stale.
-
-    CockroachDB: a follower read (AS OF SYSTEM TIME follower_read_timestamp(),
-    about 4.8 s in the past), served by the nearest replica without touching
-    the leaseholder or waiting on writers. PostgreSQL: an ordinary read. Only
-    reads that feed no decision may use this: history, reports, a balance
-    shown to a person. A limit check never does (the posting path has no way
-    to ask for it).
-    """
-    if name == COCKROACHDB:
-        return ["SET TRANSACTION AS OF SYSTEM TIME follower_read_timestamp()"]
-    return []
-
-
-def terminate_sessions_sql(name: str, application_name: str) -> str:
-    """SQL that kills every session with this application_name but the
-    caller's (a drill and a test use it to make commits in flight ambiguous)."""
-    if name == POSTGRESQL:
-        return (
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            f"WHERE application_name = '{application_name}' AND pid <> pg_backend_pid()"
-        )
-    return (
-        "CANCEL SESSIONS (SELECT session_id FROM [SHOW CLUSTER SESSIONS] "
-        f"WHERE application_name = '{application_name}')"
-    )
-
-
-def writer_url(url: str, role: str) -> str:
-    """The URL to connect with as the writer role: unchanged on PostgreSQL
-    (the session SETs ROLE), the role as login user on CockroachDB."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == COCKROACHDB:
-        return parsed.set(username=role, password=None).render_as_string(hide_password=False)
-    return url
-
+from ledger.storage.dialect.names import COCKROACHDB, POSTGRESQL
 
 # --- the entries table ---------------------------------------------------------------
 
@@ -228,27 +141,3 @@ def writer_role_ddl(name: str, role: str) -> list[str]:
 
 def revoke_writer_role_ddl(name: str, role: str) -> list[str]:
     return [f"REVOKE ALL ON TABLE transactions, entries, accounts, account_balances FROM {role}"]
-
-
-# --- the posting path ----------------------------------------------------------------
-
-
-def batches_postings(name: str) -> bool:
-    """Whether a posting travels as two messages instead of four.
-
-    On PostgreSQL a posting is `BEGIN; EXECUTE open(...)`, the engine's
-    checks, then `EXECUTE write(...); COMMIT`: server-side prepared
-    statements (SQL PREPARE, once per connection) run through the simple
-    query protocol, which carries several statements in one message. BEGIN
-    and COMMIT stop costing a round trip each, and the plans stay prepared.
-    Measured on the same server: about 100 us less database CPU and 20 us
-    less service CPU per posting than four messages with protocol-level
-    prepared statements (psycopg's pipeline mode cost more CPU than the
-    round trips it saved).
-
-    CockroachDB keeps four messages (BEGIN, two statements, COMMIT, with
-    protocol-level prepared statements): its SQL PREPARE/EXECUTE and
-    multi-statement messages have not been tried against a CockroachDB
-    server here, and the four-message path is the one it was built with.
-    """
-    return name == POSTGRESQL

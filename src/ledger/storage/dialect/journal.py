@@ -1,0 +1,154 @@
+"""The sealed journal's seam: what the sequencer may seal, and in which
+order, on each database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ledger.storage.dialect.names import COCKROACHDB, POSTGRESQL
+
+# The sequencer gives every committed transaction a place in one order that
+# never changes (see `queries/journal.py`). What may be sequenced, and in
+# which order, is the one thing the two databases answer differently.
+#
+# PostgreSQL: every header stores the id of the database transaction that
+# wrote it (`commit_xid`, from `pg_current_xact_id()`, a column default, so
+# the posting path sends nothing more). A snapshot's xmin is the lowest xid
+# still running when it was taken: every transaction with a smaller xid has
+# ended, committed (and visible to that snapshot) or rolled back. So the
+# sequencer takes, in one REPEATABLE READ snapshot, only headers whose xid is
+# below the snapshot's xmin, in (xid, id) order after the last sealed one.
+# A transaction that commits later had not ended then, so its xid is at or
+# above that xmin, above everything sealed: the order is final. xid order is
+# not commit order, and need not be: the sequence is an order no later
+# commit can change, which is what the chain needs.
+#
+# CockroachDB: there is no xid, but every row carries the MVCC timestamp of
+# the transaction that committed it (`crdb_internal_mvcc_timestamp`). A read
+# AS OF SYSTEM TIME a closed timestamp (`follower_read_timestamp()`) sees
+# every transaction that committed at or below it, and none can commit there
+# any more. So the sequencer reads at such a time, in (timestamp, id) order
+# after the last sealed one, and seals in a second, ordinary transaction
+# (an AS OF SYSTEM TIME transaction cannot write). The block's number is its
+# primary key, so a sealer whose read went stale loses to the one that
+# sealed first and writes nothing. The read is bounded by `created_at` (a
+# transaction's start, never after its commit timestamp) through an index,
+# looking back `seal_lookback_seconds` before the last sealed timestamp: the
+# longest a posting transaction may stay open.
+
+COMMIT_ORDER_INDEX = "transactions_commit_order"
+
+
+def journal_ddl(name: str) -> list[str]:
+    """The position column and its index, for migration 0007. Rows written
+    before the migration get position 0 and are sequenced first, by id."""
+    if name == POSTGRESQL:
+        return [
+            "ALTER TABLE transactions ADD COLUMN commit_xid BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE transactions ALTER COLUMN commit_xid "
+            "SET DEFAULT (pg_current_xact_id()::text)::bigint",
+            # Headers are appended in about xid order, so a block-range
+            # index finds the newest ones for a fraction of a b-tree's cost
+            # on every insert.
+            f"CREATE INDEX {COMMIT_ORDER_INDEX} ON transactions USING brin (commit_xid) "
+            "WITH (pages_per_range = 16, autosummarize = on)",
+        ]
+    return [
+        # Unused there (the MVCC timestamp is the position), but present, so
+        # both databases have the same columns.
+        "ALTER TABLE transactions ADD COLUMN commit_xid BIGINT NOT NULL DEFAULT 0",
+        f"CREATE INDEX {COMMIT_ORDER_INDEX} ON transactions (created_at) USING HASH",
+    ]
+
+
+def journal_tables_ddl(name: str) -> list[str]:
+    """The sequence (one row per sealed transaction) and the blocks. On
+    CockroachDB the sequence's key is hash-sharded: every block appends at
+    its end."""
+    using = " USING HASH" if name == COCKROACHDB else ""
+    return [
+        "CREATE TABLE journal_blocks ("
+        "number BIGINT NOT NULL, "
+        "first_sequence BIGINT NOT NULL, "
+        "last_sequence BIGINT NOT NULL, "
+        "merkle_root BYTEA NOT NULL, "
+        "previous_hash BYTEA NOT NULL, "
+        "hash BYTEA NOT NULL, "
+        "sealed_at TIMESTAMP WITH TIME ZONE NOT NULL, "
+        # Where the sequencer stopped: the last sealed (position, id).
+        "horizon_position NUMERIC NOT NULL, "
+        "horizon_id UUID NOT NULL, "
+        "CONSTRAINT journal_blocks_pkey PRIMARY KEY (number), "
+        "CONSTRAINT journal_blocks_range CHECK (first_sequence <= last_sequence))",
+        "CREATE TABLE journal ("
+        "sequence BIGINT NOT NULL, "
+        "block BIGINT NOT NULL REFERENCES journal_blocks (number), "
+        "transaction_id UUID NOT NULL REFERENCES transactions (id), "
+        "hash BYTEA NOT NULL, "
+        f"CONSTRAINT journal_pkey PRIMARY KEY (sequence){using}, "
+        "CONSTRAINT journal_transaction_id_key UNIQUE (transaction_id))",
+    ]
+
+
+def commit_position_sql(name: str) -> str:
+    """The SQL expression of a header's position in commit order."""
+    if name == POSTGRESQL:
+        return "transactions.commit_xid"
+    return "transactions.crdb_internal_mvcc_timestamp"
+
+
+def seals_in_one_transaction(name: str) -> bool:
+    """PostgreSQL reads what to seal and seals it in one REPEATABLE READ
+    transaction; CockroachDB reads at a closed timestamp first."""
+    return name == POSTGRESQL
+
+
+def seal_options(name: str) -> dict[str, Any]:
+    """Execution options of the sealing transaction. PostgreSQL: REPEATABLE
+    READ, one snapshot with no predicate locks, so the sealer never makes a
+    posting fail for serialization; two sealers racing for one block number
+    meet at its primary key."""
+    if name == POSTGRESQL:
+        return {"isolation_level": "REPEATABLE READ"}
+    return {}
+
+
+def sealable_bound_sql(name: str) -> str:
+    """PostgreSQL: the snapshot's xmin (every lower xid has ended).
+    CockroachDB: a closed timestamp to read at."""
+    if name == POSTGRESQL:
+        return "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint, now()"
+    return "SELECT follower_read_timestamp(), now()"
+
+
+def closed_read_statements(name: str, at: datetime) -> list[str]:
+    """Statements that open CockroachDB's read at the closed time `at`."""
+    if name == COCKROACHDB:
+        return [f"SET TRANSACTION AS OF SYSTEM TIME '{at.isoformat()}'"]
+    return []
+
+
+def candidate_window(
+    name: str, horizon: Decimal | None, lookback_seconds: float
+) -> tuple[str, dict[str, Any]]:
+    """The condition (SQL text with its parameters) that keeps the
+    sequencer's read to the headers after `horizon`, the last sealed
+    position (None before the first block), through an index.
+
+    PostgreSQL: from the last sealed xid, below the snapshot's xmin (the
+    parameter `bound`). CockroachDB: headers begun at most
+    `lookback_seconds` before the last sealed commit timestamp (an MVCC
+    timestamp is nanoseconds since the epoch, as a decimal); the read's own
+    time is the upper bound."""
+    if name == POSTGRESQL:
+        start = -1 if horizon is None else int(horizon)
+        return (
+            "transactions.commit_xid >= :window_from AND transactions.commit_xid < :bound",
+            {"window_from": start},
+        )
+    since = datetime(1970, 1, 1, tzinfo=UTC)
+    if horizon is not None:
+        since += timedelta(seconds=float(horizon / 1_000_000_000) - lookback_seconds)
+    return "transactions.created_at >= :window_from", {"window_from": since}

@@ -1,0 +1,4 @@
+"""The two databases' names, as SQLAlchemy spells them."""
+
+POSTGRESQL = "postgresql"
+COCKROACHDB = "cockroachdb"
