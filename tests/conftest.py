@@ -71,6 +71,19 @@ def database_url(server_url: str) -> str:
     return url
 
 
+def new_database(server_url: str, prefix: str = "ledger_extra") -> str:
+    """Another fresh, migrated database on the session's server, for a test
+    that must damage or count a database of its own."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_sync_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url, partitions=TEST_PARTITIONS)
+    return url
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # Keys are cached briefly, so a test can see a revocation take effect;

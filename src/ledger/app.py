@@ -19,6 +19,7 @@ from ledger import workers
 from ledger.api import access, docs, operations, telemetry
 from ledger.api import audit as audit_routes
 from ledger.api import currencies as currency_routes
+from ledger.api import journal as journal_routes
 from ledger.api.accounts import AccountController
 from ledger.api.keys import KeyController
 from ledger.api.middleware import AccessMiddleware, echo_request_id
@@ -91,6 +92,7 @@ def create_app(
             KeyController,
             *audit_routes.HANDLERS,
             *currency_routes.HANDLERS,
+            *journal_routes.HANDLERS,
             *operations.HANDLERS,
             *([docs.assets_router()] if settings.docs else []),
         ],

@@ -179,12 +179,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _verify(url: str, settings: Settings):
+async def _verify(url: str, settings: Settings, since_block: int = 1):
     from ledger.app import build_ledger, build_store
 
     store = build_store(url, settings)
     try:
-        return await build_ledger(store, settings).verify()
+        return await build_ledger(store, settings).verify(since_block)
     finally:
         await store.dispose()
 
@@ -207,11 +207,14 @@ def schema_is_current(url: str) -> bool:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.since_block < 1:
+        print("ledger verify: --since-block counts from block 1", file=sys.stderr)
+        return 2
     settings = settings_of(args)
     with database(settings, quiet=args.json) as (url, _):
         if not schema_is_current(url):
             return 2
-        report = asyncio.run(_verify(url, settings))
+        report = asyncio.run(_verify(url, settings, args.since_block))
     if args.json:
         print(msgspec.json.format(msgspec.json.encode(report)).decode())
     else:
@@ -255,6 +258,10 @@ def format_report(report) -> str:
         )
     if report.currency_mismatches:
         lines.append(f"  {report.currency_mismatches} entries differ from their account's currency")
+    if report.journal is not None:
+        from ledger.journal_cli import format_journal
+
+        lines += format_journal(report.journal)
     lines.append("verify: clean" if report.ok else "verify: DIFFERENCES FOUND")
     return "\n".join(lines)
 
@@ -266,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     _serve_parser(sub)
     _migrate_parser(sub)
     _verify_parser(sub)
-    from ledger import access_cli
+    from ledger import access_cli, journal_cli
     from ledger.ops.cli import register
 
     access_cli.register(sub)
+    journal_cli.register(sub)
     register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
@@ -297,9 +305,20 @@ def _migrate_parser(sub) -> None:
 
 
 def _verify_parser(sub) -> None:
-    ver = sub.add_parser("verify", help="recompute balances from the journal and compare")
+    ver = sub.add_parser(
+        "verify",
+        help="recompute balances from the journal and compare; recompute the sealed "
+        "journal's hashes and chain",
+    )
     database_args(ver)
     ver.add_argument("--json", action="store_true", help="print the report as JSON")
+    ver.add_argument(
+        "--since-block",
+        type=int,
+        default=1,
+        metavar="N",
+        help="check the chain from block N on (trusting block N-1 as stored)",
+    )
     ver.set_defaults(func=cmd_verify)
 
 

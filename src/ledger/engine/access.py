@@ -33,6 +33,7 @@ TRANSACTIONS_WRITE = "transactions:write"
 AUDIT_READ = "audit:read"
 METRICS_READ = "metrics:read"
 KEYS_ADMIN = "keys:admin"
+JOURNAL_READ = "journal:read"
 SCOPES = (
     ACCOUNTS_READ,
     ACCOUNTS_WRITE,
@@ -41,6 +42,7 @@ SCOPES = (
     AUDIT_READ,
     METRICS_READ,
     KEYS_ADMIN,
+    JOURNAL_READ,
 )
 
 # The key `ledger serve` makes when the database holds none.

@@ -49,9 +49,12 @@ class Journal:
             block.number, block.last_sequence, block.hash, block.merkle_root, block.sealed_at
         )
 
-    async def block(self, number: int) -> BlockDetail:
-        """Raises BlockNotFound."""
-        found = await self.store.block_detail(number)
+    async def block(self, number: int | str) -> BlockDetail:
+        """Block `number` (1, 2, ...). Raises BlockNotFound."""
+        text = str(number)
+        found = None
+        if text.isdigit() and len(text) <= 18:
+            found = await self.store.block_detail(int(text))
         if found is None:
             raise errors.BlockNotFound(f"no block {number} in the sealed journal", block=number)
         return found
