@@ -151,3 +151,13 @@ async def test_the_journal_needs_its_scope_and_a_proof_the_keys_reach(client, le
     reads = await make_key(ledger, JOURNAL_READ)
     answer = await client.get("/journal/head", headers={"Authorization": f"Bearer {reads}"})
     assert answer.status_code == 200
+
+
+async def test_the_document_says_a_proof_may_be_not_sealed_yet(client):
+    doc = (await client.get("/schema/openapi.json")).json()
+    proof = doc["paths"]["/transactions/{transaction_id}/proof"]["get"]["responses"]
+    problem = proof["409"]["content"]["application/problem+json"]["schema"]
+    assert "not-sealed-yet" in json.dumps(problem)
+    block = doc["paths"]["/journal/blocks/{number}"]["get"]["responses"]
+    assert "block-not-found" in json.dumps(block["404"])
+    assert doc["paths"]["/journal/head"]["get"]["security"] == [{"bearer": ["journal:read"]}]

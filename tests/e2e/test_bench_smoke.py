@@ -61,6 +61,11 @@ def test_cluster_up_bench_and_a_report_with_clean_books(tmp_path):
         assert audit["acknowledged"] > 0
         assert audit["missing"] == audit["mismatched"] == 0
         assert audit["verify_ok"]
+        # Every transaction of the run was sealed, and the chain verifies.
+        assert audit["sealing"]["sealed"] >= audit["acknowledged"]
+        assert audit["sealing"]["unsealed"] == 0 and audit["sealing"]["p99_s"] >= 0
+        assert audit["journal"]["ok"] and audit["journal"]["blocks"] > 0
+        assert "sealing:" in run.stdout
         assert summary["baseline"]["tps"] > 0
         assert summary["steps"], summary
         for name in ("throughput.png", "latency.png", "latency_vs_throughput.png"):

@@ -60,6 +60,10 @@ def test_a_drill_loses_nothing_acknowledged(cluster, tmp_path, scenario):
     assert verdict["acknowledged"] > 0
     assert verdict["missing"] == verdict["duplicated"] == verdict["mismatched"] == 0
     assert verdict["verify_ok"]
+    # After the fault the sequence is gap-free, the chain intact, and every
+    # transaction of the run has its place.
+    assert verdict["journal"]["ok"] and verdict["journal"]["first_broken_block"] is None
+    assert verdict["sealing"]["unsealed"] == 0
     assert verdict["fault"]["steps"], verdict
     assert (report / "throughput.png").stat().st_size > 0
     status = json.loads(ledger("cluster", "status", "--dir", str(cluster), "--json").stdout)

@@ -25,6 +25,7 @@ from ledger.engine.keys import Keys
 SCOPE_OPT = "scope"  # the route handler's `opt` key holding its scope
 ACTION_OPT = "audit_action"  # ... and, on a write, the audit action
 IDEMPOTENCY_OPT = "idempotency"  # "required" or "optional": the Idempotency-Key header
+ANSWERS_OPT = "answers"  # statuses beyond what the rest implies, for the document
 PUBLIC = "public"  # no key needed: /health and /ready only
 AUTHENTICATED = "authenticated"  # any valid key (the API documentation)
 
@@ -37,11 +38,20 @@ REASON_HEADER = "Ledger-Reason"
 MAX_REQUEST_ID_CHARS = 128
 
 
-def requires(scope: str, action: str | None = None, *, idempotency: str | None = None) -> dict:
+def requires(
+    scope: str,
+    action: str | None = None,
+    *,
+    idempotency: str | None = None,
+    answers: tuple[int, ...] = (),
+) -> dict:
     """The route decorator arguments that declare `scope` (and, for a
-    write, its audit `action`, and whether it takes an Idempotency-Key),
-    for the middleware and the OpenAPI document alike."""
+    write, its audit `action`, and whether it takes an Idempotency-Key;
+    `answers`: statuses beyond what those imply, for the document), for the
+    middleware and the OpenAPI document alike."""
     opt: dict = {SCOPE_OPT: scope}
+    if answers:
+        opt[ANSWERS_OPT] = answers
     if action is not None:
         opt[ACTION_OPT] = action
     if idempotency is not None:

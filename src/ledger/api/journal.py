@@ -40,7 +40,11 @@ async def get_block(number: FromPath[str], ledger: req.LedgerDep) -> BlockDetail
     return await ledger.journal.block(number)
 
 
-@get("/transactions/{transaction_id:str}/proof", tags=["journal"], **requires(JOURNAL_READ))
+@get(
+    "/transactions/{transaction_id:str}/proof",
+    tags=["journal"],
+    **requires(JOURNAL_READ, answers=(409,)),
+)
 async def transaction_proof(
     transaction_id: FromPath[str], request: Request, ledger: req.LedgerDep
 ) -> Proof:

@@ -146,6 +146,7 @@ def _complete_operation(
         params.append(_idempotency_header(idempotency, settings))
         statuses.add(409)
         _document_replay(operation)
+    statuses |= set(opt.get(access.ANSWERS_OPT, ()))
     responses = operation.setdefault("responses", {})
     for answer in responses.values():
         answer.setdefault("headers", {}).update(_ANSWER_HEADERS)

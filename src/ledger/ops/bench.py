@@ -107,16 +107,53 @@ async def _analyze(database_url: str) -> None:
         await store.dispose()
 
 
-async def audit(database_url: str, acks: list[tuple[str, str, float]], api_key: str) -> dict:
+# How long the audit waits for the services' sequencers to seal what the
+# load committed: far longer than the second it should take.
+SEALING_PATIENCE_SECONDS = 15.0
+
+
+async def sealing(store, since: datetime) -> dict:
+    """How long the run's transactions waited to be sealed (p50, p99, max,
+    in seconds), once the services' sequencers have caught up (or
+    `SEALING_PATIENCE_SECONDS` have passed: then `unsealed` says how many
+    never were)."""
+    deadline = time.monotonic() + SEALING_PATIENCE_SECONDS
+    while True:
+        lags, waiting = await store.sealing_lags(since)
+        if not waiting or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    lags.sort()
+
+    def at(q: float) -> float | None:
+        return round(lags[min(len(lags) - 1, int(q * len(lags)))], 3) if lags else None
+
+    return {
+        "sealed": len(lags),
+        "unsealed": waiting,
+        "p50_s": at(0.5),
+        "p99_s": at(0.99),
+        "max_s": round(lags[-1], 3) if lags else None,
+    }
+
+
+async def audit(
+    database_url: str,
+    acks: list[tuple[str, str, float]],
+    api_key: str,
+    since: datetime | None = None,
+) -> dict:
     """Every acknowledged posting is in the journal once, under its key (in
     the idempotency scope of `api_key`'s client), with the id it was
-    acknowledged with; and verify is clean."""
+    acknowledged with; every transaction of the run (begun after `since`)
+    is sealed; and verify, the sealed journal included, is clean."""
     settings = Settings(database_url=database_url)
     store = build_store(database_url, settings, application_name="ledger-bench")
     try:
         key = await store.get_key(key_id_of(api_key))
         client = key.key.client_id if key is not None else ""
         stored = await store.transactions_by_keys(client, sorted({k for k, _, _ in acks}))
+        sealed = await sealing(store, since) if since is not None else None
         verdict = await Ledger(store, settings.limits()).verify()
     finally:
         await store.dispose()
@@ -133,6 +170,8 @@ async def audit(database_url: str, acks: list[tuple[str, str, float]], api_key: 
         "mismatched": len(wrong),
         "examples": (missing + twice + wrong)[:5],
         "verify_ok": verdict.ok,
+        "sealing": sealed,
+        "journal": _journal_summary(verdict.journal),
         "verify": {
             "accounts": verdict.accounts,
             "transactions": verdict.transactions,
@@ -144,12 +183,30 @@ async def audit(database_url: str, acks: list[tuple[str, str, float]], api_key: 
     }
 
 
+def _journal_summary(journal) -> dict | None:
+    if journal is None:
+        return None
+    return {
+        "ok": journal.ok,
+        "blocks": journal.blocks,
+        "transactions": journal.transactions,
+        "first_broken_block": journal.first_broken_block,
+        "left_out": journal.left_out.unsealed_below_horizon_count,
+        "unaudited": journal.left_out.unaudited_count,
+        "waiting": journal.left_out.waiting,
+    }
+
+
 def audit_failed(audited: dict) -> bool:
+    """A lost, doubled or misfiled posting, any verify difference (the
+    sealed journal's included), or a transaction of the run never sealed."""
+    sealed = audited.get("sealing") or {}
     return bool(
         audited["missing"]
         or audited["duplicated"]
         or audited["mismatched"]
         or not audited["verify_ok"]
+        or sealed.get("unsealed")
     )
 
 
@@ -171,7 +228,8 @@ def run(
     elapsed = time.time() - began
     after = attempts(options.targets, options.api_key)
     acks = locust.read_acks(ack_log)
-    audited = asyncio.run(audit(options.database_url, acks, options.api_key))
+    since = datetime.fromtimestamp(began, UTC)
+    audited = asyncio.run(audit(options.database_url, acks, options.api_key, since))
     baseline = measure_baseline()
     summary = summarize(options, out, acks, {k: after.get(k, 0) - before.get(k, 0) for k in after})
     summary.update(

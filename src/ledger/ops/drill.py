@@ -37,6 +37,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger.ops import bench, locust
@@ -230,13 +231,14 @@ def run(
     options.max_errors = 1.0
     bench.seed(options)
     load = locust.start(options, out, ack_log)
+    began = datetime.now(UTC)
     time.sleep(before)
     happened = fault()
     load_code = load.wait()
     acks = locust.read_acks(ack_log)
     import asyncio
 
-    audited = asyncio.run(bench.audit(options.database_url, acks, options.api_key))
+    audited = asyncio.run(bench.audit(options.database_url, acks, options.api_key, began))
     rows = locust.history(out)
     verdict = {
         "scenario": scenario,
@@ -247,6 +249,10 @@ def run(
         "mismatched": audited["mismatched"],
         "examples": audited["examples"],
         "verify_ok": audited["verify_ok"],
+        # Every transaction of the run sealed, the sequence gap-free, the
+        # chain intact (verify_ok holds the last two).
+        "sealing": audited["sealing"],
+        "journal": audited["journal"],
         **recovery(acks, happened, rows, before),
         "locust_exit_code": load_code,
     }
@@ -256,6 +262,7 @@ def run(
         and verdict["duplicated"] == 0
         and verdict["mismatched"] == 0
         and verdict["verify_ok"]
+        and not verdict["sealing"]["unsealed"]
         and verdict["acknowledged"] > 0
     )
     verdict["passed"] = ok
@@ -270,6 +277,14 @@ def format_verdict(v: dict) -> str:
         f"  acknowledged {v['acknowledged']}; missing {v['missing']}; twice {v['duplicated']}; "
         f"under another id {v['mismatched']}; verify {'clean' if v['verify_ok'] else 'FAILED'}"
     )
+    sealed, journal = v.get("sealing") or {}, v.get("journal") or {}
+    if sealed:
+        lines.append(
+            f"  journal: {sealed['sealed']} of the run's transactions sealed, "
+            f"{sealed['unsealed']} never; {journal.get('blocks')} blocks, "
+            f"{'gap-free, chain intact' if journal.get('ok') else 'BROKEN'}; sealing lag "
+            f"p99 {sealed['p99_s']} s"
+        )
     recovered = v["recovery_seconds"]
     lines.append(
         f"  before: {v['postings_per_second_before']} postings/s; back to 90% "

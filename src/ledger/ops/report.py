@@ -169,6 +169,19 @@ def format_summary(summary: dict) -> str:
         f"{a['duplicated']} twice, {a['mismatched']} under another id; "
         f"verify {'clean' if a['verify_ok'] else 'FAILED'}"
     )
+    sealed = a.get("sealing")
+    if sealed:
+        lines.append(
+            f"sealing: {sealed['sealed']} transactions sealed, lag from start to sealed block "
+            f"p50 {sealed['p50_s']} s, p99 {sealed['p99_s']} s, max {sealed['max_s']} s; "
+            f"{sealed['unsealed']} never sealed"
+        )
+    journal = a.get("journal")
+    if journal:
+        lines.append(
+            f"journal: {journal['blocks']} blocks verified, "
+            f"{'chain intact' if journal['ok'] else 'BROKEN'}"
+        )
     for missed in summary["targets_missed"]:
         lines.append(f"TARGET MISSED: {missed}")
     return "\n".join(lines)

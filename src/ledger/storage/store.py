@@ -303,6 +303,9 @@ class SqlStore(JournalMethods):
     async def transactions_by_keys(self, client_id: str, keys: list[str]) -> dict[str, list[str]]:
         return await self._read(lambda conn: operator.transactions_by_keys(conn, client_id, keys))
 
+    async def sealing_lags(self, since: datetime) -> tuple[list[float], int]:
+        return await self._read(lambda conn: operator.sealing_lags(conn, since))
+
     async def refresh_statistics(self) -> None:
         await self._read(operator.refresh_statistics)
 
