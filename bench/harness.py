@@ -32,9 +32,12 @@ AUTHORIZATION = {"Authorization": f"Bearer {KEY}"}
 
 
 @contextlib.contextmanager
-def served(pool_size: int, prefix: str) -> Iterator[tuple[str, EmbeddedPostgres, dict]]:
-    """A fresh embedded server, migrated, with one service on a free port.
-    Yields (the service's base URL, the server, the service's environment)."""
+def served(
+    pool_size: int, prefix: str, settings: dict[str, str] | None = None
+) -> Iterator[tuple[str, EmbeddedPostgres, dict]]:
+    """A fresh embedded server, migrated, with one service on a free port
+    (`settings`: more LEDGER_ variables for it). Yields (the service's base
+    URL, the server, the service's environment)."""
     where = Path(tempfile.mkdtemp(prefix=prefix))
     embedded = EmbeddedPostgres(where / "pgdata")
     url = embedded.start()
@@ -43,6 +46,7 @@ def served(pool_size: int, prefix: str) -> Iterator[tuple[str, EmbeddedPostgres,
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
     env["LEDGER_POOL_SIZE"] = str(pool_size)
     env["LEDGER_BOOTSTRAP_KEY"] = KEY
+    env.update(settings or {})
     # The service writes a line per request (its access log): into a file,
     # never a pipe nobody drains once it is listening.
     log = where / "serve.log"

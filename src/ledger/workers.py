@@ -10,6 +10,8 @@ import contextlib
 import logging
 import random
 
+from prometheus_client import Counter
+
 from ledger.engine.ledger import Ledger
 from ledger.settings import Settings
 
@@ -46,18 +48,33 @@ async def compact_hot_accounts(ledger: Ledger, settings: Settings) -> None:
         await asyncio.sleep(interval)
 
 
+SEALED = Counter(
+    "ledger_journal_sealed_transactions",
+    "Transactions this process sealed into the journal's blocks",
+)
+SEAL_FAILURES = Counter(
+    "ledger_journal_seal_failures", "Sealing rounds of this process that failed"
+)
+
+
 async def seal_journal(ledger: Ledger, interval: float, max_transactions: int) -> None:
     """Seal committed transactions into blocks, forever: at once again
     after a full block, else after `interval` (with a little jitter, so that
     the sequencers of several processes seldom race for one block; the
-    loser of a race writes nothing)."""
+    loser of a race writes nothing). A failed round (the database away)
+    waits at least a second, so an outage is not logged five times a
+    second."""
     while True:
+        pause = interval
         try:
-            while await ledger.journal.seal(max_transactions) >= max_transactions:
-                pass  # a full block: more are waiting
+            while (sealed := await ledger.journal.seal(max_transactions)) >= max_transactions:
+                SEALED.inc(sealed)  # a full block: more are waiting
+            SEALED.inc(sealed)
         except Exception:
-            log.exception("sealing failed; retrying in %.1f s", interval)
-        await asyncio.sleep(interval * random.uniform(0.75, 1.25))
+            SEAL_FAILURES.inc()
+            pause = max(interval, 1.0)
+            log.exception("sealing failed; retrying in %.1f s", pause)
+        await asyncio.sleep(pause * random.uniform(0.75, 1.25))
 
 
 def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:

@@ -63,6 +63,9 @@ async def test_a_transaction_gets_its_place_and_a_proof_the_auditors_script_acce
     posted = await post(client, a, b, 12, description="rent — März", metadata={"n": 1.5})
     assert posted["sequence"] is None and posted["block"] is None
     found = await sealed(client, posted["id"])
+    metrics = (await client.get("/metrics")).text
+    counted = [line for line in metrics.splitlines() if line.startswith("ledger_journal_sealed")]
+    assert counted and float(counted[0].split()[-1]) >= 1, counted
     head = (await client.get("/journal/head")).json()
     assert head["block"] >= found["block"] and head["last_sequence"] >= found["sequence"]
 
