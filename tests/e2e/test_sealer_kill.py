@@ -1,7 +1,6 @@
 """The sequencer survives kill -9: a real process killed with SIGKILL after
 it appended a block and before it committed leaves nothing behind; another
-sequencer, waiting on that block's number meanwhile, seals it instead, and
-the chain verifies."""
+sequencer seals those transactions instead, and the chain verifies."""
 
 from __future__ import annotations
 
@@ -62,13 +61,17 @@ async def test_a_sequencer_killed_mid_block_leaves_nothing_and_another_seals_it(
         )
         line = await asyncio.wait_for(doomed.stdout.readline(), timeout=60)
         assert line.strip() == b"appended"
-        # Block 1 is written, uncommitted: a second sequencer waits on its number.
-        survivor = asyncio.create_task(ledger.journal.seal(1000))
+        # Block 1 is written, uncommitted. Another sequencer meanwhile skips
+        # the round (PostgreSQL: the guard lock is held) or waits on the
+        # block's number (CockroachDB); either way it writes nothing over it.
+        meanwhile = asyncio.create_task(ledger.journal.seal(1000))
         await asyncio.sleep(0.5)
-        assert not survivor.done(), "the second sequencer must wait for the first"
         os.kill(doomed.pid, signal.SIGKILL)
         assert await asyncio.wait_for(doomed.wait(), timeout=10) == -signal.SIGKILL
-        assert await asyncio.wait_for(survivor, timeout=30) == len(posted)
+        sealed = await asyncio.wait_for(meanwhile, timeout=30)
+        while n := await ledger.journal.seal(1000):
+            sealed += n
+        assert sealed == len(posted), "the killed block's transactions, sealed once, elsewhere"
         head = await ledger.journal.head()
         assert (head.block, head.last_sequence) == (1, len(posted))
         places = sorted([(await ledger.get_transaction(t)).sequence for t in posted])

@@ -219,6 +219,7 @@ journal = Table(
     PrimaryKeyConstraint("sequence", name="journal_pkey"),
     UniqueConstraint("transaction_id", name="journal_transaction_id_key"),
 )
+Index("journal_block", journal.c.block)
 
 
 # Access control (migration 0004): API keys, and the audit trail in its own

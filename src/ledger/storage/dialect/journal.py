@@ -89,6 +89,8 @@ def journal_tables_ddl(name: str) -> list[str]:
         "hash BYTEA NOT NULL, "
         f"CONSTRAINT journal_pkey PRIMARY KEY (sequence){using}, "
         "CONSTRAINT journal_transaction_id_key UNIQUE (transaction_id))",
+        # A block's rows (a block's page, a proof, verify's walk).
+        f"CREATE INDEX journal_block ON journal (block){using}",
     ]
 
 
@@ -113,6 +115,22 @@ def seal_options(name: str) -> dict[str, Any]:
     if name == POSTGRESQL:
         return {"isolation_level": "REPEATABLE READ"}
     return {}
+
+
+# Any constant: the key of the lock below.
+SEAL_LOCK_KEY = 0x6C656467  # "ledg"
+
+
+def seal_guard_sql(name: str) -> str | None:
+    """A cheap way for a sequencer to see that another is sealing right now
+    and skip this round rather than do the same work and lose at the
+    block's primary key: on PostgreSQL a transaction-scoped advisory lock,
+    tried without waiting. It saves work only; the primary key keeps the
+    order right without it. CockroachDB has no advisory locks: there the
+    primary key alone decides."""
+    if name == POSTGRESQL:
+        return f"SELECT pg_try_advisory_xact_lock({SEAL_LOCK_KEY})"
+    return None
 
 
 def sealable_bound_sql(name: str) -> str:

@@ -249,7 +249,11 @@ async def append(conn: AsyncConnection, detail: BlockDetail, position: Any, last
 async def seal_in_snapshot(
     conn: AsyncConnection, limit: int, lookback: float, build: BuildBlock
 ) -> int:
-    """PostgreSQL: read and seal in one REPEATABLE READ transaction."""
+    """PostgreSQL: read and seal in one REPEATABLE READ transaction (none
+    when another sequencer holds the guard: it is sealing this block)."""
+    guard = dialect.seal_guard_sql(conn.dialect.name)
+    if guard is not None and not (await conn.execute(text(guard))).scalar_one():
+        return 0
     found = await head(conn)
     bound, now = await bound_and_now(conn)
     picked = await sealable(conn, found, bound, limit, lookback)
