@@ -17,6 +17,7 @@ standard library (the README specifies the encoding).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -31,8 +32,11 @@ def canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@functools.lru_cache(maxsize=4096)
 def timestamp(at: datetime) -> str:
-    """A time as the encoding writes it: UTC, microseconds, `Z`."""
+    """A time as the encoding writes it: UTC, microseconds, `Z`. (Cached: a
+    transaction's entries share its time, and profiling the sequencer found
+    the formatting at a third of its hashing.)"""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
