@@ -203,7 +203,7 @@ def test_the_journal_tables_are_append_only_for_the_writer(url):
     assert "GRANT SELECT, INSERT ON TABLE journal_blocks, journal TO ledger_writer;" in sql
     sharded = "CONSTRAINT journal_pkey PRIMARY KEY (sequence) USING HASH" in sql
     assert sharded == url.startswith("cockroachdb")
-    assert ("USING brin (commit_xid)" in sql) == url.startswith("postgresql")
+    assert ("ON transactions (commit_xid)" in sql) == url.startswith("postgresql")
 
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://x/y", "cockroachdb+psycopg://x/y"])
