@@ -5,6 +5,7 @@ what may be sealed on each database."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -97,7 +98,7 @@ def chain(blocks: int, per_block: int = 3):
     for _ in range(blocks):
         records = [record(n + i) for i in range(per_block)]
         n += per_block
-        detail = build_block(previous, records, AT + timedelta(seconds=len(out)))
+        detail = asyncio.run(build_block(previous, records, AT + timedelta(seconds=len(out))))
         rows = [
             SealedRow(t.sequence, t.transaction_id, t.hash, r)
             for t, r in zip(detail.transactions, records, strict=True)
@@ -150,7 +151,7 @@ def test_reordered_missing_and_rewritten_blocks_break_the_chain_where_they_start
     assert any("block 2 was expected" in p.problem for p in missing.broken_blocks)
     # A block re-sealed over other content, with a hash of its own that fits:
     # its successor no longer names it.
-    forged = build_block(blocks[0][0], [record(50)], AT)
+    forged = asyncio.run(build_block(blocks[0][0], [record(50)], AT))
     rows = [
         SealedRow(t.sequence, t.transaction_id, t.hash, record(50)) for t in forged.transactions
     ]

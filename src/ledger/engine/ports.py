@@ -83,7 +83,7 @@ class PostingUnit(Protocol):
         ...
 
 
-BuildBlock = Callable[[Block | None, list[JournalRecord], datetime], BlockDetail]
+BuildBlock = Callable[[Block | None, list[JournalRecord], datetime], Awaitable[BlockDetail]]
 
 
 class JournalStore(Protocol):

@@ -64,7 +64,7 @@ class JournalMethods:
         picked = await self._read(pick)
         if not picked:
             return 0
-        detail = build(found.block if found else None, [p[0] for p in picked], now)
+        detail = await build(found.block if found else None, [p[0] for p in picked], now)
         _, position, last_id = picked[-1]
 
         async def append(conn: AsyncConnection, attempt: Attempt) -> int:

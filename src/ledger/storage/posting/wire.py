@@ -41,7 +41,7 @@ Build = Callable[[], Any]  # makes the Core statement, called once per shape
 _DRIVER_SQL: dict[tuple, str] = {}
 
 
-async def _driver(
+async def run_on_driver(
     conn: AsyncConnection, key: tuple, build: Callable[[], Any], params: dict, *, rows=False
 ) -> list | None:
     """Run a posting statement straight on psycopg, from its SQL text
@@ -182,13 +182,13 @@ class FourMessages:
         self.attempt = attempt
 
     async def open(self, key: tuple, build: Build, params: dict) -> list:
-        rows = await _driver(self.conn, key, build, params, rows=True)
+        rows = await run_on_driver(self.conn, key, build, params, rows=True)
         assert rows is not None
         return rows
 
     async def write(self, key: tuple, build: Build, params: dict) -> None:
         try:
-            await _driver(self.conn, key, build, params)
+            await run_on_driver(self.conn, key, build, params)
         except sa_exc.DBAPIError as exc:
             _raise_overflow(exc)
             raise
