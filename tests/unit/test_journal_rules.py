@@ -202,7 +202,7 @@ def test_cockroachdb_seals_what_it_read_at_a_closed_timestamp_by_commit_timestam
 def test_the_journal_tables_are_append_only_for_the_writer(url):
     sql = migrate.render_sql(url)
     assert "GRANT SELECT, INSERT ON TABLE journal_blocks, journal TO ledger_writer;" in sql
-    sharded = "CONSTRAINT journal_pkey PRIMARY KEY (sequence) USING HASH" in sql
+    sharded = "CONSTRAINT journal_pkey PRIMARY KEY (block, sequence) USING HASH" in sql
     assert sharded == url.startswith("cockroachdb")
     assert ("ON transactions (commit_xid)" in sql) == url.startswith("postgresql")
 
@@ -220,3 +220,12 @@ def test_the_sequencer_s_read_compiles_for_both_dialects(url):
     position = dialect.commit_position_sql(name)
     assert f"({position}, transactions.id) >" in sql
     assert f"ORDER BY {position}, transactions.id" in sql
+
+
+def test_a_block_of_many_transactions_hashes_each_in_order_across_the_turns():
+    records = [record(n) for n in range(70)]  # more than two turns of hashing
+    detail = asyncio.run(build_block(None, records, AT))
+    assert [t.hash for t in detail.transactions] == [transaction_hash(r) for r in records]
+    assert [t.sequence for t in detail.transactions] == list(range(1, 71))
+    roots = [bytes.fromhex(transaction_hash(r)) for r in records]
+    assert detail.block.merkle_root == hashing.merkle_root(roots).hex()

@@ -212,14 +212,13 @@ journal_blocks = Table(
 journal = Table(
     "journal",
     metadata,
-    Column("sequence", BigInteger, nullable=False),
     Column("block", BigInteger, ForeignKey("journal_blocks.number"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
     Column("transaction_id", Uuid, ForeignKey("transactions.id"), nullable=False),
     Column("hash", LargeBinary, nullable=False),
-    PrimaryKeyConstraint("sequence", name="journal_pkey"),
+    PrimaryKeyConstraint("block", "sequence", name="journal_pkey"),
     UniqueConstraint("transaction_id", name="journal_transaction_id_key"),
 )
-Index("journal_block", journal.c.block)
 
 
 # Access control (migration 0004): API keys, and the audit trail in its own

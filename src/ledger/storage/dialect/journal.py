@@ -83,15 +83,17 @@ def journal_tables_ddl(name: str) -> list[str]:
         "horizon_id UUID NOT NULL, "
         "CONSTRAINT journal_blocks_pkey PRIMARY KEY (number), "
         "CONSTRAINT journal_blocks_range CHECK (first_sequence <= last_sequence))",
+        # Keyed by block, then sequence: a block's rows are one range of the
+        # key (its page, a proof, verify's walk), and one index fewer than a
+        # key on the sequence beside an index on the block (every sealed
+        # transaction writes each index once more, on the standby too).
         "CREATE TABLE journal ("
-        "sequence BIGINT NOT NULL, "
         "block BIGINT NOT NULL REFERENCES journal_blocks (number), "
+        "sequence BIGINT NOT NULL, "
         "transaction_id UUID NOT NULL REFERENCES transactions (id), "
         "hash BYTEA NOT NULL, "
-        f"CONSTRAINT journal_pkey PRIMARY KEY (sequence){using}, "
+        f"CONSTRAINT journal_pkey PRIMARY KEY (block, sequence){using}, "
         "CONSTRAINT journal_transaction_id_key UNIQUE (transaction_id))",
-        # A block's rows (a block's page, a proof, verify's walk).
-        f"CREATE INDEX journal_block ON journal (block){using}",
     ]
 
 
