@@ -214,7 +214,8 @@ journal = Table(
     metadata,
     Column("block", BigInteger, ForeignKey("journal_blocks.number"), nullable=False),
     Column("sequence", BigInteger, nullable=False),
-    Column("transaction_id", Uuid, ForeignKey("transactions.id"), nullable=False),
+    # No foreign key to transactions: see `dialect.journal_tables_ddl`.
+    Column("transaction_id", Uuid, nullable=False),
     Column("hash", LargeBinary, nullable=False),
     PrimaryKeyConstraint("block", "sequence", name="journal_pkey"),
     UniqueConstraint("transaction_id", name="journal_transaction_id_key"),

@@ -87,10 +87,14 @@ def journal_tables_ddl(name: str) -> list[str]:
         # key (its page, a proof, verify's walk), and one index fewer than a
         # key on the sequence beside an index on the block (every sealed
         # transaction writes each index once more, on the standby too).
+        # No foreign key to `transactions`: its check locks the transaction's
+        # row FOR KEY SHARE, a write (and a WAL record) on every sealed
+        # transaction's header. The sequencer seals only rows it has just
+        # read, and `verify` names a sequence row whose transaction is gone.
         "CREATE TABLE journal ("
         "block BIGINT NOT NULL REFERENCES journal_blocks (number), "
         "sequence BIGINT NOT NULL, "
-        "transaction_id UUID NOT NULL REFERENCES transactions (id), "
+        "transaction_id UUID NOT NULL, "
         "hash BYTEA NOT NULL, "
         f"CONSTRAINT journal_pkey PRIMARY KEY (block, sequence){using}, "
         "CONSTRAINT journal_transaction_id_key UNIQUE (transaction_id))",
