@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -56,31 +57,33 @@ def server_url(tmp_path_factory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_url(server_url: str) -> str:
     """A fresh, migrated database for this session."""
-    name = f"ledger_test_{uuid.uuid4().hex[:8]}"
-    admin = create_sync_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-        if dialect.dialect_name(server_url) == dialect.POSTGRESQL and not os.environ.get(
-            "LEDGER_TEST_DATABASE_URL"
-        ):
-            # Our own throw-away server: commits need not wait for the disk.
-            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
-    admin.dispose()
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url, partitions=TEST_PARTITIONS)
-    return url
+    # On our own throw-away server, commits need not wait for the disk.
+    ours = dialect.dialect_name(server_url) == dialect.POSTGRESQL and not os.environ.get(
+        "LEDGER_TEST_DATABASE_URL"
+    )
+    return new_database(server_url, "ledger_test", lazy_commits=ours)
 
 
-def new_database(server_url: str, prefix: str = "ledger_extra") -> str:
-    """Another fresh, migrated database on the session's server, for a test
-    that must damage or count a database of its own."""
+def new_database(
+    server_url: str,
+    prefix: str = "ledger_extra",
+    *,
+    revision: str = "head",
+    partitions: int = TEST_PARTITIONS,
+    lazy_commits: bool = False,
+) -> str:
+    """A fresh database on the session's server (any database URL on it
+    will do), migrated to `revision`: the session's, or one for a test that
+    must damage, count or upgrade a database of its own."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = create_sync_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if lazy_commits:
+            conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     admin.dispose()
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url, partitions=TEST_PARTITIONS)
+    command.upgrade(migrate.alembic_config(url, partitions=partitions), revision)
     return url
 
 

@@ -8,12 +8,10 @@ import asyncio
 import uuid
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from conftest import fresh_id
+from conftest import fresh_id, new_database
 from ledger.engine import errors
 from ledger.engine.access import DIRECT
 from ledger.engine.audit import AuditRecord
@@ -75,7 +73,7 @@ async def test_the_database_refuses_a_second_scale_even_past_the_engine(ledger):
 
 
 def test_the_migration_refuses_a_database_that_mixes_scales(database_url):
-    url = fresh_database(database_url, "0004")
+    url = new_database(database_url, "ledger_cur", revision="0004", partitions=2)
     engine = create_sync_engine(url)
     with engine.begin() as conn:
         for account_id, scale in (("a", 2), ("b", 5)):
@@ -99,7 +97,7 @@ async def test_verify_reports_an_account_at_another_scale_than_its_currency(data
     owner drops the foreign key and writes it."""
     from ledger.app import build_ledger, build_store
 
-    url = fresh_database(database_url)
+    url = new_database(database_url, "ledger_cur", partitions=2)
     engine = create_sync_engine(url)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE accounts DROP CONSTRAINT accounts_currency_scale_fkey"))
@@ -118,17 +116,6 @@ async def test_verify_reports_an_account_at_another_scale_than_its_currency(data
     finally:
         await store.dispose()
     assert not report.ok and report.mixed_scales == ["USD"]
-
-
-def fresh_database(database_url: str, revision: str = "head") -> str:
-    name = f"ledger_cur_{uuid.uuid4().hex[:8]}"
-    admin = create_sync_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    command.upgrade(migrate.alembic_config(url, partitions=2), revision)
-    return url
 
 
 async def test_many_first_accounts_of_a_new_currency_at_once(ledger):

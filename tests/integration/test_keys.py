@@ -5,32 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 
-from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from conftest import TEST_PARTITIONS
+from conftest import new_database
 from ledger.app import build_ledger, build_store
 from ledger.engine.access import new_key
-from ledger.storage import migrate
-
-
-def fresh_database(database_url: str) -> str:
-    """A new, migrated database on the test server, with no key in it."""
-    name = f"ledger_keys_{uuid.uuid4().hex[:8]}"
-    admin = create_sync_engine(database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url, partitions=TEST_PARTITIONS)
-    return url
 
 
 async def test_many_processes_bootstrapping_at_once_make_one_key(database_url, settings):
-    url = fresh_database(database_url)
+    url = new_database(database_url, "ledger_keys")
     # One store (one pool) per "process", each with its own candidate key.
     stores = [build_store(url, settings, application_name=f"boot-{i}") for i in range(6)]
     candidates = [new_key()[1] for _ in stores]

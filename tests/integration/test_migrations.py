@@ -3,11 +3,10 @@
 import uuid
 
 import pytest
-from alembic import command
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
+from conftest import new_database
 from ledger.app import build_ledger, build_store
 from ledger.cli import main
 from ledger.storage import migrate
@@ -16,13 +15,7 @@ from ledger.storage import migrate
 @pytest.fixture
 def old_database(server_url):
     """A fresh database at revision 0001 with one posting in it."""
-    name = f"ledger_old_{uuid.uuid4().hex[:8]}"
-    admin = create_sync_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    command.upgrade(migrate.alembic_config(url, partitions=2), "0001")
+    url = new_database(server_url, "ledger_old", revision="0001", partitions=2)
     engine = create_sync_engine(url)
     with engine.begin() as conn:
         for account in ("cash", "sales"):

@@ -52,3 +52,8 @@ def uuid_after(after: str | None, listing: str) -> uuid.UUID | None:
     if found is None:
         raise errors.InvalidCursor(f"cursor is not valid for {listing}")
     return found
+
+
+def text_or_none(value: Any) -> str | None:
+    """A column's value as text (a UUID's canonical form), None kept."""
+    return None if value is None else str(value)

@@ -63,7 +63,9 @@ class SqlPostingUnit(PostingUnit):
 
     async def get_transaction(self, transaction_id: str) -> Transaction | None:
         await self.wire.before_sqlalchemy()
-        return await transactions.load(self.conn, transaction_id)
+        # The transaction a posting resolves or reverses: its place in the
+        # sealed journal plays no part in the rules.
+        return await transactions.load(self.conn, transaction_id, with_place=False)
 
     async def open_posting(
         self, header: TransactionHeader, account_ids: Sequence[str]

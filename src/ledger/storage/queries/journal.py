@@ -37,7 +37,7 @@ from ledger.engine.journal_model import (
 from ledger.engine.ports import BuildBlock
 from ledger.storage import dialect, failures
 from ledger.storage.posting.wire import run_on_driver
-from ledger.storage.rows import parse_uuid
+from ledger.storage.rows import parse_uuid, text_or_none
 from ledger.storage.tables import entries, journal, journal_blocks, transactions
 
 RECORD_COLUMNS = (
@@ -152,7 +152,7 @@ async def sealable(
         rows=True,
     )
     assert rows is not None
-    records = await records_of(conn, rows, driver=True)
+    records = await records_of(conn, rows)
     return [(records[row.id], row.position, row.id) for row in rows]
 
 
@@ -164,20 +164,16 @@ _ENTRIES_OF = (
 
 
 async def records_of(
-    conn: AsyncConnection, headers: Iterable[Any], *, driver: bool = False
+    conn: AsyncConnection, headers: Iterable[Any]
 ) -> dict[uuid.UUID, JournalRecord]:
     """The records of these header rows (RECORD_COLUMNS), entries read in
-    one go (`driver`: straight on psycopg)."""
+    one go, straight on psycopg."""
     headers = list(headers)
     legs: dict[uuid.UUID, list[JournalEntry]] = {h.id: [] for h in headers}
     if headers:
-        params = {"ids": list(legs)}
-        if driver:
-            found = await run_on_driver(
-                conn, ("seal_entries",), lambda: _ENTRIES_OF, params, rows=True
-            )
-        else:
-            found = (await conn.execute(_ENTRIES_OF, params)).all()
+        found = await run_on_driver(
+            conn, ("seal_entries",), lambda: _ENTRIES_OF, {"ids": list(legs)}, rows=True
+        )
         for e in found or []:
             legs[e.transaction_id].append(entry_of(e))
     return {h.id: record_of(h, legs[h.id]) for h in headers}
@@ -196,10 +192,6 @@ def entry_of(e: Any) -> JournalEntry:
     )
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def record_of(h: Any, legs: list[JournalEntry]) -> JournalRecord:
     return JournalRecord(
         id=str(h.id),
@@ -211,8 +203,8 @@ def record_of(h: Any, legs: list[JournalEntry]) -> JournalRecord:
         metadata=h.metadata,
         pending=h.pending,
         timeout_seconds=h.timeout_seconds,
-        reverses=_text(h.reverses),
-        resolves=_text(h.resolves),
+        reverses=text_or_none(h.reverses),
+        resolves=text_or_none(h.resolves),
         resolution=h.resolution,
         entries=legs,
     )

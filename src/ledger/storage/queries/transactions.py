@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.engine import pending
 from ledger.engine.model import IdempotencyKey, PostedLeg, StoredPosting, Transaction
 from ledger.storage.fragments import resolver, reverser
-from ledger.storage.rows import parse_uuid
+from ledger.storage.rows import parse_uuid, text_or_none
 from ledger.storage.tables import entries, journal, transactions
 
-TRANSACTION_BY_ID = (
+_TRANSACTION = (
     select(
         transactions.c.id,
         transactions.c.description,
@@ -26,15 +26,19 @@ TRANSACTION_BY_ID = (
         reverser.c.id.label("reversed_by"),
         resolver.c.id.label("resolved_by"),
         resolver.c.resolution.label("resolved_as"),
-        journal.c.sequence,
-        journal.c.block,
     )
     .select_from(
-        transactions.outerjoin(reverser, reverser.c.reverses == transactions.c.id)
-        .outerjoin(resolver, resolver.c.resolves == transactions.c.id)
-        .outerjoin(journal, journal.c.transaction_id == transactions.c.id)
+        transactions.outerjoin(reverser, reverser.c.reverses == transactions.c.id).outerjoin(
+            resolver, resolver.c.resolves == transactions.c.id
+        )
     )
     .where(transactions.c.id == bindparam("id"))
+)
+# What a reader is shown: the transaction with its place in the sealed
+# journal. A posting that only needs the transaction it resolves or
+# reverses reads `_TRANSACTION`, without the journal.
+TRANSACTION_WITH_PLACE = _TRANSACTION.add_columns(journal.c.sequence, journal.c.block).outerjoin(
+    journal, journal.c.transaction_id == transactions.c.id
 )
 
 LEGS_OF = (
@@ -50,22 +54,23 @@ LEGS_OF = (
 )
 
 
-def _text(value) -> str | None:
-    return str(value) if value is not None else None
-
-
-async def load(conn: AsyncConnection, transaction_id: str) -> Transaction | None:
+async def load(
+    conn: AsyncConnection, transaction_id: str, *, with_place: bool = True
+) -> Transaction | None:
+    """The transaction with its legs; with its `sequence` and `block` in the
+    sealed journal when `with_place` (else they stay None)."""
     tid = parse_uuid(transaction_id)
     if tid is None:
         return None
-    row = (await conn.execute(TRANSACTION_BY_ID, {"id": tid})).first()
+    query = TRANSACTION_WITH_PLACE if with_place else _TRANSACTION
+    row = (await conn.execute(query, {"id": tid})).first()
     if row is None:
         return None
     legs = (await conn.execute(LEGS_OF, {"id": tid})).all()
     pending_fields = {}
     if row.pending:
         pending_fields = pending.fields(
-            row.created_at, row.timeout_seconds, row.resolved_as, _text(row.resolved_by)
+            row.created_at, row.timeout_seconds, row.resolved_as, text_or_none(row.resolved_by)
         )
     return Transaction(
         id=str(row.id),
@@ -76,12 +81,12 @@ async def load(conn: AsyncConnection, transaction_id: str) -> Transaction | None
         description=row.description,
         metadata=row.metadata,
         created_at=row.created_at,
-        reverses=_text(row.reverses),
-        reversed_by=_text(row.reversed_by),
-        resolves=_text(row.resolves),
+        reverses=text_or_none(row.reverses),
+        reversed_by=text_or_none(row.reversed_by),
+        resolves=text_or_none(row.resolves),
         resolution=row.resolution,
-        sequence=row.sequence,
-        block=row.block,
+        sequence=row.sequence if with_place else None,
+        block=row.block if with_place else None,
         **pending_fields,
     )
 
