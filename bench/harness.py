@@ -116,10 +116,12 @@ async def post_load(
     tag: str,
     seconds: float | None = None,
     total: int | None = None,
+    acknowledged: list[str] | None = None,
 ) -> dict:
     """Two-leg transfers from `clients` concurrent clients, for `seconds` or
     until `total` are sent, each with its own Idempotency-Key. Returns
-    postings/s (201s), p50 and p99 in ms, and the statuses."""
+    postings/s (201s), p50 and p99 in ms, and the statuses; the ids of the
+    postings acknowledged go into `acknowledged` when given."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     stop = time.monotonic() + seconds if seconds is not None else None
@@ -150,6 +152,8 @@ async def post_load(
                 )
                 latencies.append(time.perf_counter() - started)
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if acknowledged is not None and r.status_code == 201:
+                    acknowledged.append(r.json()["id"])
                 n += 1
 
         began = time.perf_counter()

@@ -98,6 +98,13 @@ def settings(database_url: str) -> Settings:
         retry_attempts=40,
         key_cache_seconds=0.3,
         auth_failures_per_minute=1_000_000,
+        # Webhooks go to receivers the tests run on 127.0.0.1, and are
+        # retried and taken over quickly.
+        webhook_allow_private=True,
+        webhook_lease_seconds=3.0,
+        webhook_claim_seconds=0.2,
+        webhook_backoff_base_seconds=0.05,
+        webhook_backoff_cap_seconds=0.5,
     )
 
 
@@ -148,6 +155,7 @@ WRITTEN_TABLES = (
     "entries",
     "hot_snapshots",
     "api_keys",
+    "webhook_endpoints",
 )
 
 

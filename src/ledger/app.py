@@ -16,15 +16,17 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from ledger import workers
-from ledger.api import access, docs, operations, telemetry
+from ledger.api import access, docs, operations, telemetry, webhook_client
 from ledger.api import audit as audit_routes
 from ledger.api import currencies as currency_routes
+from ledger.api import events as event_routes
 from ledger.api import journal as journal_routes
 from ledger.api.accounts import AccountController
 from ledger.api.keys import KeyController
 from ledger.api.middleware import AccessMiddleware, echo_request_id
 from ledger.api.problems import EXCEPTION_HANDLERS
 from ledger.api.transactions import TransactionController
+from ledger.api.webhooks import WebhookController
 from ledger.engine.access import IssuedKey
 from ledger.engine.ledger import Ledger
 from ledger.settings import Settings
@@ -39,6 +41,10 @@ def build_ledger(store: SqlStore, settings: Settings) -> Ledger:
         settings.limits(),
         key_cache_seconds=settings.key_cache_seconds,
         proof_max_blocks=settings.proof_max_blocks,
+        events_poll_seconds=settings.events_poll_seconds,
+        resolve=webhook_client.resolve,
+        webhook_allow_private=settings.webhook_allow_private,
+        rotation_overlap_seconds=settings.webhook_rotation_overlap_seconds,
     )
 
 
@@ -90,9 +96,11 @@ def create_app(
             AccountController,
             TransactionController,
             KeyController,
+            WebhookController,
             *audit_routes.HANDLERS,
             *currency_routes.HANDLERS,
             *journal_routes.HANDLERS,
+            *event_routes.HANDLERS,
             *operations.HANDLERS,
             *([docs.assets_router()] if settings.docs else []),
         ],

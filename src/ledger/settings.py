@@ -80,6 +80,33 @@ class Settings:
     # the head; beyond them, `GET /journal/blocks` continues it.
     proof_max_blocks: int = 1000
 
+    # Events (`GET /events`, `/events/stream`): how often a process reads
+    # the journal's head while a long poll or a stream waits (one reader
+    # per process, however many wait), and how long a quiet stream goes
+    # before a heartbeat.
+    events_poll_seconds: float = 0.1
+    events_heartbeat_seconds: float = 15.0
+    # Webhooks. Every process runs a deliverer (0 claim seconds turns it
+    # off here); each endpoint is served by one process at a time, which
+    # holds its lease in the database and renews it while it delivers.
+    webhook_claim_seconds: float = 1.0
+    webhook_lease_seconds: float = 30.0
+    webhook_max_endpoints: int = 100
+    # A receiver gets this long to answer; failures are retried with
+    # backoff from base to cap; an endpoint failing for longer than
+    # `webhook_disable_after_seconds` (or answering 410) is disabled.
+    webhook_timeout_seconds: float = 10.0
+    webhook_backoff_base_seconds: float = 0.5
+    webhook_backoff_cap_seconds: float = 60.0
+    webhook_disable_after_seconds: float = 3 * 86_400.0
+    # Delivery attempts are logged for this long.
+    webhook_retention_seconds: float = 3 * 86_400.0
+    # After a rotation the old secret signs too, this long.
+    webhook_rotation_overlap_seconds: float = 86_400.0
+    # Webhook URLs must resolve to public addresses, over https: private,
+    # loopback and link-local ones (and plain http) only when this is set.
+    webhook_allow_private: bool = False
+
     # Access control. A key's row is cached in each process this long: a
     # revoked key stops working everywhere within it.
     key_cache_seconds: float = 5.0

@@ -10,8 +10,10 @@ import contextlib
 import logging
 import random
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
+from ledger.api.webhook_client import WebhookClient
+from ledger.engine.delivery import Deliverer, DeliverySettings
 from ledger.engine.ledger import Ledger
 from ledger.settings import Settings
 
@@ -77,6 +79,52 @@ async def seal_journal(ledger: Ledger, interval: float, max_transactions: int) -
         await asyncio.sleep(pause * random.uniform(0.75, 1.25))
 
 
+WEBHOOK_ATTEMPTS = Counter(
+    "ledger_webhook_attempts",
+    "Webhook delivery attempts of this process, by outcome",
+    ["outcome"],
+)
+WEBHOOK_LAG = Histogram(
+    "ledger_webhook_delivery_lag_seconds",
+    "From a transaction's commit to its event's acknowledged delivery",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
+
+
+def _observe(outcome: str, lag: float | None) -> None:
+    WEBHOOK_ATTEMPTS.labels(outcome).inc()
+    if lag is not None:
+        WEBHOOK_LAG.observe(lag)
+
+
+def delivery_settings(settings: Settings) -> DeliverySettings:
+    return DeliverySettings(
+        lease_seconds=settings.webhook_lease_seconds,
+        claim_seconds=settings.webhook_claim_seconds,
+        max_endpoints=settings.webhook_max_endpoints,
+        backoff_base_seconds=settings.webhook_backoff_base_seconds,
+        backoff_cap_seconds=settings.webhook_backoff_cap_seconds,
+        disable_after_seconds=settings.webhook_disable_after_seconds,
+        retention_seconds=settings.webhook_retention_seconds,
+    )
+
+
+async def deliver_webhooks(ledger: Ledger, settings: Settings) -> None:
+    """Deliver events to the webhook endpoints this process holds the
+    lease of, for ever (see `ledger.engine.delivery`)."""
+    client = WebhookClient(
+        timeout_seconds=settings.webhook_timeout_seconds,
+        allow_private=settings.webhook_allow_private,
+    )
+    deliverer = Deliverer(
+        ledger.store, ledger.events, client.send, delivery_settings(settings), observe=_observe
+    )
+    try:
+        await deliverer.run()
+    finally:
+        await client.close()
+
+
 def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
     """The loops this process's settings turn on, started."""
     tasks = []
@@ -96,6 +144,8 @@ def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
                 _untraced(seal_journal(ledger, settings.seal_seconds, settings.seal_max))
             )
         )
+    if settings.webhook_claim_seconds > 0:
+        tasks.append(asyncio.create_task(_untraced(deliver_webhooks(ledger, settings))))
     return tasks
 
 

@@ -7,6 +7,7 @@ headers and body schema."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -76,4 +77,5 @@ def test_schemathesis_finds_nothing(tmp_path, database_url, key):
         process.wait(timeout=30)
     print(run.stdout[-3000:])
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "Tested: 2" in run.stdout  # more than twenty operations were tested
+    tested = re.search(r"Tested: (\d+)", run.stdout)
+    assert tested and int(tested.group(1)) >= 20  # most operations were tested

@@ -104,20 +104,24 @@ def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
     journal = [g for g in grants if "transactions" in g or "entries" in g]
     assert journal == ["GRANT SELECT, INSERT ON TABLE transactions, entries TO ledger_writer;"]
     # DELETE only on the two work sets (the expiry queue, the hot deltas not
-    # yet folded), never on a journal, snapshot or account table.
+    # yet folded) and the webhook delivery log (pruned past its retention),
+    # never on a journal, snapshot or account table.
     assert [g for g in grants if "DELETE" in g] == [
         "GRANT SELECT, INSERT, DELETE ON TABLE pending_expiry TO ledger_writer;",
         "GRANT SELECT, INSERT, DELETE ON TABLE hot_deltas TO ledger_writer;",
+        "GRANT SELECT, INSERT, DELETE ON TABLE webhook_deliveries TO ledger_writer;",
     ]
     assert "GRANT SELECT, INSERT ON TABLE hot_snapshots, account_changes TO ledger_writer;" in (
         grants
     )
     # UPDATE only where a row's state changes: a balance, a key's revocation,
-    # an account's status, metadata and limits.
+    # an account's status, metadata and limits, a webhook endpoint's cursor
+    # and lease.
     assert [g for g in grants if "UPDATE" in g] == [
         "GRANT SELECT, INSERT, UPDATE ON TABLE account_balances TO ledger_writer;",
         "GRANT SELECT, INSERT, UPDATE ON TABLE api_keys TO ledger_writer;",
         "GRANT UPDATE ON TABLE accounts TO ledger_writer;",
+        "GRANT SELECT, INSERT, UPDATE ON TABLE webhook_endpoints TO ledger_writer;",
     ]
     # The audit trail: insert and read, nothing else.
     assert [g for g in grants if "audit" in g] == [

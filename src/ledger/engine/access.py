@@ -34,6 +34,8 @@ AUDIT_READ = "audit:read"
 METRICS_READ = "metrics:read"
 KEYS_ADMIN = "keys:admin"
 JOURNAL_READ = "journal:read"
+EVENTS_READ = "events:read"
+WEBHOOKS_ADMIN = "webhooks:admin"
 SCOPES = (
     ACCOUNTS_READ,
     ACCOUNTS_WRITE,
@@ -43,6 +45,8 @@ SCOPES = (
     METRICS_READ,
     KEYS_ADMIN,
     JOURNAL_READ,
+    EVENTS_READ,
+    WEBHOOKS_ADMIN,
 )
 
 # The key `ledger serve` makes when the database holds none.

@@ -36,6 +36,10 @@ ACCOUNT_CREATE = "account.create"
 ACCOUNT_UPDATE = "account.update"
 KEY_CREATE = "key.create"
 KEY_REVOKE = "key.revoke"
+WEBHOOK_CREATE = "webhook.create"
+WEBHOOK_DELETE = "webhook.delete"
+WEBHOOK_ROTATE = "webhook.rotate_secret"
+WEBHOOK_REPLAY = "webhook.replay"
 
 # Outcomes: what came of it.
 Outcome = Literal["created", "updated", "unchanged", "revoked", "replayed", "refused", "failed"]

@@ -23,7 +23,8 @@ classes, and nothing else in the code decides a status):
     │   ├── UnknownAccount, CurrencyMismatch, CurrencyScaleMismatch
     │   └── LimitExceeded, BalanceOverflow
     ├── NotFound                  404
-    │   └── AccountNotFound, TransactionNotFound, KeyNotFound, BlockNotFound
+    │   └── AccountNotFound, TransactionNotFound, KeyNotFound, BlockNotFound,
+│       WebhookNotFound
     ├── Conflict                  409  clashes with what is already written
     │   ├── IdempotencyKeyReused, AlreadyReversed, AlreadyResolved
     │   ├── PendingExpired, NotPending, NotReversible, AccountExists
@@ -231,6 +232,11 @@ class AccountNotFound(NotFound):
 class KeyNotFound(NotFound):
     code = "key-not-found"
     title = "No such API key"
+
+
+class WebhookNotFound(NotFound):
+    code = "webhook-not-found"
+    title = "No such webhook"
 
 
 class TransactionNotFound(NotFound):

@@ -13,6 +13,7 @@ from ledger.engine import access, account_rules, audit, errors, free_text, pagin
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.accounts import AccountCases
 from ledger.engine.audit import AuditTrail
+from ledger.engine.events import Events
 from ledger.engine.journal import Journal
 from ledger.engine.keys import Keys
 from ledger.engine.limits import Limits
@@ -32,14 +33,15 @@ from ledger.engine.model import (
 from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
 from ledger.engine.verify import VerifyReport, judge
+from ledger.engine.webhooks import Resolve, Webhooks, no_resolver
 
 EXPIRY = access.system("expiry", client_id="ledger-expiry")
 
 
 class Ledger(AccountCases):
     """The accounts' use cases come from `AccountCases`; the API keys', the
-    audit trail's and the sealed journal's are `keys`, `audit` and
-    `journal`."""
+    audit trail's, the sealed journal's, the events' and the webhooks' are
+    `keys`, `audit`, `journal`, `events` and `webhooks`."""
 
     def __init__(
         self,
@@ -48,12 +50,24 @@ class Ledger(AccountCases):
         *,
         key_cache_seconds: float = 5.0,
         proof_max_blocks: int = 1000,
+        events_poll_seconds: float = 0.1,
+        resolve: Resolve = no_resolver,
+        webhook_allow_private: bool = False,
+        rotation_overlap_seconds: float = 86_400.0,
     ) -> None:
         self.store = store
         self.limits = limits
         self.keys = Keys(store, limits, key_cache_seconds)
         self.audit = AuditTrail(store, limits)
         self.journal = Journal(store, limits, proof_max_blocks=proof_max_blocks)
+        self.events = Events(store, limits, poll_seconds=events_poll_seconds)
+        self.webhooks = Webhooks(
+            store,
+            limits,
+            resolve,
+            allow_private=webhook_allow_private,
+            rotation_overlap_seconds=rotation_overlap_seconds,
+        )
 
     # --- postings ----------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from typing import Protocol, TypeVar
 from ledger.engine.access import ApiKey, NewKey, StoredKey
 from ledger.engine.audit import AuditEntry, AuditFilter, AuditRecord
 from ledger.engine.currencies import CurrencyScale
+from ledger.engine.delivery import Progress
+from ledger.engine.events import EventFilter, Position, SealedRecord
 from ledger.engine.journal_check import JournalCheck, JournalReport
 from ledger.engine.journal_model import Block, BlockDetail, JournalRecord
 from ledger.engine.model import (
@@ -28,6 +30,8 @@ from ledger.engine.model import (
     TransactionHeader,
 )
 from ledger.engine.verify import JournalFacts
+from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
+from ledger.engine.webhooks import WebhookChange
 
 T = TypeVar("T")
 
@@ -120,7 +124,83 @@ class JournalStore(Protocol):
         ...
 
 
-class Store(JournalStore, Protocol):
+class EventStore(Protocol):
+    """The sealed sequence read as events (`ledger.engine.events`)."""
+
+    async def sealed_after(
+        self, after: Position, scan_blocks: int, limit: int, where: EventFilter
+    ) -> tuple[list[SealedRecord], Position]:
+        """Up to `limit` sealed transactions after `after` that match
+        `where`, in sequence order, looking at most `scan_blocks` blocks
+        ahead; and the position the read reached (the last one returned
+        when `limit` were found, else the end of the blocks looked at)."""
+        ...
+
+    async def journal_head_sequence(self) -> int:
+        """The last sealed sequence (0 before the first block)."""
+        ...
+
+
+class WebhookStore(Protocol):
+    """Webhook endpoints, their leases and their delivery log
+    (`ledger.engine.webhooks`, `ledger.engine.delivery`)."""
+
+    async def now(self) -> datetime: ...
+
+    async def insert_webhook(
+        self,
+        webhook_id: str,
+        cmd: NewWebhook,
+        secret: str,
+        client_id: str,
+        accounts: list[str] | None,
+        audit: AuditRecord,
+    ) -> StoredWebhook:
+        """Insert the endpoint with its cursor at the journal's head, and
+        its audit row, in one transaction."""
+        ...
+
+    async def get_webhook(self, webhook_id: str) -> StoredWebhook | None:
+        """None for an unknown or deleted endpoint."""
+        ...
+
+    async def list_webhooks(self, after: str | None, limit: int) -> list[Webhook]: ...
+
+    async def change_webhook(
+        self, webhook_id: str, change: WebhookChange, audit: AuditRecord
+    ) -> StoredWebhook | None:
+        """Apply `change`, bump the generation and write the audit row, in
+        one transaction; None (and nothing written) for an unknown or
+        deleted endpoint."""
+        ...
+
+    async def webhook_deliveries(
+        self, webhook_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Delivery]:
+        """Attempts newest first, after (attempted_at, id) `after`."""
+        ...
+
+    async def claim_webhooks(
+        self, owner: str, lease_seconds: float, limit: int, serving: list[str]
+    ) -> list[StoredWebhook]:
+        """Take the lease of up to `limit` active endpoints whose lease is
+        free, expired or `owner`'s already (but those in `serving`)."""
+        ...
+
+    async def report_progress(
+        self, owner: str, webhook_id: str, generation: int, progress: Progress, lease_seconds: float
+    ) -> bool:
+        """Write the progress and the attempts, and renew the lease, in one
+        transaction, if `owner` still holds the lease of this generation of
+        an active endpoint; whether it did."""
+        ...
+
+    async def release_webhook(self, owner: str, webhook_id: str) -> None: ...
+
+    async def prune_deliveries(self, webhook_id: str, older_than: timedelta) -> int: ...
+
+
+class Store(JournalStore, EventStore, WebhookStore, Protocol):
     async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
         """Run `work` in one SERIALIZABLE database transaction, retrying the
         whole of it on conflicts. Raises RetriesExhausted or OutcomeUnknown

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ledger.engine.access import key_id_of
 from ledger.engine.ledger import Ledger
-from ledger.ops import locust, report
+from ledger.ops import locust, report, webhook_check
 from ledger.ops.files import SHAPES, locustfiles
 from ledger.settings import Settings
 from ledger.storage.store import build_store
@@ -199,7 +199,9 @@ def _journal_summary(journal) -> dict | None:
 
 def audit_failed(audited: dict) -> bool:
     """A lost, doubled or misfiled posting, any verify difference (the
-    sealed journal's included), or a transaction of the run never sealed."""
+    sealed journal's included), a transaction of the run never sealed, or
+    an acknowledged posting whose event never reached the webhook receiver
+    (or came out of order, or unsigned)."""
     sealed = audited.get("sealing") or {}
     return bool(
         audited["missing"]
@@ -207,6 +209,7 @@ def audit_failed(audited: dict) -> bool:
         or audited["mismatched"]
         or not audited["verify_ok"]
         or sealed.get("unsealed")
+        or webhook_check.failed(audited.get("webhooks") or {})
     )
 
 
@@ -222,6 +225,7 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     ack_log = out / "acknowledged.log"
     seed(options)
+    watch = webhook_check.start(options.targets[0], options.api_key)
     before = attempts(options.targets, options.api_key)
     began = time.time()
     locust_code = locust.start(options, out, ack_log).wait()
@@ -230,6 +234,7 @@ def run(
     acks = locust.read_acks(ack_log)
     since = datetime.fromtimestamp(began, UTC)
     audited = asyncio.run(audit(options.database_url, acks, options.api_key, since))
+    audited["webhooks"] = webhook_check.finish(watch, {t for _, t, _ in acks})
     baseline = measure_baseline()
     summary = summarize(options, out, acks, {k: after.get(k, 0) - before.get(k, 0) for k in after})
     summary.update(

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledger.ops import bench, locust
+from ledger.ops import bench, locust, webhook_check
 
 SCENARIOS = ("service-kill", "db-primary-kill", "db-restart", "conn-reset")
 
@@ -230,6 +230,7 @@ def run(
     options.p99_ms = float("inf")  # a drill never stops the load early
     options.max_errors = 1.0
     bench.seed(options)
+    watch = webhook_check.start(options.targets[0], options.api_key)
     load = locust.start(options, out, ack_log)
     began = datetime.now(UTC)
     time.sleep(before)
@@ -239,6 +240,10 @@ def run(
     import asyncio
 
     audited = asyncio.run(bench.audit(options.database_url, acks, options.api_key, began))
+    # The receiver was registered with the first service, which a
+    # service-kill drill may have killed: any live one deletes it.
+    watch.target = options.targets[-1]
+    webhooks = webhook_check.finish(watch, {t for _, t, _ in acks})
     rows = locust.history(out)
     verdict = {
         "scenario": scenario,
@@ -253,6 +258,9 @@ def run(
         # chain intact (verify_ok holds the last two).
         "sealing": audited["sealing"],
         "journal": audited["journal"],
+        # Every acknowledged posting's event reached the webhook receiver,
+        # in order, signed.
+        "webhooks": webhooks,
         **recovery(acks, happened, rows, before),
         "locust_exit_code": load_code,
     }
@@ -263,6 +271,7 @@ def run(
         and verdict["mismatched"] == 0
         and verdict["verify_ok"]
         and not verdict["sealing"]["unsealed"]
+        and not webhook_check.failed(webhooks)
         and verdict["acknowledged"] > 0
     )
     verdict["passed"] = ok
@@ -285,6 +294,7 @@ def format_verdict(v: dict) -> str:
             f"{'gap-free, chain intact' if journal.get('ok') else 'BROKEN'}; sealing lag "
             f"p99 {sealed['p99_s']} s"
         )
+    lines.append("  " + webhook_check.describe(v.get("webhooks")))
     recovered = v["recovery_seconds"]
     lines.append(
         f"  before: {v['postings_per_second_before']} postings/s; back to 90% "

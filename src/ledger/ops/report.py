@@ -7,6 +7,7 @@ import statistics
 import tomllib
 from pathlib import Path
 
+from ledger.ops import webhook_check
 from ledger.ops.files import package_file
 
 
@@ -182,6 +183,8 @@ def format_summary(summary: dict) -> str:
             f"journal: {journal['blocks']} blocks verified, "
             f"{'chain intact' if journal['ok'] else 'BROKEN'}"
         )
+    if "webhooks" in a:
+        lines.append(webhook_check.describe(a["webhooks"]))
     for missed in summary["targets_missed"]:
         lines.append(f"TARGET MISSED: {missed}")
     return "\n".join(lines)

@@ -51,11 +51,12 @@ from ledger.storage.queries import (
 )
 from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
 from ledger.storage.tables import CURRENCY_SCALE_CONSTRAINT
+from ledger.storage.webhook_store import WebhookMethods
 
 T = TypeVar("T")
 
 
-class SqlStore(JournalMethods):
+class SqlStore(JournalMethods, WebhookMethods):
     """Every call, reads included, goes through the retry loop, so a
     connection the server dropped costs a retry, not an error."""
 

@@ -222,6 +222,58 @@ journal = Table(
 )
 
 
+# Webhooks (migration 0008): the endpoints, each with where its delivery
+# stands and which process holds its lease, and a log of delivery attempts.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("event_types", JSONB, nullable=False),
+    Column("description", String(500), nullable=True),
+    Column("client_id", String(128), nullable=False),
+    # The creating key's account prefixes: the endpoint gets the events that
+    # key could read, no more.
+    Column("accounts", JSONB, nullable=True),
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_secret_until", DateTime(timezone=True), nullable=True),
+    Column("status", String(8), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The last event delivered (acknowledged with a 2xx), as (block, sequence).
+    Column("cursor_block", BigInteger, nullable=False),
+    Column("cursor_sequence", BigInteger, nullable=False),
+    # Bumped by every change an operator makes (replay, rotation, deletion):
+    # a deliverer holding an older generation stops and reloads.
+    Column("generation", Integer, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint(
+        "status IN ('active', 'disabled', 'deleted')", name="webhook_endpoints_status_check"
+    ),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("endpoint_id", String(32), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("id", Uuid, nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("outcome", String(12), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    PrimaryKeyConstraint("endpoint_id", "attempted_at", "id", name="webhook_deliveries_pkey"),
+)
+
 # Access control (migration 0004): API keys, and the audit trail in its own
 # schema, where the service's role may insert and read and nothing else.
 api_keys = Table(

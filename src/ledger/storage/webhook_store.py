@@ -1,0 +1,117 @@
+"""The store's side of events and webhooks (`EventStore`, `WebhookStore`),
+mixed into `SqlStore`: each call one database transaction through the retry
+loop."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger.engine.audit import AuditRecord
+from ledger.engine.delivery import Progress
+from ledger.engine.events import EventFilter, Position, SealedRecord
+from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
+from ledger.engine.webhooks import WebhookChange
+from ledger.storage.queries import events, webhooks
+from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
+
+# Attempts one pruning round deletes at most, per endpoint.
+PRUNE_BATCH = 10_000
+
+
+class WebhookMethods:
+    engine: AsyncEngine
+    policy: RetryPolicy
+
+    async def _read(self, fn: Callable[[AsyncConnection], Any], *, stale: bool = False) -> Any:
+        raise NotImplementedError  # SqlStore's
+
+    async def _write(
+        self, fn: Callable[[AsyncConnection], Awaitable[Any]], record: AuditRecord, wrote
+    ) -> Any:
+        raise NotImplementedError  # SqlStore's
+
+    async def _change(self, fn: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
+        async def work(conn: AsyncConnection, attempt: Attempt) -> Any:
+            attempt.wrote = True
+            return await fn(conn)
+
+        return await run_transaction(self.engine, self.policy, work)
+
+    # --- events ---------------------------------------------------------------------
+
+    async def sealed_after(
+        self, after: Position, scan_blocks: int, limit: int, where: EventFilter
+    ) -> tuple[list[SealedRecord], Position]:
+        return await self._read(
+            lambda conn: events.sealed_after(conn, after, scan_blocks, limit, where)
+        )
+
+    async def journal_head_sequence(self) -> int:
+        return (await self._read(events.head)).sequence
+
+    # --- endpoints ------------------------------------------------------------------
+
+    async def insert_webhook(
+        self,
+        webhook_id: str,
+        cmd: NewWebhook,
+        secret: str,
+        client_id: str,
+        accounts: list[str] | None,
+        audit: AuditRecord,
+    ) -> StoredWebhook:
+        return await self._write(
+            lambda conn: webhooks.insert(conn, webhook_id, cmd, secret, client_id, accounts),
+            audit,
+            lambda _: True,
+        )
+
+    async def get_webhook(self, webhook_id: str) -> StoredWebhook | None:
+        return await self._read(lambda conn: webhooks.get(conn, webhook_id))
+
+    async def list_webhooks(self, after: str | None, limit: int) -> list[Webhook]:
+        return await self._read(lambda conn: webhooks.listing(conn, after, limit))
+
+    async def change_webhook(
+        self, webhook_id: str, change: WebhookChange, audit: AuditRecord
+    ) -> StoredWebhook | None:
+        return await self._write(
+            lambda conn: webhooks.change(conn, webhook_id, change),
+            audit,
+            lambda found: found is not None,
+        )
+
+    async def webhook_deliveries(
+        self, webhook_id: str, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Delivery]:
+        return await self._read(lambda conn: webhooks.deliveries(conn, webhook_id, after, limit))
+
+    # --- the deliverers -------------------------------------------------------------
+
+    async def claim_webhooks(
+        self, owner: str, lease_seconds: float, limit: int, serving: list[str]
+    ) -> list[StoredWebhook]:
+        return await self._change(
+            lambda conn: webhooks.claim(conn, owner, lease_seconds, limit, serving)
+        )
+
+    async def report_progress(
+        self, owner: str, webhook_id: str, generation: int, progress: Progress, lease_seconds: float
+    ) -> bool:
+        return await self._change(
+            lambda conn: webhooks.report(
+                conn, owner, webhook_id, generation, progress, lease_seconds
+            )
+        )
+
+    async def release_webhook(self, owner: str, webhook_id: str) -> None:
+        await self._change(lambda conn: webhooks.release(conn, owner, webhook_id))
+
+    async def prune_deliveries(self, webhook_id: str, older_than: timedelta) -> int:
+        return await self._change(
+            lambda conn: webhooks.prune(conn, webhook_id, older_than, PRUNE_BATCH)
+        )
