@@ -10,11 +10,14 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from ledger.engine.delivery import DeliverySettings
 from ledger.engine.limits import Limits
 
-# The engine's limits carry their own defaults (`ledger.engine.limits`): the
-# fields below take them from there, so each default is written once.
+# The engine's limits and the deliverer's settings carry their own defaults
+# (`ledger.engine.limits`, `ledger.engine.delivery`): the fields below take
+# them from there, so each default is written once.
 _LIMITS = Limits()
+_DELIVERY = DeliverySettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +92,18 @@ class Settings:
     # Webhooks. Every process runs a deliverer (0 claim seconds turns it
     # off here); each endpoint is served by one process at a time, which
     # holds its lease in the database and renews it while it delivers.
-    webhook_claim_seconds: float = 1.0
-    webhook_lease_seconds: float = 30.0
-    webhook_max_endpoints: int = 100
+    webhook_claim_seconds: float = _DELIVERY.claim_seconds
+    webhook_lease_seconds: float = _DELIVERY.lease_seconds
+    webhook_max_endpoints: int = _DELIVERY.max_endpoints
     # A receiver gets this long to answer; failures are retried with
     # backoff from base to cap; an endpoint failing for longer than
     # `webhook_disable_after_seconds` (or answering 410) is disabled.
     webhook_timeout_seconds: float = 10.0
-    webhook_backoff_base_seconds: float = 0.5
-    webhook_backoff_cap_seconds: float = 60.0
-    webhook_disable_after_seconds: float = 3 * 86_400.0
+    webhook_backoff_base_seconds: float = _DELIVERY.backoff_base_seconds
+    webhook_backoff_cap_seconds: float = _DELIVERY.backoff_cap_seconds
+    webhook_disable_after_seconds: float = _DELIVERY.disable_after_seconds
     # Delivery attempts are logged for this long.
-    webhook_retention_seconds: float = 3 * 86_400.0
+    webhook_retention_seconds: float = _DELIVERY.retention_seconds
     # After a rotation the old secret signs too, this long.
     webhook_rotation_overlap_seconds: float = 86_400.0
     # Webhook URLs must resolve to public addresses, over https: private,
@@ -145,6 +148,16 @@ class Settings:
         if str(self.bootstrap_key_file) not in ("", "."):
             return self.bootstrap_key_file
         return self.data_dir.parent / "admin-key"
+
+    def delivery(self) -> DeliverySettings:
+        """The webhook deliverer's settings as configured here."""
+        return DeliverySettings(
+            **{
+                name: getattr(self, f"webhook_{name}")
+                for name in DeliverySettings.__struct_fields__
+                if hasattr(self, f"webhook_{name}")
+            }
+        )
 
     def limits(self) -> Limits:
         """The engine's limits as configured here."""

@@ -13,7 +13,7 @@ import random
 from prometheus_client import Counter, Histogram
 
 from ledger.api.webhook_client import WebhookClient
-from ledger.engine.delivery import Deliverer, DeliverySettings
+from ledger.engine.delivery import Deliverer
 from ledger.engine.ledger import Ledger
 from ledger.settings import Settings
 
@@ -97,18 +97,6 @@ def _observe(outcome: str, lag: float | None) -> None:
         WEBHOOK_LAG.observe(lag)
 
 
-def delivery_settings(settings: Settings) -> DeliverySettings:
-    return DeliverySettings(
-        lease_seconds=settings.webhook_lease_seconds,
-        claim_seconds=settings.webhook_claim_seconds,
-        max_endpoints=settings.webhook_max_endpoints,
-        backoff_base_seconds=settings.webhook_backoff_base_seconds,
-        backoff_cap_seconds=settings.webhook_backoff_cap_seconds,
-        disable_after_seconds=settings.webhook_disable_after_seconds,
-        retention_seconds=settings.webhook_retention_seconds,
-    )
-
-
 async def deliver_webhooks(ledger: Ledger, settings: Settings) -> None:
     """Deliver events to the webhook endpoints this process holds the
     lease of, for ever (see `ledger.engine.delivery`)."""
@@ -117,7 +105,7 @@ async def deliver_webhooks(ledger: Ledger, settings: Settings) -> None:
         allow_private=settings.webhook_allow_private,
     )
     deliverer = Deliverer(
-        ledger.store, ledger.events, client.send, delivery_settings(settings), observe=_observe
+        ledger.store, ledger.events, client.send, settings.delivery(), observe=_observe
     )
     try:
         await deliverer.run()

@@ -204,8 +204,13 @@ class Deliverer:
                     await self._deliver(stored, progress, event)
                 progress.position = reached
                 idle = not found
-                due = self.settings.flush_seconds if not idle else self._idle_flush()
-                if progress.attempts or time.monotonic() - flushed >= due:
+                since = time.monotonic() - flushed
+                # While events flow, progress is written every flush_seconds
+                # (what a takeover would send again); once caught up, at
+                # once; while idle, often enough to keep the lease.
+                if (progress.attempts and (idle or since >= self.settings.flush_seconds)) or (
+                    since >= self._idle_flush()
+                ):
                     await self._flush(stored, progress)
                     flushed = time.monotonic()
                 if idle:
