@@ -18,6 +18,9 @@ One invocation:
    event: the catch-up time, and events missing, out of order, or badly
    signed (all must be 0).
 
+The load runs in a process of its own, so that neither it nor the
+receiver (a threaded server in this one) takes the other's CPU.
+
 It asserts nothing about speed: it measures; it exits 1 if an event is
 missing, out of order or badly signed.
 """
@@ -26,11 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import sys
 import time
 
 import httpx
 
+import harness
 from harness import AUTHORIZATION, post_load, seed, served
 from ledger.ops.receiver import Receiver
 
@@ -53,6 +58,29 @@ def wait_for(receiver: Receiver, ids: list[str], patience: float) -> float | Non
     return time.monotonic() - began
 
 
+def _load(base: str, accounts: list[str], clients: int, tag: str, seconds: float, auth):
+    # The child imported `harness` anew, with a key of its own: use ours.
+    harness.AUTHORIZATION.update(auth)
+    acknowledged: list[str] = []
+    figures = asyncio.run(
+        post_load(
+            base,
+            lambda rng: tuple(rng.sample(accounts, 2)),
+            clients,
+            tag=tag,
+            seconds=seconds,
+            acknowledged=acknowledged,
+        )
+    )
+    return figures, acknowledged
+
+
+def load(base: str, accounts: list[str], clients: int, tag: str, seconds: float):
+    """`post_load` in a child process: (its figures, the acknowledged ids)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_load, (base, accounts, clients, tag, seconds, AUTHORIZATION))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=1000)
@@ -67,21 +95,12 @@ def main() -> int:
         accounts = asyncio.run(seed(base, args.accounts))
         register(base, receiver)
 
-        def pick(rng):
-            return tuple(rng.sample(accounts, 2))
-
-        up: list[str] = []
-        load = asyncio.run(
-            post_load(base, pick, args.clients, tag="up", seconds=args.seconds, acknowledged=up)
-        )
+        load_up, up = load(base, accounts, args.clients, "up", args.seconds)
         settled = wait_for(receiver, up, 120)
         baseline = receiver.verdict(set(up))
 
         receiver.down = True
-        down: list[str] = []
-        during = asyncio.run(
-            post_load(base, pick, args.clients, tag="down", seconds=args.outage, acknowledged=down)
-        )
+        during, down = load(base, accounts, args.clients, "down", args.outage)
         refused = receiver.refused
         receiver.down = False
         caught_up = wait_for(receiver, down, 300)
@@ -89,7 +108,7 @@ def main() -> int:
     receiver.stop()
 
     print(
-        f"load ({args.clients} clients): {load['postings_per_second']:.0f} postings/s "
+        f"load ({args.clients} clients): {load_up['postings_per_second']:.0f} postings/s "
         f"while the receiver is up, {during.get('postings_per_second', 0):.0f} while down"
     )
     print(

@@ -281,3 +281,29 @@ def test_the_audit_trail_has_two_indexes_and_a_sharded_key_on_cockroachdb(url):
     sharded = " USING HASH" if url == CRDB else ""
     assert f"CONSTRAINT log_pkey PRIMARY KEY (occurred_at, id){sharded})" in ddl
     assert re.findall(r"CREATE INDEX (\w+) ON audit\.log", ddl) == ["log_target"]
+
+
+@pytest.mark.parametrize("url", [PG, CRDB])
+def test_the_event_and_lease_statements_compile_for_both_dialects(url):
+    """The feed's read and the leases' clock use nothing one of the two
+    lacks: row comparisons, EXISTS, interval arithmetic on now()."""
+    from ledger.engine.events import EVENT_TYPES, EventFilter
+    from ledger.settings import Settings
+    from ledger.storage.database import create_engine
+    from ledger.storage.queries import events, webhooks
+    from ledger.storage.tables import webhook_endpoints
+
+    engine = create_engine(url, Settings())  # builds, does not connect
+    feed = str(
+        events._sealed_query(EventFilter(EVENT_TYPES, "acct")).compile(dialect=engine.dialect)
+    )
+    flat = " ".join(feed.split())
+    assert "(journal.block, journal.sequence) >" in flat
+    assert "EXISTS (SELECT * FROM entries" in flat
+    assert "ORDER BY journal.block, journal.sequence" in flat
+    lease = str(
+        webhook_endpoints.update()
+        .values(lease_until=webhooks._seconds_from_now("lease"))
+        .compile(dialect=engine.dialect)
+    )
+    assert "now() + CAST(" in lease and "INTERVAL '1 second'" in lease

@@ -91,6 +91,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "client_id": "checkout",
         "scopes": ["accounts:read", "transactions:write", "transactions:read"],
     },
+    "NewWebhook": {
+        "url": "https://hooks.example.com/ledger",
+        "event_types": ["transaction.posted", "transaction.reversed"],
+        "description": "payouts pipeline",
+    },
+    "ReplayRequest": {"after": None},
 }
 
 
