@@ -193,6 +193,19 @@ async def test_a_key_limited_to_prefixes_makes_an_endpoint_that_gets_only_its_ev
         assert outside not in receiver.transaction_ids()
 
 
+async def test_a_receiver_slower_than_the_lease_keeps_one_deliverer(client, database_url, settings):
+    """The lease is renewed while a delivery waits on the receiver, so a
+    second process's deliverer (this app's) never takes over a live one:
+    nothing arrives twice. (The session's settings: a 3 s lease.)"""
+    a, b = await accounts(client)
+    receiver = Receiver(delay_seconds=2 * settings.webhook_lease_seconds).start()
+    async with app_client(database_url, settings), endpoint(client, receiver):
+        ids = [await post(client, a, b, n) for n in range(1, 3)]
+        await until(arrived(receiver, ids), "delivery to the slow receiver")
+        verdict = receiver.verdict(set(ids))
+        assert verdict.duplicates == 0 and verdict.out_of_order == 0
+
+
 @pytest.mark.parametrize(
     ("url", "why"),
     [

@@ -65,7 +65,7 @@ Send = Callable[[str, dict[str, str], bytes], Awaitable[Sent]]
 
 
 class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True):
-    lease_seconds: float = 30.0
+    lease_seconds: float = 5.0
     claim_seconds: float = 1.0
     max_endpoints: int = 100
     flush_seconds: float = 0.25
@@ -180,62 +180,80 @@ class Deliverer:
         task too: the claim loop takes the endpoint up again from the last
         cursor written."""
         webhook = stored.webhook
-        progress = Progress(
-            position=ev.Position(stored.block, stored.sequence),
-            failing_since=webhook.failing_since,
-            last_error=webhook.last_error,
-            delivered_at=webhook.delivered_at,
+        served = _Served(
+            stored,
+            Progress(
+                position=ev.Position(stored.block, stored.sequence),
+                failing_since=webhook.failing_since,
+                last_error=webhook.last_error,
+                delivered_at=webhook.delivered_at,
+            ),
         )
-        types = None if set(webhook.event_types) >= set(ev.EVENT_TYPES) else webhook.event_types
-        where = ev.EventFilter(tuple(types) if types is not None else None)
-        actor = Actor(
-            request_id=f"system:webhook:{webhook.id}",
-            client_id=stored.client_id,
-            key_name="system:webhook",
-            accounts=tuple(webhook.accounts) if webhook.accounts is not None else None,
-        )
-        flushed = time.monotonic()
+        heartbeat = asyncio.create_task(self._heartbeat(served))
         try:
-            while True:
-                found, reached = await self.events.read(
-                    progress.position, where, self.settings.batch, actor
-                )
-                for event in found:
-                    await self._deliver(stored, progress, event)
-                progress.position = reached
-                idle = not found
-                since = time.monotonic() - flushed
-                # While events flow, progress is written every flush_seconds
-                # (what a takeover would send again); once caught up, at
-                # once; while idle, often enough to keep the lease.
-                if (progress.attempts and (idle or since >= self.settings.flush_seconds)) or (
-                    since >= self._idle_flush()
-                ):
-                    await self._flush(stored, progress)
-                    flushed = time.monotonic()
-                if idle:
-                    await self.events.tail.wait_past(reached.sequence, self.settings.flush_seconds)
+            await self._deliver_all(served)
         except LostLease:
             return
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._flush(stored, progress), 2.0)
+                await asyncio.wait_for(self._flush(served), 2.0)
             raise
         except Exception:
             log.exception("delivering to webhook %s failed; it will be taken up again", webhook.id)
+        finally:
+            heartbeat.cancel()
 
-    def _idle_flush(self) -> float:
-        """How often an endpoint with nothing to deliver renews its lease
-        (and notices an operator's change)."""
-        return max(self.settings.flush_seconds, min(self.settings.lease_seconds / 3, 5.0))
+    async def _deliver_all(self, served: _Served) -> None:
+        webhook = served.stored.webhook
+        types = None if set(webhook.event_types) >= set(ev.EVENT_TYPES) else webhook.event_types
+        where = ev.EventFilter(tuple(types) if types is not None else None)
+        actor = Actor(
+            request_id=f"system:webhook:{webhook.id}",
+            client_id=served.stored.client_id,
+            key_name="system:webhook",
+            accounts=tuple(webhook.accounts) if webhook.accounts is not None else None,
+        )
+        progress = served.progress
+        while True:
+            served.check()
+            found, reached = await self.events.read(
+                progress.position, where, self.settings.batch, actor
+            )
+            for event in found:
+                await self._deliver(served, event)
+            progress.position = reached
+            idle = not found
+            # While events flow, progress is written every flush_seconds
+            # (what a takeover would send again), and at once when caught
+            # up; the heartbeat keeps the lease meanwhile.
+            since = time.monotonic() - served.flushed
+            if progress.attempts and (idle or since >= self.settings.flush_seconds):
+                await self._flush(served)
+            if idle:
+                await self.events.tail.wait_past(reached.sequence, self.settings.flush_seconds)
 
-    async def _deliver(self, stored: StoredWebhook, progress: Progress, event: ev.Event) -> None:
+    async def _heartbeat(self, served: _Served) -> None:
+        """Renew the lease every third of its time, whatever the deliveries
+        are doing (a slow receiver, a long backoff), so that only a dead
+        process loses it; mark it lost when it was."""
+        while True:
+            await asyncio.sleep(self.settings.lease_seconds / 3)
+            try:
+                await self._flush(served)
+            except LostLease:
+                return
+            except Exception:
+                log.exception("renewing the lease of webhook %s failed", served.stored.webhook.id)
+
+    async def _deliver(self, served: _Served, event: ev.Event) -> None:
         """Send `event` until a 2xx acknowledges it. Raises LostLease (also
         when the endpoint was disabled here)."""
         s = self.settings
+        stored, progress = served.stored, served.progress
         body = msgspec.json.encode(event)
         attempt = 0
         while True:
+            served.check()
             now = datetime.now(UTC)
             headers = {
                 "content-type": "application/json",
@@ -247,19 +265,7 @@ class Deliverer:
             sent = await self.send(stored.webhook.url, headers, body)
             attempt += 1
             outcome = _outcome(sent.status)
-            progress.attempts.append(
-                Delivery(
-                    id=str(uuid.uuid4()),
-                    event_id=event.id,
-                    sequence=event.sequence,
-                    attempt=attempt,
-                    attempted_at=now,
-                    outcome=outcome,
-                    status_code=sent.status,
-                    error=(sent.error or None) and sent.error[:MAX_ERROR_CHARS],
-                    duration_ms=sent.duration_ms,
-                )
-            )
+            progress.attempts.append(_attempt(event, attempt, now, outcome, sent))
             lag = (datetime.now(UTC) - event.occurred_at).total_seconds()
             self.observe(outcome, lag if outcome == "delivered" else None)
             if outcome == "delivered":
@@ -267,7 +273,7 @@ class Deliverer:
                 progress.failing_since = None
                 progress.delivered_at = now
                 if len(progress.attempts) >= s.batch:
-                    await self._flush(stored, progress)
+                    await self._flush(served)
                 return
             progress.failing_since = progress.failing_since or now
             progress.last_error = _describe(sent)[:MAX_ERROR_CHARS]
@@ -278,30 +284,71 @@ class Deliverer:
                     f"failing since {progress.failing_since.isoformat()} "
                     f"(longer than {s.disable_after_seconds:g} s): {progress.last_error}"
                 )
-            await self._flush(stored, progress)
+            await self._flush(served)
             if progress.disable_reason is not None:
                 raise LostLease()
             pause = backoff_seconds(
                 attempt - 1, s.backoff_base_seconds, s.backoff_cap_seconds, random.random()
             )
-            await self._pause(stored, progress, pause)
+            deadline = time.monotonic() + pause
+            while (left := deadline - time.monotonic()) > 0:
+                served.check()
+                await asyncio.sleep(min(left, 1.0))
 
-    async def _pause(self, stored: StoredWebhook, progress: Progress, seconds: float) -> None:
-        """Sleep between retries, renewing the lease meanwhile."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, self.settings.lease_seconds / 3))
-            if deadline - time.monotonic() > 0:
-                await self._flush(stored, progress)
+    async def _flush(self, served: _Served) -> None:
+        """Write the progress and renew the lease, one writer at a time.
+        Raises LostLease (and marks it lost)."""
+        async with served.lock:
+            served.check()
+            progress = served.progress
+            attempts, progress.attempts = progress.attempts, []
+            try:
+                written = await self.store.report_progress(
+                    self.owner,
+                    served.stored.webhook.id,
+                    served.stored.generation,
+                    msgspec.structs.replace(progress, attempts=attempts),
+                    self.settings.lease_seconds,
+                )
+            except BaseException:
+                progress.attempts[:0] = attempts  # not written: try them again
+                raise
+            served.flushed = time.monotonic()
+            if not written:
+                served.lost = True
+                raise LostLease()
 
-    async def _flush(self, stored: StoredWebhook, progress: Progress) -> None:
-        """Write the progress and renew the lease. Raises LostLease."""
-        written = await self.store.report_progress(
-            self.owner, stored.webhook.id, stored.generation, progress, self.settings.lease_seconds
-        )
-        progress.attempts = []
-        if not written:
+
+class _Served:
+    """An endpoint this deliverer holds: where its delivery stands, and a
+    lock that keeps its writes (the deliveries' and the heartbeat's) one at
+    a time."""
+
+    def __init__(self, stored: StoredWebhook, progress: Progress) -> None:
+        self.stored = stored
+        self.progress = progress
+        self.lock = asyncio.Lock()
+        self.flushed = time.monotonic()
+        self.lost = False
+
+    def check(self) -> None:
+        """Raises LostLease once a write found the lease gone."""
+        if self.lost:
             raise LostLease()
+
+
+def _attempt(event: ev.Event, attempt: int, now: datetime, outcome: str, sent: Sent) -> Delivery:
+    return Delivery(
+        id=str(uuid.uuid4()),
+        event_id=event.id,
+        sequence=event.sequence,
+        attempt=attempt,
+        attempted_at=now,
+        outcome=outcome,  # type: ignore[arg-type]
+        status_code=sent.status,
+        error=(sent.error or None) and sent.error[:MAX_ERROR_CHARS],
+        duration_ms=sent.duration_ms,
+    )
 
 
 def _secrets(stored: StoredWebhook, now: datetime) -> list[str]:

@@ -55,6 +55,8 @@ class Receiver:
     down: bool = False
     gone: bool = False
     fail_rate: float = 0.0
+    # Seconds to wait before answering each delivery (a slow receiver).
+    delay_seconds: float = 0.0
     arrivals: list[Arrival] = field(default_factory=list)
     refused: int = 0
     bad_signatures: int = 0
@@ -95,6 +97,8 @@ class Receiver:
             self._server.server_close()
 
     def _take(self, body: bytes, headers: dict[str, str]) -> int:
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         if self.down or self.gone or (self.fail_rate and random.random() < self.fail_rate):
             with self._lock:
                 self.refused += 1
