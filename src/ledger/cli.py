@@ -61,6 +61,7 @@ def database(settings: Settings, *, quiet: bool = False) -> Iterator[tuple[str, 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ledger import background
     from ledger.api import telemetry
     from ledger.api.server import bounded_protocol
     from ledger.app import create_app
@@ -81,6 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         elif not schema_is_current(url):
             return 2
         telemetry.configure_access_log(settings)
+        loops = None
+        if settings.background_process:
+            loops = background.spawn(url)
+            settings = background.request_loop_settings(settings)
         app = create_app(settings, url, bootstrapped=_announce_key(settings))
         config = uvicorn.Config(
             app,
@@ -104,8 +109,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: None)
         # The loop uvicorn would choose itself (uvloop when installed).
-        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-            runner.run(_serve_and_announce(server, settings))
+        try:
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(_serve_and_announce(server, settings))
+        finally:
+            if loops is not None:
+                loops.terminate()
+                loops.wait(30)
         print("ledger: stopped", flush=True)
     return 0
 

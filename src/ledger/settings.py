@@ -83,6 +83,12 @@ class Settings:
     # the head; beyond them, `GET /journal/blocks` continues it.
     proof_max_blocks: int = 1000
 
+    # Run those loops (and the webhook deliverer below) in a child process
+    # of `ledger serve` instead of its request loop, where requests in
+    # flight delay them (see `ledger.background`). Their metrics are then
+    # that process's, not on the service's /metrics.
+    background_process: bool = False
+
     # Events (`GET /events`, `/events/stream`): how often a process reads
     # the journal's head while a long poll or a stream waits (one reader
     # per process, however many wait), and how long a quiet stream goes

@@ -227,3 +227,46 @@ async def test_deliveries_survive_kill_9_of_the_lease_holder_while_the_receiver_
         for process in services.values():
             process.kill()
             process.wait()
+
+
+async def test_a_background_process_seals_and_delivers_and_dies_with_its_service(
+    tmp_path, server_url
+):
+    """LEDGER_BACKGROUND_PROCESS: the loops run in a child of `ledger
+    serve` (on a database of its own, where no other sequencer runs), and
+    the child goes when the service is killed with -9."""
+    import psutil
+
+    database_url = await asyncio.to_thread(new_database, server_url, "ledger_background")
+    admin_key = new_key()[1]
+    receiver = Receiver().start()
+    env = {"LEDGER_BOOTSTRAP_KEY": admin_key, "LEDGER_BACKGROUND_PROCESS": "1"}
+    FAST.update(env)
+    try:
+        process, base = service(tmp_path, "s", database_url)
+    finally:
+        for name in env:
+            FAST.pop(name)
+    try:
+        (child,) = psutil.Process(process.pid).children()
+        assert "ledger.background" in " ".join(child.cmdline())
+        auth = {"Authorization": f"Bearer {admin_key}"}
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=auth) as client:
+            made = await client.post("/webhooks", json={"url": receiver.url})
+            receiver.secret = made.json()["secret"]
+            a, b = await two_accounts(client)
+            posted = await post(client, a, b)
+            deadline = time.monotonic() + 60
+            while posted not in receiver.transaction_ids():
+                assert time.monotonic() < deadline, "never sealed and delivered"
+                await asyncio.sleep(0.1)
+            assert (await client.get(f"/transactions/{posted}")).json()["sequence"] is not None
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        child.wait(timeout=30)  # not ours to reap: psutil waits for it to go
+        assert not child.is_running()
+    finally:
+        receiver.stop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()

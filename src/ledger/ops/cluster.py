@@ -145,9 +145,14 @@ class Cluster:
                 Server(name, port, str(directory / name), str(directory / "logs" / f"{name}.log"))
                 for name, port in zip(SERVERS, ports, strict=True)
             ],
-            # Its services may send webhooks to 127.0.0.1: the receivers of
-            # `ledger bench` and `ledger drill` listen there.
-            environment={"LEDGER_WEBHOOK_ALLOW_PRIVATE": "1", **(environment or {})},
+            # Its services may send webhooks to 127.0.0.1 (the receivers of
+            # `ledger bench` and `ledger drill` listen there), and run their
+            # background loops beside the request loop (`ledger.background`).
+            environment={
+                "LEDGER_WEBHOOK_ALLOW_PRIVATE": "1",
+                "LEDGER_BACKGROUND_PROCESS": "1",
+                **(environment or {}),
+            },
         )
         cluster.save()
         cluster._make_admin_key()

@@ -15,6 +15,7 @@ from ledger.engine.delivery import Progress
 from ledger.engine.events import EventFilter, Position, SealedRecord
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
+from ledger.storage import dialect
 from ledger.storage.queries import events, webhooks
 from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
 
@@ -43,15 +44,25 @@ class WebhookMethods:
 
     # --- events ---------------------------------------------------------------------
 
+    async def _read_sealed(self, fn: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
+        """A read of the sealed journal, which never changes: on PostgreSQL
+        without the predicate locks a SERIALIZABLE read would leave for
+        every posting's writes to check against (see
+        `dialect.sealed_read_options`)."""
+        options = dialect.sealed_read_options(self.engine.dialect.name)
+        return await run_transaction(
+            self.engine.execution_options(**options), self.policy, lambda conn, _: fn(conn)
+        )
+
     async def sealed_after(
         self, after: Position, scan_blocks: int, limit: int, where: EventFilter
     ) -> tuple[list[SealedRecord], Position]:
-        return await self._read(
+        return await self._read_sealed(
             lambda conn: events.sealed_after(conn, after, scan_blocks, limit, where)
         )
 
     async def journal_head_sequence(self) -> int:
-        return (await self._read(events.head)).sequence
+        return (await self._read_sealed(events.head)).sequence
 
     # --- endpoints ------------------------------------------------------------------
 
