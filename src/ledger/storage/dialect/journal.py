@@ -127,10 +127,9 @@ def seal_options(name: str) -> dict[str, Any]:
 def sealed_read_options(name: str) -> dict[str, Any]:
     """Execution options of a read of what is sealed (the events). Sealed
     rows never change, so the read needs one snapshot and nothing more.
-    PostgreSQL: REPEATABLE READ, because a SERIALIZABLE read leaves
-    predicate locks that every posting's writes then check against (a
-    deliverer reading each new block made postings measurably slower).
-    CockroachDB: its only isolation."""
+    PostgreSQL: REPEATABLE READ, as the sequencer's read, because a
+    SERIALIZABLE read leaves predicate locks that every posting's writes
+    then check against. CockroachDB: its only isolation."""
     return seal_options(name)
 
 
