@@ -4,8 +4,6 @@ the handlers through Litestar's dependency injection."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -84,11 +82,7 @@ def create_app(
             yield
         finally:
             app.state.draining = True
-            for task in background:
-                task.cancel()
-            for task in background:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await workers.stop(background)
             await store.dispose()
 
     return Litestar(

@@ -68,11 +68,7 @@ async def run(settings: Settings) -> None:
     try:
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await workers.stop(tasks)
         await store.dispose()
 
 

@@ -137,6 +137,15 @@ def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
     return tasks
 
 
+async def stop(tasks: list[asyncio.Task]) -> None:
+    """Cancel the loops `start` started and wait for them to end."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _untraced(loop) -> None:
     """Run a loop with OpenTelemetry's instrumentation suppressed in its
     task: each round of polling would otherwise be a trace of its own, a
