@@ -9,8 +9,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +61,28 @@ def database(settings: Settings, *, quiet: bool = False) -> Iterator[tuple[str, 
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    metrics_dir = _shared_metrics(settings)
+    try:
+        return _serve(settings, args)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _shared_metrics(settings: Settings) -> str | None:
+    """With the loops in a child process, both processes keep their metrics
+    in files of one directory (prometheus_client's multiprocess mode), and
+    the service's /metrics adds them up. Must run before prometheus_client
+    is imported: it reads the variable then."""
+    if not settings.background_process or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    path = tempfile.mkdtemp(prefix="ledger-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from ledger import background
@@ -67,7 +91,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ledger.app import create_app
     from ledger.storage import migrate
 
-    settings = settings_of(args)
     if settings.bootstrap_key and not _well_formed_key(settings.bootstrap_key):
         print(
             "ledger: LEDGER_BOOTSTRAP_KEY is not a key of the form lk_<key id>_<secret> "

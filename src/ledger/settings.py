@@ -85,8 +85,8 @@ class Settings:
 
     # Run those loops (and the webhook deliverer below) in a child process
     # of `ledger serve` instead of its request loop, where requests in
-    # flight delay them (see `ledger.background`). Their metrics are then
-    # that process's, not on the service's /metrics.
+    # flight delay them (see `ledger.background`). The service's /metrics
+    # then adds up both processes' (prometheus_client's multiprocess mode).
     background_process: bool = False
 
     # Events (`GET /events`, `/events/stream`): how often a process reads

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -261,6 +262,14 @@ async def test_a_background_process_seals_and_delivers_and_dies_with_its_service
                 assert time.monotonic() < deadline, "never sealed and delivered"
                 await asyncio.sleep(0.1)
             assert (await client.get(f"/transactions/{posted}")).json()["sequence"] is not None
+            # The child's metrics are on the service's /metrics, beside its own.
+            exposed = (await client.get("/metrics")).text
+            delivered = re.search(
+                r'^ledger_webhook_attempts_total\{outcome="delivered"\} (\S+)$', exposed, re.M
+            )
+            assert delivered and float(delivered.group(1)) >= 1
+            assert "ledger_journal_sealed_transactions_total" in exposed
+            assert "ledger_http_requests_total" in exposed
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         child.wait(timeout=30)  # not ours to reap: psutil waits for it to go

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from litestar import Response, get
 from litestar.datastructures import State
 from litestar.params import FromQuery
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 
 from ledger.api import request as req
 from ledger.api.access import public, requires
@@ -42,8 +50,17 @@ _METRICS_MEDIA = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 async def metrics() -> Response[bytes]:
     """Prometheus metrics (the text exposition format). Prometheus sends the
     key as a bearer token (`authorization: {credentials: <key>}` in its
-    scrape config)."""
-    return Response(generate_latest(), media_type=_METRICS_MEDIA)
+    scrape config). With `LEDGER_BACKGROUND_PROCESS`, the background
+    process's metrics are added in (prometheus_client's multiprocess mode)."""
+    return Response(generate_latest(_registry()), media_type=_METRICS_MEDIA)
+
+
+def _registry() -> CollectorRegistry:
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
 
 
 HANDLERS = [health, ready_endpoint, metrics]
