@@ -37,6 +37,11 @@ DEFAULT_DIR = Path(".ledger/cluster")
 # replication: the primary waits for the standby named in
 # synchronous_standby_names before it acknowledges a commit.
 SERVERS = ("pg_a", "pg_b")
+# The services may send webhooks to 127.0.0.1 (the receivers of `ledger
+# bench` and `ledger drill` listen there), and run their background loops
+# beside the request loop (`ledger.background`); LEDGER_* variables given
+# to `ledger cluster up` win.
+SERVICE_DEFAULTS = {"LEDGER_WEBHOOK_ALLOW_PRIVATE": "1", "LEDGER_BACKGROUND_PROCESS": "1"}
 
 
 @dataclass
@@ -145,14 +150,7 @@ class Cluster:
                 Server(name, port, str(directory / name), str(directory / "logs" / f"{name}.log"))
                 for name, port in zip(SERVERS, ports, strict=True)
             ],
-            # Its services may send webhooks to 127.0.0.1 (the receivers of
-            # `ledger bench` and `ledger drill` listen there), and run their
-            # background loops beside the request loop (`ledger.background`).
-            environment={
-                "LEDGER_WEBHOOK_ALLOW_PRIVATE": "1",
-                "LEDGER_BACKGROUND_PROCESS": "1",
-                **(environment or {}),
-            },
+            environment={**SERVICE_DEFAULTS, **(environment or {})},
         )
         cluster.save()
         cluster._make_admin_key()
@@ -376,7 +374,7 @@ class Cluster:
                     "pid": server.pid(),
                     "port": server.port,
                     "state": role,
-                    "detail": self._replication(server) if role == "primary" else "",
+                    "detail": server.replication() if role == "primary" else "",
                     "log": server.log,
                 }
             )
@@ -393,14 +391,3 @@ class Cluster:
                 }
             )
         return rows
-
-    @staticmethod
-    def _replication(server: Server) -> str:
-        try:
-            with psycopg.connect(server.dsn("postgres"), connect_timeout=2) as conn:
-                rows = conn.execute(
-                    "SELECT application_name, sync_state FROM pg_stat_replication"
-                ).fetchall()
-        except psycopg.Error:
-            return ""
-        return ", ".join(f"{name} {state}" for name, state in rows) or "no standby"

@@ -73,6 +73,17 @@ class Server:
             return "down"
         return "standby" if recovering else "primary"
 
+    def replication(self) -> str:
+        """The standbys streaming from this server and their sync state."""
+        try:
+            with psycopg.connect(self.dsn("postgres"), connect_timeout=2) as conn:
+                rows = conn.execute(
+                    "SELECT application_name, sync_state FROM pg_stat_replication"
+                ).fetchall()
+        except psycopg.Error:
+            return ""
+        return ", ".join(f"{name} {state}" for name, state in rows) or "no standby"
+
 
 @dataclass
 class Service:
