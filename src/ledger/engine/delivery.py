@@ -229,8 +229,10 @@ class Deliverer:
             since = time.monotonic() - served.flushed
             if progress.attempts and (idle or since >= self.settings.flush_seconds):
                 await self._flush(served)
-            if idle:
-                await self.events.tail.wait_past(reached.sequence, self.settings.flush_seconds)
+            if idle:  # read again once more is sealed, not before
+                tail = self.events.tail
+                while not await tail.wait_past(reached.sequence, self.settings.flush_seconds):
+                    served.check()
 
     async def _heartbeat(self, served: _Served) -> None:
         """Renew the lease every third of its time, whatever the deliveries

@@ -310,21 +310,26 @@ class Events:
         position = decode_cursor(cursor)
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
+        moved = True  # whether more may be sealed than the last read reached
         while not stopping():
-            events, position = await self.read(position, where, self.limits.max_page_size, actor)
-            for event in events:
-                yield event
-            if events:
-                quiet_since = loop.time()
+            if moved:
+                events, position = await self.read(
+                    position, where, self.limits.max_page_size, actor
+                )
+                for event in events:
+                    yield event
+                if events:
+                    quiet_since = loop.time()
+                    continue
+            moved = self.tail.latest > position.sequence
+            if moved:
                 continue
-            if self.tail.latest > position.sequence:
-                continue  # more is sealed than this read reached
             due = quiet_since + heartbeat_seconds - loop.time()
             if due <= 0:
                 yield None
                 quiet_since = loop.time()
                 continue
-            await self.tail.wait_past(position.sequence, min(due, 1.0))
+            moved = await self.tail.wait_past(position.sequence, min(due, 1.0))
 
     @staticmethod
     def check_stream(
