@@ -122,15 +122,15 @@ async def test_the_stream_resumes_with_exactly_the_missing_tail(tmp_path, databa
             assert [e["data"]["id"] for _, e in rest] == ids[2:]
             assert [e["type"] for _, e in first + rest] == ["transaction.posted"] * 5
             # A new posting arrives on a stream that is already open.
-            follow = asyncio.create_task(
-                read_stream(client, params, {"Last-Event-ID": rest[-1][0]}, 1)
-            )
+            # ... resumed with `after` this time, and a filter on types.
+            typed = {**params, "after": rest[-1][0], "types": "transaction.posted"}
+            follow = asyncio.create_task(read_stream(client, typed, {}, 1))
             await asyncio.sleep(0.5)
             later = await post(client, a, b)
             ((_, event),) = await asyncio.wait_for(follow, 60)
             assert event["data"]["id"] == later
             bad = await client.get("/events/stream", params={"after": "nonsense!"})
-            assert bad.status_code == 400
+            assert bad.status_code == 400 and bad.json()["type"].endswith("invalid-cursor")
     finally:
         process.kill()
         process.wait()

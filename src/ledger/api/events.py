@@ -10,7 +10,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Request, get
-from litestar.params import FromQuery, Parameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from ledger.api import request as req
@@ -30,16 +30,16 @@ RETRY_MS = 1000
 async def list_events(
     request: Request,
     ledger: req.LedgerDep,
-    after: Annotated[str | None, Parameter(description="the cursor to continue after")] = None,
+    after: Annotated[str | None, QueryParameter(description="the cursor to continue after")] = None,
     limit: FromQuery[int | None] = None,
     types: Annotated[
         str | None,
-        Parameter(description="comma-separated event types; absent: every type"),
+        QueryParameter(description="comma-separated event types; absent: every type"),
     ] = None,
     account_id: FromQuery[str | None] = None,
     wait: Annotated[
         float | None,
-        Parameter(description="seconds (up to 30) to wait for an event when none is there"),
+        QueryParameter(description="seconds (up to 30) to wait for an event when none is there"),
     ] = None,
 ) -> EventPage:
     """Committed transactions as events, in sequence order: after the
@@ -70,10 +70,10 @@ async def stream_events(
     request: Request,
     ledger: req.LedgerDep,
     settings: req.SettingsDep,
-    after: Annotated[str | None, Parameter(description="the cursor to continue after")] = None,
+    after: Annotated[str | None, QueryParameter(description="the cursor to continue after")] = None,
     types: Annotated[
         str | None,
-        Parameter(description="comma-separated event types; absent: every type"),
+        QueryParameter(description="comma-separated event types; absent: every type"),
     ] = None,
     account_id: FromQuery[str | None] = None,
 ) -> ServerSentEvent:
