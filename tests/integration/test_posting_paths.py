@@ -186,3 +186,47 @@ async def test_awkward_text_is_stored_exactly(path, ledger, four_message_ledger)
         assert again.replayed and again.transaction.id == result.transaction.id
     assert (await ledger.balance(a)).posted.debits == len(AWKWARD)
     assert (await ledger.verify()).ok
+
+
+async def test_a_postings_locking_read_is_an_index_lookup_on_a_table_without_statistics(
+    owner_engine, database_url
+):
+    """The root of `fan_in_hot`'s retry storm on a fresh cluster: with no
+    statistics yet, the planner scanned `account_balances` for the
+    posting's locking read, and under SERIALIZABLE a scan predicate-locks
+    the whole table. A temporary table of the same name (searched first)
+    and 1,000 rows stands for a fresh cluster's: without the posting's
+    settings its plan is a scan; with them, an index lookup."""
+    if dialect.dialect_name(database_url) != dialect.POSTGRESQL:
+        pytest.skip("CockroachDB reads a primary key as a point lookup, and has no SIREAD locks")
+    from sqlalchemy.dialects import postgresql
+
+    from ledger.storage.posting.statements import open_posting
+
+    statement = open_posting(3).compile(dialect=postgresql.psycopg.dialect())
+    explain = "EXPLAIN " + str(statement)
+    params = {name: None for name in statement.binds}
+    params.update({"id_0": "load-1", "id_1": "load-2", "id_2": "load-3"})
+    async with owner_engine.connect() as conn:
+        await conn.execute(
+            text(
+                "CREATE TEMP TABLE account_balances "
+                "(LIKE public.account_balances INCLUDING ALL) ON COMMIT DROP"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO account_balances (account_id, posted_debits, posted_credits) "
+                "SELECT 'load-' || i, 0, 0 FROM generate_series(0, 999) AS i"
+            )
+        )
+
+        async def plan() -> str:
+            rows = await conn.exec_driver_sql(explain, params)
+            return "\n".join(r[0] for r in rows)
+
+        assert "Seq Scan on account_balances" in await plan()
+        for setting in dialect.posting_settings(dialect.POSTGRESQL):
+            await conn.exec_driver_sql(setting)
+        assert "Seq Scan on account_balances" not in await plan()
+        await conn.rollback()

@@ -20,6 +20,8 @@ import tempfile
 from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
 from sqlalchemy.engine import make_url
 
+from ledger.storage import dialect
+from ledger.storage.dialect.names import POSTGRESQL
 from ledger.storage.embedded import EmbeddedPostgres
 from ledger.storage.posting.statements import open_posting, write_entries
 
@@ -115,7 +117,8 @@ def script(prefix: str) -> str:
         "\\set t_hi random(0, 9223372036854775806)\n"
         "\\set t_lo random(0, 9223372036854775806)\n"
         "BEGIN ISOLATION LEVEL SERIALIZABLE;\n"
-        f"{opening};\n"
+        + "".join(f"{s};\n" for s in dialect.posting_settings(POSTGRESQL))
+        + f"{opening};\n"
         f"{writing};\n"
         "END;\n"
     )

@@ -80,6 +80,7 @@ class SqlStore(JournalMethods, WebhookMethods):
             else batch_postings
         )
         self.wire = TwoMessages if self.batch_postings else FourMessages
+        self.posting_settings = dialect.posting_settings(engine.dialect.name)
         # Two messages need autocommit connections: a pool of their own
         # (`posting_engine`, what `build_store` makes), or else the same pool
         # with each connection switched to autocommit while it posts, which
@@ -97,7 +98,7 @@ class SqlStore(JournalMethods, WebhookMethods):
 
     async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
         async def attempt(conn: AsyncConnection, attempt: Attempt) -> T:
-            unit = SqlPostingUnit(conn, attempt, self.wire(conn, attempt))
+            unit = SqlPostingUnit(conn, attempt, self.wire(conn, attempt, self.posting_settings))
             result = await work(unit)
             await unit.wire.finish()
             return result

@@ -175,18 +175,21 @@ def _raise_overflow(exc: sa_exc.DBAPIError) -> None:
 
 class FourMessages:
     """BEGIN, each statement when it comes, COMMIT (SQLAlchemy's): the path
-    CockroachDB takes."""
+    CockroachDB takes. The dialect's `posting_settings` go first."""
 
-    def __init__(self, conn: AsyncConnection, attempt: Attempt) -> None:
+    def __init__(self, conn: AsyncConnection, attempt: Attempt, settings: list[str]) -> None:
         self.conn = conn
         self.attempt = attempt
+        self.settings = settings
 
     async def open(self, key: tuple, build: Build, params: dict) -> list:
+        await self.before_sqlalchemy()
         rows = await run_on_driver(self.conn, key, build, params, rows=True)
         assert rows is not None
         return rows
 
     async def write(self, key: tuple, build: Build, params: dict) -> None:
+        await self.before_sqlalchemy()
         try:
             await run_on_driver(self.conn, key, build, params)
         except sa_exc.DBAPIError as exc:
@@ -194,7 +197,11 @@ class FourMessages:
             raise
 
     async def before_sqlalchemy(self) -> None:
-        """Nothing is held: statements go in the order they come."""
+        """Nothing is held: statements go in the order they come, after the
+        settings (sent once)."""
+        settings, self.settings = self.settings, []
+        for statement in settings:
+            await self.conn.exec_driver_sql(statement)
 
     async def finish(self) -> None:
         """Nothing is held; the retry loop sends COMMIT."""
@@ -207,9 +214,10 @@ class TwoMessages:
     attempt, the clock) first begins the transaction and sends what is held
     (`before_sqlalchemy`), so the order of statements is the engine's."""
 
-    def __init__(self, conn: AsyncConnection, attempt: Attempt) -> None:
+    def __init__(self, conn: AsyncConnection, attempt: Attempt, settings: list[str]) -> None:
         self.conn = conn
         self.attempt = attempt
+        self.settings = settings
         self.begun = False
         self.held: list[tuple[_Prepared, dict]] = []
         self._raw: psycopg.AsyncConnection | None = None
@@ -246,7 +254,7 @@ class TwoMessages:
         if self._raw is None:
             self._raw = (await self.conn.get_raw_connection()).driver_connection
         raw = self._raw
-        parts = [] if self.begun else [_BEGIN]
+        parts = [] if self.begun else [_BEGIN, *self.settings]
         todo = [*self.held, statement] if statement is not None else self.held
         self.held = []
         escape = psycopg.pq.Escaping(raw.pgconn).escape_literal
