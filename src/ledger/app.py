@@ -16,6 +16,7 @@ from litestar.di import Provide
 from ledger import workers
 from ledger.api import access, docs, operations, telemetry, webhook_client
 from ledger.api import audit as audit_routes
+from ledger.api import batch as batch_routes
 from ledger.api import currencies as currency_routes
 from ledger.api import events as event_routes
 from ledger.api import journal as journal_routes
@@ -89,6 +90,7 @@ def create_app(
         route_handlers=[
             AccountController,
             TransactionController,
+            batch_routes.router(settings),
             KeyController,
             WebhookController,
             *audit_routes.HANDLERS,

@@ -45,8 +45,10 @@ class Settings:
     max_idempotency_key_chars: int = _LIMITS.max_idempotency_key_chars
     max_page_size: int = _LIMITS.max_page_size
     default_page_size: int = _LIMITS.default_page_size
-    # ... and the HTTP layer's.
+    max_batch: int = _LIMITS.max_batch
+    # ... and the HTTP layer's (a batch's body has its own).
     max_body_bytes: int = 64 * 1024
+    max_batch_body_bytes: int = 8 * 1024 * 1024
     # A request's line and headers together, and how many header fields it
     # may carry (more is answered 431 by the server, before the app).
     max_head_bytes: int = 16 * 1024

@@ -114,6 +114,7 @@ def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
     assert "GRANT SELECT, INSERT ON TABLE hot_snapshots, account_changes TO ledger_writer;" in (
         grants
     )
+    assert "GRANT SELECT, INSERT ON TABLE posting_batches TO ledger_writer;" in grants
     # UPDATE only where a row's state changes: a balance, a key's revocation,
     # an account's status, metadata and limits, a webhook endpoint's cursor
     # and lease.

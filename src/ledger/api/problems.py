@@ -50,9 +50,10 @@ def status_of_kind(kind: type[errors.LedgerError]) -> int:
     return 500
 
 
-def problem(
+def problem_body(
     status: int, code: str, title: str, detail: str, instance: str | None = None, /, **extra
-) -> Response:
+) -> dict:
+    """The problem JSON's members."""
     body = {
         "type": f"/problems/{code}",
         "code": code,
@@ -64,6 +65,19 @@ def problem(
         body["instance"] = instance
     # Extension members never replace the standard ones.
     body.update((k, v) for k, v in extra.items() if k not in body)
+    return body
+
+
+def error_body(exc: errors.LedgerError, instance: str | None = None) -> dict:
+    """The problem JSON a refusal gets (a batch item's carries it inside a
+    200 answer)."""
+    return problem_body(status_of(exc), exc.code, exc.title, exc.detail, instance, **exc.details)
+
+
+def problem(
+    status: int, code: str, title: str, detail: str, instance: str | None = None, /, **extra
+) -> Response:
+    body = problem_body(status, code, title, detail, instance, **extra)
     headers = None
     if status == 503:
         headers = {"Retry-After": "1"}

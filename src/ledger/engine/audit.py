@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 # Actions: what a write request asked for.
 TRANSACTION_CREATE = "transaction.create"
+TRANSACTION_BATCH = "transaction.batch"
 TRANSACTION_REVERSE = "transaction.reverse"
 PENDING_POST = "pending.post"
 PENDING_VOID = "pending.void"

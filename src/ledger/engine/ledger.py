@@ -13,6 +13,7 @@ from ledger.engine import access, account_rules, audit, errors, free_text, pagin
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.accounts import AccountCases
 from ledger.engine.audit import AuditTrail
+from ledger.engine.batch import Batches
 from ledger.engine.events import Events
 from ledger.engine.journal import Journal
 from ledger.engine.keys import Keys
@@ -41,7 +42,8 @@ EXPIRY = access.system("expiry", client_id="ledger-expiry")
 class Ledger(AccountCases):
     """The accounts' use cases come from `AccountCases`; the API keys', the
     audit trail's, the sealed journal's, the events' and the webhooks' are
-    `keys`, `audit`, `journal`, `events` and `webhooks`."""
+    `keys`, `audit`, `journal`, `events` and `webhooks`; batches of postings
+    are `batches`."""
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class Ledger(AccountCases):
         self.limits = limits
         self.keys = Keys(store, limits, key_cache_seconds)
         self.audit = AuditTrail(store, limits)
+        self.batches = Batches(store, limits)
         self.journal = Journal(store, limits, proof_max_blocks=proof_max_blocks)
         self.events = Events(store, limits, poll_seconds=events_poll_seconds)
         self.webhooks = Webhooks(

@@ -18,4 +18,6 @@ class Limits(msgspec.Struct, frozen=True):
     max_timeout_seconds: int = 30 * 24 * 3600
     max_idempotency_key_chars: int = 255
     max_page_size: int = 500
+    # Postings in one `POST /transactions/batch`.
+    max_batch: int = 1000
     default_page_size: int = 50

@@ -9,6 +9,7 @@ from typing import Protocol, TypeVar
 
 from ledger.engine.access import ApiKey, NewKey, StoredKey
 from ledger.engine.audit import AuditEntry, AuditFilter, AuditRecord
+from ledger.engine.batch_model import BatchWrite, StoredBatch
 from ledger.engine.currencies import CurrencyScale
 from ledger.engine.delivery import Progress
 from ledger.engine.events import EventFilter, Position, SealedRecord
@@ -84,6 +85,32 @@ class PostingUnit(Protocol):
         """Insert the entries, add `deltas` to the (locked) balance rows of
         ordinary accounts, and append `hot` as deltas of hot accounts, whose
         rows are neither locked nor updated. Raises BalanceOverflow."""
+        ...
+
+    # --- a batch of postings (`ledger.engine.batch`) ---
+
+    async def lock_accounts(
+        self, account_ids: Sequence[str]
+    ) -> tuple[datetime, dict[str, AccountState]]:
+        """The transaction's time, and the accounts with their cached totals,
+        the balance rows of the ordinary ones locked in id order (a hot
+        account's is read, not locked). One statement whatever the number."""
+        ...
+
+    async def find_by_keys(self, keys: Sequence[IdempotencyKey]) -> dict[str, StoredPosting]:
+        """The stored postings of those keys that were used, by key."""
+        ...
+
+    async def find_batch(self, key: IdempotencyKey) -> StoredBatch | None: ...
+
+    async def load_transactions(self, transaction_ids: Sequence[str]) -> list[Transaction]:
+        """The transactions, in the order asked, with their journal places."""
+        ...
+
+    async def write_batch(self, write: BatchWrite) -> list[Transaction]:
+        """Write everything `write` holds; the new transactions, in the order
+        of `write.postings`. An item key (or the batch's) taken meanwhile
+        makes the whole unit retry. Raises BalanceOverflow."""
         ...
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ledger.engine import errors
-from ledger.engine.model import Account, AccountFlags, AccountState
+from ledger.engine import errors, pending
+from ledger.engine.model import (
+    Account,
+    AccountFlags,
+    AccountState,
+    HeaderRef,
+    PostedLeg,
+    Transaction,
+    TransactionHeader,
+)
 
 
 def account(row: Any) -> Account:
@@ -57,3 +65,26 @@ def uuid_after(after: str | None, listing: str) -> uuid.UUID | None:
 def text_or_none(value: Any) -> str | None:
     """A column's value as text (a UUID's canonical form), None kept."""
     return None if value is None else str(value)
+
+
+def transaction_record(
+    ref: HeaderRef, header: TransactionHeader, written: list[dict]
+) -> Transaction:
+    """The record of the transaction just written."""
+    return Transaction(
+        id=ref.id,
+        entries=[
+            PostedLeg(
+                r["account_id"], r["direction"], r["amount"], r["currency"], str(r["entry_id"])
+            )
+            for r in written
+        ],
+        description=header.description,
+        metadata=header.metadata,
+        created_at=ref.created_at,
+        reverses=header.reverses,
+        reversed_by=None,
+        resolves=header.resolves,
+        resolution=header.resolution,
+        **(pending.fields(ref.created_at, header.timeout_seconds) if header.pending else {}),
+    )

@@ -100,7 +100,7 @@ class SqlStore(JournalMethods, WebhookMethods):
         async def attempt(conn: AsyncConnection, attempt: Attempt) -> T:
             unit = SqlPostingUnit(conn, attempt, self.wire(conn, attempt, self.posting_settings))
             result = await work(unit)
-            await unit.wire.finish()
+            await unit.finish()
             return result
 
         engine = self.posting_engine if self.batch_postings else self.engine

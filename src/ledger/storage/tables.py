@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 metadata = MetaData()
 
 IDEMPOTENCY_CONSTRAINT = "transactions_idempotency_key"
+BATCH_KEY_CONSTRAINT = "posting_batches_pkey"
 REVERSES_CONSTRAINT = "transactions_reverses_key"
 RESOLVES_CONSTRAINT = "transactions_resolves_key"
 
@@ -131,6 +132,19 @@ Index(
     entries.c.account_id,
     entries.c.created_at,
     postgresql_where=entries.c.pending,
+)
+
+# Migration 0009: what an atomic batch's key names (its items' keys name
+# their transactions as a single posting's does).
+posting_batches = Table(
+    "posting_batches",
+    metadata,
+    Column("client_id", String(128), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("transaction_ids", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("client_id", "idempotency_key", name=BATCH_KEY_CONSTRAINT),
 )
 
 # A work queue, not journal: one row per unresolved pending transaction with

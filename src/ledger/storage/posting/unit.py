@@ -21,13 +21,13 @@ from ledger.engine.model import (
     HeaderRef,
     IdempotencyKey,
     NewEntry,
-    PostedLeg,
     StoredPosting,
     Transaction,
     TransactionHeader,
 )
 from ledger.engine.ports import PostingUnit
 from ledger.storage import failures, ids, rows
+from ledger.storage.posting.batch_unit import BatchMethods, key_race
 from ledger.storage.posting.statements import open_posting, write_entries
 from ledger.storage.posting.wire import Wire
 from ledger.storage.queries import audit, expiry, transactions
@@ -39,7 +39,7 @@ from ledger.storage.tables import (
 )
 
 
-class SqlPostingUnit(PostingUnit):
+class SqlPostingUnit(BatchMethods, PostingUnit):
     def __init__(self, conn: AsyncConnection, attempt: Attempt, wire: Wire) -> None:
         self.conn = conn
         self.attempt = attempt
@@ -52,6 +52,17 @@ class SqlPostingUnit(PostingUnit):
     @property
     def first_attempt(self) -> bool:
         return self.attempt.number == 1
+
+    async def finish(self) -> None:
+        """Send what the wire holds, COMMIT with it on PostgreSQL (where a
+        batch's writes first meet the unique keys)."""
+        try:
+            await self.wire.finish()
+        except sa_exc.IntegrityError as exc:
+            race = key_race(exc)
+            if race is None:
+                raise
+            raise race from exc
 
     async def find_by_key(self, key: IdempotencyKey) -> StoredPosting | None:
         await self.wire.before_sqlalchemy()
@@ -141,7 +152,7 @@ class SqlPostingUnit(PostingUnit):
             await self.wire.write(
                 ("dequeue",), lambda: expiry.DEQUEUE, {"resolves": uuid.UUID(header.resolves)}
             )
-        return _transaction(ref, header, written)
+        return rows.transaction_record(ref, header, written)
 
 
 def _write_params(
@@ -193,24 +204,3 @@ def _refusal(exc: sa_exc.IntegrityError, header: TransactionHeader) -> Exception
             transaction_id=header.reverses,
         )
     return None
-
-
-def _transaction(ref: HeaderRef, header: TransactionHeader, written: list[dict]) -> Transaction:
-    """The record of the transaction just written."""
-    return Transaction(
-        id=ref.id,
-        entries=[
-            PostedLeg(
-                r["account_id"], r["direction"], r["amount"], r["currency"], str(r["entry_id"])
-            )
-            for r in written
-        ],
-        description=header.description,
-        metadata=header.metadata,
-        created_at=ref.created_at,
-        reverses=header.reverses,
-        reversed_by=None,
-        resolves=header.resolves,
-        resolution=header.resolution,
-        **(pending.fields(ref.created_at, header.timeout_seconds) if header.pending else {}),
-    )

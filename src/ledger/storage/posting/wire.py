@@ -133,7 +133,32 @@ def _literal(value: Any, escape: Callable[[bytes], bytes]) -> str:
         return f"'{value.isoformat()}'"
     if kind is Jsonb:
         return _literal(msgspec.json.encode(value.obj).decode(), escape)
+    if kind is list:
+        return _literal("{" + ",".join([_element(v) for v in value]) + "}", escape)
     raise TypeError(f"no SQL literal for {kind.__name__}")
+
+
+def _element(value: Any) -> str:
+    """`value` as an element of an array's text form (a batch's rows travel
+    as one array per column; the statement's cast gives the type)."""
+    kind = type(value)
+    if value is None:
+        return "NULL"
+    if kind is bool:
+        return "t" if value else "f"
+    if kind is int:
+        return str(value)
+    if kind is str:
+        text = value
+    elif kind is uuid.UUID:
+        text = str(value)
+    elif kind is datetime:
+        if value.tzinfo is None:
+            raise TypeError("naive datetime in a posting statement")
+        text = value.isoformat()
+    else:
+        raise TypeError(f"no SQL array element for {kind.__name__}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 _PREPARED_KEY = "ledger_prepared"  # in the pool's info of each connection
