@@ -34,7 +34,8 @@ from sqlalchemy import text
 
 import strategies as S
 from ledger.app import build_ledger, build_store
-from ledger.engine import errors
+from ledger.engine import access, errors
+from ledger.engine.batch_model import BatchItem, NewBatch
 from ledger.engine.model import (
     AccountFlags,
     AccountPatch,
@@ -42,6 +43,7 @@ from ledger.engine.model import (
     Leg,
     NewAccount,
     NewTransaction,
+    PostingResult,
     PostPendingRequest,
     ReversalRequest,
     VoidRequest,
@@ -51,6 +53,9 @@ from ledger.storage.database import create_engine
 from ledger.storage.retry import ATTEMPTS
 
 APP = "ledger-props"
+# The singles' keys are the client "props"'s; a batch takes its items' client
+# from who sends it.
+PROPS = access.system("props", client_id="props")
 
 # What the runs exercised, so the test can prove it did not pass vacuously.
 SEEN: Counter[str] = Counter()
@@ -279,6 +284,74 @@ class LedgerMachine(RuleBasedStateMachine):
     def post_batch_while_sessions_are_killed(self, data, delay) -> None:
         batch = self.draw_batch(data)
         self.judge_batch(batch, self.run(self.post_all(batch, delay)))
+
+    def one_key_each(self, batch):
+        """A batch may not repeat a key; a single posting's draw may."""
+        seen_keys: set[str] = set()
+        kept = []
+        for entry in batch:
+            if entry[2].key not in seen_keys:
+                seen_keys.add(entry[2].key)
+                kept.append(entry)
+        return kept
+
+    async def post_one_batch(self, batch, *, atomic: bool, kill_after: float | None = None):
+        """The drawn postings as one `POST /transactions/batch`, retried as
+        a careful client does; each item's outcome as a single posting's
+        (a PostingResult, or the error)."""
+        cmd = NewBatch(
+            [
+                BatchItem(
+                    key.key, tx.entries, tx.description, tx.metadata, tx.pending, tx.timeout_seconds
+                )
+                for _, tx, key in batch
+            ],
+            atomic=atomic,
+        )
+        batch_key = self.new_key() if atomic else None
+
+        async def send():
+            return await self.careful(lambda: self.ledger.batches.post(cmd, batch_key, PROPS))
+
+        if kill_after is None:
+            result = await send()
+        else:
+            result, _ = await asyncio.gather(send(), self.kill_sessions(kill_after))
+        return [
+            o.error if o.error is not None else PostingResult(o.transaction, o.replayed)
+            for o in result.outcomes
+        ]
+
+    async def kill_sessions(self, after: float) -> None:
+        await asyncio.sleep(after)
+        async with self.owner.connect() as conn:
+            await conn.execute(text(dialect.terminate_sessions_sql(self.owner.dialect.name, APP)))
+            await conn.commit()
+
+    @rule(data=st.data(), kill=st.sampled_from([None, None, 0.0, 0.003]))
+    def post_as_one_batch(self, data, kill) -> None:
+        """The same draws as the concurrent singles, as one batch: every
+        item must come out as it would have alone, in request order."""
+        batch = self.one_key_each(self.draw_batch(data))
+        self.judge_batch(batch, self.run(self.post_one_batch(batch, atomic=False, kill_after=kill)))
+        seen("batch posted")
+
+    @rule(data=st.data())
+    def post_as_one_atomic_batch(self, data) -> None:
+        """All or nothing: refused whole naming the first refused item, or
+        every item as it would have been alone."""
+        batch = self.one_key_each(self.draw_batch(data))
+        try:
+            outcomes = self.run(self.post_one_batch(batch, atomic=True))
+        except (errors.RuleViolated, errors.Conflict) as exc:
+            index = exc.details["index"]
+            assert batch[index][0] in ("unbalanced", "unknown", "conflict", "balanced"), exc
+            if batch[index][0] == "balanced":
+                assert isinstance(exc, errors.LimitExceeded) and self.limited(batch[index][1])
+            seen("atomic batch refused")
+            return
+        self.judge_batch(batch, outcomes)
+        seen("atomic batch posted")
 
     @rule(pick=st.integers(0, 2**16))
     def reverse_an_acknowledged_posting(self, pick) -> None:
@@ -650,6 +723,9 @@ def test_ledger_invariants_hold_under_random_concurrent_use(database_url, settin
         "made hot",
         "made ordinary",
         "as_of on hot accounts",
+        "batch posted",
+        "atomic batch posted",
+        "atomic batch refused",
     ):
         # Each is forced at least every few resolution batches, except expiry,
         # which needs a one-second hold still open when the wait rule runs.

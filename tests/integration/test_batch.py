@@ -1,0 +1,186 @@
+"""Batches of postings on the real database, through both wire paths (two
+messages on PostgreSQL, four as on CockroachDB): a batch gives the same
+outcomes and balances as the same postings sent one by one; a hot account
+gets one delta per batch; identical batches racing write each item once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from conftest import fresh_id, open_account
+from ledger.engine import access
+from ledger.engine.batch_model import BatchItem, NewBatch
+from ledger.engine.model import AccountFlags, IdempotencyKey, Leg, NewTransaction
+
+TESTS = access.system("tests", client_id="tests")
+LIMITED = AccountFlags(debits_must_not_exceed_credits=True)
+
+
+@pytest.fixture(params=["two messages", "four messages"])
+def either_ledger(request, ledger, four_message_ledger):
+    return ledger if request.param == "two messages" else four_message_ledger
+
+
+async def open_set(ledger) -> list[str]:
+    """Five accounts: a funding account, two limited wallets, a shop and a
+    hot fee account."""
+    return [
+        await open_account(ledger),
+        await open_account(ledger, normal_side="credit", flags=LIMITED),
+        await open_account(ledger, normal_side="credit", flags=LIMITED),
+        await open_account(ledger, normal_side="credit"),
+        await open_account(ledger, normal_side="credit", hot=True),
+    ]
+
+
+# An item: (debit index, credit index, amount, fee to the hot account,
+# pending, unbalanced by one, unknown account).
+items = st.lists(
+    st.tuples(
+        st.integers(0, 3),
+        st.integers(0, 3),
+        st.integers(1, 400),
+        st.integers(0, 5),
+        st.booleans(),
+        st.integers(0, 9).map(lambda n: n == 0),
+        st.integers(0, 9).map(lambda n: n == 0),
+    ).filter(lambda t: t[0] != t[1]),
+    min_size=1,
+    max_size=25,
+)
+
+
+def transaction(accounts: list[str], spec) -> NewTransaction:
+    debit, credit, amount, fee, pending, unbalanced, unknown = spec
+    legs = [
+        Leg(accounts[debit], "debit", amount + fee + unbalanced),
+        Leg("no-such-account" if unknown else accounts[credit], "credit", amount),
+    ]
+    if fee:
+        legs.append(Leg(accounts[4], "credit", fee))
+    return NewTransaction(legs, pending=pending)
+
+
+def outcome_of(result_or_error) -> str:
+    if isinstance(result_or_error, Exception):
+        return result_or_error.code
+    return "replayed" if result_or_error.replayed else "created"
+
+
+async def totals(ledger, accounts: list[str]) -> list[list[int]]:
+    found = []
+    for account_id in accounts:
+        b = await ledger.balance(account_id)
+        found.append([b.posted.debits, b.posted.credits, b.pending.debits, b.pending.credits])
+    return found
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(specs=items, funding=st.integers(0, 800))
+async def test_a_batch_is_the_same_postings_one_by_one(either_ledger, specs, funding):
+    ledger = either_ledger
+    one_by_one, batched = await open_set(ledger), await open_set(ledger)
+    for accounts in (one_by_one, batched):
+        for wallet in accounts[1:3]:
+            fund = NewTransaction(
+                [Leg(accounts[0], "debit", funding + 1), Leg(wallet, "credit", funding + 1)]
+            )
+            await ledger.post_transaction(fund, IdempotencyKey("tests", fresh_id("k")), TESTS)
+    singles = []
+    for spec in specs:
+        try:
+            key = IdempotencyKey("tests", fresh_id("k"))
+            singles.append(await ledger.post_transaction(transaction(one_by_one, spec), key, TESTS))
+        except Exception as exc:
+            singles.append(exc)
+    cmd = NewBatch(
+        [
+            BatchItem(fresh_id("k"), t.entries, pending=t.pending)
+            for t in (transaction(batched, spec) for spec in specs)
+        ]
+    )
+    result = await ledger.batches.post(cmd, None, TESTS)
+    batch_outcomes = [o.error.code if o.error else "created" for o in result.outcomes]
+    assert batch_outcomes == [outcome_of(s) for s in singles]
+    assert await totals(ledger, batched) == await totals(ledger, one_by_one)
+    report = await ledger.verify()
+    assert report.ok, report
+
+
+async def test_a_hot_account_gets_one_delta_per_batch(either_ledger, owner_engine):
+    ledger = either_ledger
+    accounts = await open_set(ledger)
+    cmd = NewBatch(
+        [
+            BatchItem(
+                fresh_id("k"), transaction(accounts, (0, 3, 10, 1, False, False, False)).entries
+            )
+            for _ in range(40)
+        ]
+    )
+    result = await ledger.batches.post(cmd, None, TESTS)
+    assert all(o.transaction is not None for o in result.outcomes)
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text("SELECT posted_credits FROM hot_deltas WHERE account_id = :a"),
+                {"a": accounts[4]},
+            )
+        ).all()
+    assert [r.posted_credits for r in rows] == [40]
+    assert (await ledger.balance(accounts[4])).posted.credits == 40
+
+
+async def test_identical_batches_racing_write_each_item_once(either_ledger, owner_engine):
+    ledger = either_ledger
+    accounts = await open_set(ledger)
+    specs = [(0, 3, n + 1, n % 3, n % 4 == 0, False, False) for n in range(30)]
+    cmd = NewBatch(
+        [
+            BatchItem(fresh_id("k"), t.entries, pending=t.pending)
+            for t in (transaction(accounts, s) for s in specs)
+        ]
+    )
+    results = await asyncio.gather(*[ledger.batches.post(cmd, None, TESTS) for _ in range(4)])
+    ids = {tuple(o.transaction.id for o in r.outcomes) for r in results}
+    assert len(ids) == 1, "every racing batch answers the same transactions"
+    assert sum(not o.replayed for r in results for o in r.outcomes) == len(specs)
+    async with owner_engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT count(*) FROM transactions WHERE id = ANY(CAST(:ids AS uuid[]))"),
+                {"ids": list(next(iter(ids)))},
+            )
+        ).scalar_one()
+    assert stored == len(specs)
+    assert (await ledger.balance(accounts[3])).posted.credits == sum(
+        s[2] for s in specs if not s[4]
+    )
+
+
+async def test_an_atomic_batch_racing_itself_commits_once(either_ledger):
+    ledger = either_ledger
+    accounts = await open_set(ledger)
+    cmd = NewBatch(
+        [
+            BatchItem(
+                fresh_id("k"), transaction(accounts, (0, 3, 5, 0, False, False, False)).entries
+            )
+            for _ in range(5)
+        ],
+        atomic=True,
+    )
+    key = IdempotencyKey("tests", fresh_id("batch"))
+    results = await asyncio.gather(*[ledger.batches.post(cmd, key, TESTS) for _ in range(3)])
+    assert len({tuple(o.transaction.id for o in r.outcomes) for r in results}) == 1
+    assert sorted(r.replayed for r in results) == [False, True, True]
+    assert (await ledger.balance(accounts[3])).posted.credits == 25
