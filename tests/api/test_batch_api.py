@@ -158,6 +158,26 @@ async def test_an_atomic_batch_commits_whole_or_not_at_all(client, owner_engine)
     assert await balance(client, wallet) == 0
 
 
+async def test_an_atomic_batch_of_only_replays_writes_no_posting_and_replays(client, owner_engine):
+    """Every item's key was used before: the batch writes its own key and
+    the items' audit rows, no posting, and answers the stored ones."""
+    a, b = await make_account(client), await make_account(client, normal_side="credit")
+    items = [item(a, b, 4), item(a, b, 6)]
+    posted = (await batch(client, items)).json()["results"]
+    key = fresh_id("batch")
+    done = await batch(client, items, atomic=True, key=key)
+    assert done.status_code == 200, done.text
+    results = done.json()["results"]
+    assert [r["status"] for r in results] == [200, 200]
+    assert [r["transaction"]["id"] for r in results] == [r["transaction"]["id"] for r in posted]
+    again = await batch(client, items, atomic=True, key=key)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert [r["transaction"]["id"] for r in again.json()["results"]] == [
+        r["transaction"]["id"] for r in posted
+    ]
+    assert await balance(client, a) == 10
+
+
 async def test_an_atomic_batch_needs_its_own_key(client):
     a, b = await make_account(client), await make_account(client)
     response = await batch(client, [item(a, b, 1)], atomic=True)
