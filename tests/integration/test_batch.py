@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from conftest import fresh_id, open_account
+from ledger.app import build_ledger, build_store
 from ledger.engine import access
 from ledger.engine.batch_model import BatchItem, NewBatch
 from ledger.engine.model import AccountFlags, IdempotencyKey, Leg, NewTransaction
@@ -184,3 +187,53 @@ async def test_an_atomic_batch_racing_itself_commits_once(either_ledger):
     assert len({tuple(o.transaction.id for o in r.outcomes) for r in results}) == 1
     assert sorted(r.replayed for r in results) == [False, True, True]
     assert (await ledger.balance(accounts[3])).posted.credits == 25
+
+
+@pytest.mark.parametrize("atomic", [False, True])
+async def test_a_batch_whose_commit_answer_was_lost_tells_its_own_items_from_replays(
+    ledger, database_url, settings, owner_engine, atomic
+):
+    """The batch commits, then its connection dies before the answer comes
+    back (an ambiguous commit). The retry finds every key taken: the item
+    that replayed an earlier posting is still a replay (200), the item the
+    lost commit wrote is new (201), and nothing is written twice."""
+    accounts = await open_set(ledger)
+    earlier = BatchItem(
+        fresh_id("k"), transaction(accounts, (0, 3, 7, 0, False, False, False)).entries
+    )
+    await ledger.batches.post(NewBatch([earlier]), None, TESTS)
+    fresh = BatchItem(
+        fresh_id("k"), transaction(accounts, (0, 3, 11, 0, False, False, False)).entries
+    )
+    store = build_store(database_url, settings, application_name="batch-lost-answer")
+    lost = []
+    plain_run = store.run
+
+    async def run(work):
+        async def answer_lost(unit):
+            result = await work(unit)
+            committed = unit.finish
+
+            async def finish():
+                await committed()
+                if not lost:
+                    lost.append(unit.attempt.committing)
+                    lost_answer = psycopg.OperationalError("the answer to COMMIT was lost")
+                    raise sa_exc.OperationalError("COMMIT", {}, lost_answer)
+
+            unit.finish = finish
+            return result
+
+        return await plain_run(answer_lost)
+
+    store.run = run
+    key = IdempotencyKey("tests", fresh_id("batch")) if atomic else None
+    try:
+        result = await build_ledger(store, settings).batches.post(
+            NewBatch([earlier, fresh], atomic=atomic), key, TESTS
+        )
+    finally:
+        await store.dispose()
+    assert lost
+    assert [o.replayed for o in result.outcomes] == [True, False]
+    assert (await ledger.balance(accounts[3])).posted.credits == 7 + 11

@@ -172,7 +172,7 @@ class _Plan:
             if posting is None:
                 continue
             try:
-                result = replay(posting, self.fingerprints[i], self.keys[i], unit.after_ambiguous)
+                result = replay(posting, self.fingerprints[i], self.keys[i], unit)
             except errors.IdempotencyKeyReused as exc:
                 found[i] = ItemOutcome(i, error=exc)
             else:
@@ -303,7 +303,7 @@ async def _replay_batch(
             idempotency_key=key.key,
         )
     transactions = await unit.load_transactions(stored.transaction_ids)
-    return BatchResult(
-        [ItemOutcome(i, t, replayed=True) for i, t in enumerate(transactions)],
-        replayed=not unit.after_ambiguous,
-    )
+    outcomes = [
+        ItemOutcome(i, t, replayed=not unit.wrote_earlier(t.id)) for i, t in enumerate(transactions)
+    ]
+    return BatchResult(outcomes, replayed=all(o.replayed for o in outcomes))

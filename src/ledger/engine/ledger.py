@@ -96,7 +96,7 @@ class Ledger(AccountCases):
             if not unit.first_attempt:
                 stored = await unit.find_by_key(key)
                 if stored is not None:
-                    return replay(stored, fingerprint, key, unit.after_ambiguous)
+                    return replay(stored, fingerprint, key, unit)
             transaction = await write(
                 unit,
                 header(

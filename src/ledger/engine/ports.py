@@ -41,9 +41,11 @@ class PostingUnit(Protocol):
     """One database transaction of a posting. Everything done through it
     commits together or not at all."""
 
-    # True when an earlier attempt of this same unit ended in an ambiguous
-    # commit: a stored posting with our key and fingerprint is then our own.
-    after_ambiguous: bool
+    def wrote_earlier(self, transaction_id: str) -> bool:
+        """An earlier attempt of this same unit wrote this transaction and
+        its commit was ambiguous: found now, it is our own write, not a
+        replay of someone else's."""
+        ...
 
     async def find_by_key(self, key: IdempotencyKey) -> StoredPosting | None: ...
 

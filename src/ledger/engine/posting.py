@@ -107,7 +107,7 @@ async def replay_or_target(
     IdempotencyKeyReused, TransactionNotFound."""
     stored = await unit.find_by_key(key)
     if stored is not None:
-        return replay(stored, fingerprint, key, unit.after_ambiguous)
+        return replay(stored, fingerprint, key, unit)
     target = await unit.get_transaction(transaction_id)
     if target is None:
         raise errors.TransactionNotFound(
@@ -117,7 +117,7 @@ async def replay_or_target(
 
 
 def replay(
-    stored: StoredPosting, fingerprint: str, key: IdempotencyKey, after_ambiguous: bool
+    stored: StoredPosting, fingerprint: str, key: IdempotencyKey, unit: PostingUnit
 ) -> PostingResult:
     """The stored answer for a key used before. Raises IdempotencyKeyReused
     when the request differs from the one stored under the key."""
@@ -128,6 +128,6 @@ def replay(
             idempotency_key=key.key,
             transaction_id=stored.transaction.id,
         )
-    # After an ambiguous commit the stored posting is, as far as the client can
-    # tell, the one this very request wrote: answer as the first answer.
-    return PostingResult(stored.transaction, replayed=not after_ambiguous)
+    # Written by an attempt of this very request whose commit was ambiguous:
+    # answer as the first answer would have.
+    return PostingResult(stored.transaction, replayed=not unit.wrote_earlier(stored.transaction.id))

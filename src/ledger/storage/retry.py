@@ -52,12 +52,18 @@ class StatementsLost(Exception):
 class Attempt:
     """What one attempt knows of the attempts before it, and tells the next."""
 
-    __slots__ = ("after_ambiguous", "committing", "number", "wrote")
+    __slots__ = ("after_ambiguous", "committing", "number", "unsure", "written", "wrote")
 
-    def __init__(self, number: int, after_ambiguous: bool) -> None:
+    def __init__(
+        self, number: int, after_ambiguous: bool, unsure: frozenset[str] = frozenset()
+    ) -> None:
         self.number = number
         # An earlier attempt that wrote may have committed without our knowing.
         self.after_ambiguous = after_ambiguous
+        # The transactions such attempts wrote: found now, they are our own.
+        self.unsure = unsure
+        # The transactions this attempt writes (their ids are made here).
+        self.written: list[str] = []
         # Set by the work when it sends a write. An attempt that only read
         # cannot have committed anything, so its ambiguity does not count.
         self.wrote = False
@@ -93,11 +99,12 @@ async def run_transaction(
     attempt may have committed and no later attempt could find out.
     """
     after_ambiguous = False
+    unsure: frozenset[str] = frozenset()
     last: BaseException | None = None
     failure_name = ""
     for attempt in range(1, policy.attempts + 1):
         during_commit = False
-        current = Attempt(attempt, after_ambiguous)
+        current = Attempt(attempt, after_ambiguous, unsure)
         try:
             async with engine.connect() as conn:
                 trans = await conn.begin()
@@ -130,6 +137,7 @@ async def run_transaction(
                 raise
             if failure is Failure.AMBIGUOUS and current.wrote:
                 after_ambiguous = True
+                unsure |= frozenset(current.written)
             failure_name, last = failure.value, exc
         ATTEMPTS.labels(failure_name).inc()
         log.debug("attempt %d failed (%s): %s", attempt, failure_name, last)

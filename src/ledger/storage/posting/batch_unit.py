@@ -85,6 +85,7 @@ class BatchMethods:
     async def write_batch(self, write: BatchWrite) -> list[Transaction]:
         self.attempt.wrote = True
         refs = [ids.new_transaction_id() for _ in write.postings]
+        self.attempt.written += [str(ref) for ref in refs]
         created_at = write.created_at
         header_rows = []
         audit_rows = [audit.values(r) for r in write.records]

@@ -45,9 +45,8 @@ class SqlPostingUnit(BatchMethods, PostingUnit):
         self.attempt = attempt
         self.wire = wire
 
-    @property
-    def after_ambiguous(self) -> bool:
-        return self.attempt.after_ambiguous
+    def wrote_earlier(self, transaction_id: str) -> bool:
+        return transaction_id in self.attempt.unsure
 
     @property
     def first_attempt(self) -> bool:
@@ -83,6 +82,7 @@ class SqlPostingUnit(BatchMethods, PostingUnit):
     ) -> tuple[HeaderRef, dict[str, AccountState]]:
         transaction_id = ids.new_transaction_id()
         self.attempt.wrote = True
+        self.attempt.written.append(str(transaction_id))
         n = len(account_ids)
         params = {
             "id": transaction_id,
