@@ -83,6 +83,26 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "description": "order 4711",
         "metadata": {"order": "4711"},
     },
+    "NewBatch": {
+        "atomic": False,
+        "transactions": [
+            {
+                "idempotency_key": "payout-2026-11-22-0001",
+                "entries": [
+                    {"account_id": "merchant:acme", "direction": "debit", "amount": 120000},
+                    {"account_id": "bank:payouts", "direction": "credit", "amount": 120000},
+                ],
+                "metadata": {"payout": "po_0001"},
+            },
+            {
+                "idempotency_key": "payout-2026-11-22-0002",
+                "entries": [
+                    {"account_id": "merchant:zeta", "direction": "debit", "amount": 8000},
+                    {"account_id": "bank:payouts", "direction": "credit", "amount": 8000},
+                ],
+            },
+        ],
+    },
     "PostPendingRequest": {"amount": 900, "description": "captured for less"},
     "VoidRequest": {"description": "customer cancelled"},
     "ReversalRequest": {"description": "refund of order 4711"},

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 # The load shapes: one locustfile each in `locustfiles/`.
-SHAPES = ("any_to_any", "fan_in_hot", "authorize_capture", "read_mix", "replays")
+SHAPES = ("any_to_any", "fan_in_hot", "authorize_capture", "read_mix", "replays", "bulk")
 
 
 def package_file(*parts: str) -> Path:
