@@ -68,6 +68,17 @@ def test_cluster_up_bench_and_a_report_with_clean_books(tmp_path):
         assert "sealing:" in run.stdout
         assert summary["baseline"]["tps"] > 0
         assert summary["steps"], summary
+        # Every figure from one source: the plots draw the summary's steps;
+        # the summary and the console say why the load stopped and where
+        # the run's time went.
+        plotted = json.loads((report / "plotted.json").read_text())
+        assert [(b["users"], b["postings_per_second"], b["p99_ms"]) for b in plotted["steps"]] == [
+            (s["users"], s["postings_per_second"], s["p99_ms"]) for s in summary["steps"]
+        ]
+        assert summary["stopped_because"] in run.stdout
+        assert summary["stopped_because"].startswith(("the duration ran out", "step "))
+        assert set(summary["phases_s"]) >= {"seeding", "load", "audit", "pgbench baseline"}
+        assert "the run took" in run.stdout
         for name in ("throughput.png", "latency.png", "latency_vs_throughput.png"):
             assert (report / name).stat().st_size > 0
         assert (report / "locust.html").exists() and (report / "locust_stats.csv").exists()

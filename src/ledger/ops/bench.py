@@ -12,8 +12,10 @@ One invocation:
    key, with the id it was acknowledged with;
 4. measures the raw database on the same server: pgbench running the
    statements of one posting (`ledger.ops.pgbench`);
-5. writes `<results>/<timestamp>-<shape>/`: Locust's CSV and HTML, a JSON
-   summary, and PNG plots; and exits non-zero when a target of
+5. writes `<results>/<timestamp>-<shape>/`: Locust's CSV and HTML, the
+   request, acknowledgement and step logs every figure comes from
+   (`ledger.ops.figures`), a JSON summary, PNG plots and the data they
+   draw (`plotted.json`); and exits non-zero when a target of
    `ledger/ops/targets.toml` is missed.
 
 It measures; it decides nothing about speed except against the targets file.
@@ -35,7 +37,7 @@ from pathlib import Path
 
 from ledger.engine.access import key_id_of
 from ledger.engine.ledger import Ledger
-from ledger.ops import locust, report, webhook_check
+from ledger.ops import figures, locust, report, webhook_check
 from ledger.ops.files import SHAPES, locustfiles
 from ledger.settings import Settings
 from ledger.storage.store import build_store
@@ -60,6 +62,8 @@ class BenchOptions:
     baseline_seconds: int = 15
     results: Path = DEFAULT_RESULTS
     check_targets: bool = True
+    # Postings per request of shape `bulk`.
+    batch_size: int = 100
     # The key the load sends (LEDGER_API_KEY of the Locust processes); its
     # client id scopes the idempotency keys the audit looks up.
     api_key: str = ""
@@ -224,21 +228,26 @@ def run(
     out = options.results / f"{stamp}-{options.shape}"
     out.mkdir(parents=True, exist_ok=True)
     ack_log = out / "acknowledged.log"
+    clock = [("start", time.time())]
     seed(options)
+    clock.append(("seeding", time.time()))
     watch = webhook_check.start(options.targets[0], options.api_key)
     before = attempts(options.targets, options.api_key)
     began = time.time()
     locust_code = locust.start(options, out, ack_log).wait()
-    elapsed = time.time() - began
+    clock.append(("locust", time.time()))
     after = attempts(options.targets, options.api_key)
     acks = locust.read_acks(ack_log)
     since = datetime.fromtimestamp(began, UTC)
     audited = asyncio.run(audit(options.database_url, acks, options.api_key, since))
     audited["webhooks"] = webhook_check.finish(watch, {t for _, t, _ in acks})
+    clock.append(("audit", time.time()))
     baseline = measure_baseline()
+    clock.append(("pgbench baseline", time.time()))
     summary = summarize(options, out, acks, {k: after.get(k, 0) - before.get(k, 0) for k in after})
     summary.update(
-        duration_s=round(elapsed, 1),
+        duration_s=round(clock[-1][1] - clock[0][1], 1),
+        phases_s=phases(clock, summary.pop("load_window")),
         baseline=baseline,
         audit=audited,
         locust_exit_code=locust_code,
@@ -256,14 +265,36 @@ def run(
     return code, out, summary
 
 
+def phases(clock: list[tuple[str, float]], load: tuple[float, float] | None) -> dict:
+    """Where the run's time went, in order: seeding, Locust's start, the
+    load itself (first step to stop), Locust's wind-down, the audit and
+    the baseline."""
+    spans = {name: t - clock[i][1] for i, (name, t) in enumerate(clock[1:])}
+    locust_total = spans.pop("locust")
+    out = {"seeding": spans.pop("seeding")}
+    if load is not None:
+        started = clock[1][1]
+        out["locust start"] = load[0] - started
+        out["load"] = load[1] - load[0]
+        out["locust wind-down"] = started + locust_total - load[1]
+    else:
+        out["locust"] = locust_total
+    out |= spans
+    return {name: round(seconds, 1) for name, seconds in out.items()}
+
+
 def summarize(options: BenchOptions, out: Path, acks, attempted: dict[str, float]) -> dict:
-    """The figures of a finished load: steps, the sustained level, errors,
-    retries per commit, and the plots."""
-    rows = locust.history(out)
-    levels = report.steps(rows, acks)
+    """The figures of a finished load, all from the request, acknowledgement
+    and step logs (`ledger.ops.figures`): steps, the sustained level, the
+    stop and its reason, errors, retries per commit, and the plots."""
+    log = figures.read_steps(out / locust.STEP_LOG)
+    requests = figures.read_requests(out / locust.REQUEST_LOG)
+    ack_times = sorted(t for _, _, t in acks)
+    levels = figures.steps(log, requests, ack_times)
     best = report.knee(levels, options.p99_ms, options.max_errors)
-    total_requests = rows[-1]["requests"] if rows else 0
-    total_failures = rows[-1]["failures"] if rows else 0
+    window = (levels[0]["start"], levels[-1]["end"]) if levels else None
+    seconds = figures.per_second(requests, ack_times, *window) if window else []
+    failed = sum(not r.ok for r in requests)
     committed = attempted.get("committed", 0)
     retried = sum(v for k, v in attempted.items() if k in _RETRIED)
     return {
@@ -271,13 +302,16 @@ def summarize(options: BenchOptions, out: Path, acks, attempted: dict[str, float
         "targets": options.targets,
         "workers": options.workers,
         "acknowledged_postings": len(acks),
+        "requests": len(requests),
         "sustained": best,
         "sustained_postings_per_second": best["postings_per_second"] if best else None,
         "knee_users": best["users"] if best else None,
         "p99_target_ms": options.p99_ms,
-        "error_rate": total_failures / total_requests if total_requests else 0,
+        "stopped_because": log.stop_reason,
+        "load_window": window,
+        "error_rate": failed / len(requests) if requests else 0,
         "retry_rate": retried / committed if committed else 0,
         "database_attempts": attempted,
         "steps": levels,
-        "plots": report.plot(out, rows, levels, acks, options.p99_ms),
+        "plots": report.plot(out, seconds, levels, options.p99_ms),
     }

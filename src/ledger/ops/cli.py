@@ -113,14 +113,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         database_url=database_url,
         duration=args.duration,
         accounts=args.accounts,
-        step_users=args.step_users,
+        step_users=args.step_users or (1 if args.shape == "bulk" else 4),
         step_seconds=args.step_seconds,
         max_users=args.max_users,
-        p99_ms=args.p99_ms,
+        # A step's latency target: the shape's target p99 unless given.
+        p99_ms=args.p99_ms or report.load_targets(args.shape).get("max_p99_ms", 50),
         max_errors=args.max_errors,
         baseline_seconds=args.baseline_seconds,
         check_targets=not args.no_targets,
         api_key=api_key,
+        batch_size=args.batch_size,
     )
     _override_runner(options, args)
     print(
@@ -257,10 +259,19 @@ def _bench_parser(sub) -> None:
     )
     bench.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
     bench.add_argument("--accounts", type=int, default=1000)
-    bench.add_argument("--step-users", type=int, default=4, help="users added per step")
+    bench.add_argument(
+        "--step-users", type=int, help="users added per step (default 4; 1 for bulk)"
+    )
     bench.add_argument("--step-seconds", type=float, default=10, help="seconds per step")
     bench.add_argument("--max-users", type=int, default=200)
-    bench.add_argument("--p99-ms", type=float, default=50, help="latency target of a step")
+    bench.add_argument(
+        "--p99-ms",
+        type=float,
+        help="latency target of a step (default: the shape's max_p99_ms in targets.toml, or 50)",
+    )
+    bench.add_argument(
+        "--batch-size", type=int, default=100, help="postings per request of shape bulk"
+    )
     bench.add_argument("--max-errors", type=float, default=0.01, help="error ratio of a step")
     bench.add_argument("--workers", type=int, help="Locust workers (default: one per core)")
     bench.add_argument("--baseline-seconds", type=int, default=15, help="pgbench seconds")

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING
 
 from ledger.ops.files import free_port, locustfiles
 
+REQUEST_LOG = "requests.log"
+STEP_LOG = "steps.log"
+
 if TYPE_CHECKING:
     from ledger.ops.bench import BenchOptions
 
@@ -38,6 +41,9 @@ class LocustRun:
 
 
 def start(options: BenchOptions, out: Path, ack_log: Path) -> LocustRun:
+    """Master and workers, writing to `out`: Locust's CSV and HTML, the
+    acknowledgements (`ack_log`), the request log and the step log
+    (`REQUEST_LOG`, `STEP_LOG`: see `ledger.ops.figures`)."""
     locustfile = locustfiles() / f"{options.shape}.py"
     if not locustfile.exists():
         raise FileNotFoundError(f"no locustfile for shape {options.shape!r}: {locustfile}")
@@ -54,6 +60,9 @@ def start(options: BenchOptions, out: Path, ack_log: Path) -> LocustRun:
         LEDGER_P99_MS=str(options.p99_ms),
         LEDGER_MAX_ERRORS=str(options.max_errors),
         LEDGER_API_KEY=options.api_key,
+        LEDGER_BATCH_SIZE=str(options.batch_size),
+        LEDGER_REQUEST_LOG=str(out / REQUEST_LOG),
+        LEDGER_STEP_LOG=str(out / STEP_LOG),
     )
     port = free_port()
     locust = [sys.executable, "-m", "locust", "-f", str(locustfile)]

@@ -3,7 +3,7 @@ the load, the rate it sustained, the targets it met or missed."""
 
 from __future__ import annotations
 
-import statistics
+import json
 import tomllib
 from pathlib import Path
 
@@ -11,95 +11,76 @@ from ledger.ops import webhook_check
 from ledger.ops.files import package_file
 
 
-def steps(rows: list[dict], acks: list[tuple[str, str, float]]) -> list[dict]:
-    """Per user level: seconds, postings/s (from the acknowledgements'
-    times), requests/s, error ratio, median of the per-second p99."""
-    times = sorted(t for _, _, t in acks)
-    out: list[dict] = []
-    for users in sorted({r["users"] for r in rows if r["users"] > 0}):
-        level = [r for r in rows if r["users"] == users]
-        start, end = level[0]["t"], level[-1]["t"] + 1
-        before = [r for r in rows if r["t"] < start]
-        base_req = before[-1]["requests"] if before else 0
-        base_fail = before[-1]["failures"] if before else 0
-        requests = level[-1]["requests"] - base_req
-        failures = level[-1]["failures"] - base_fail
-        seconds = end - start
-        postings = sum(1 for t in times if start <= t < end)
-        out.append(
-            {
-                "users": users,
-                "seconds": seconds,
-                "postings_per_second": postings / seconds if seconds else 0,
-                "requests_per_second": requests / seconds if seconds else 0,
-                "error_ratio": failures / requests if requests else 0,
-                "p50_ms": statistics.median(r["p50"] for r in level),
-                "p95_ms": statistics.median(r["p95"] for r in level),
-                "p99_ms": statistics.median(r["p99"] for r in level),
-            }
-        )
-    return out
-
-
-def knee(levels: list[dict], p99_ms: float, max_errors: float) -> dict | None:
-    """The highest user level whose p99 and errors stayed within the targets
-    (at least 3 seconds long): what the system sustains."""
+def knee(
+    levels: list[dict], p99_ms: float, max_errors: float, min_seconds: float = 3
+) -> dict | None:
+    """The step with the most postings/s whose p99 and errors stayed within
+    the targets (at least `min_seconds` long): what the system sustains."""
     good = [
         s
         for s in levels
-        if s["seconds"] >= 3 and s["p99_ms"] <= p99_ms and s["error_ratio"] <= max_errors
+        if s["seconds"] >= min_seconds and s["p99_ms"] <= p99_ms and s["error_ratio"] <= max_errors
     ]
     return max(good, key=lambda s: s["postings_per_second"]) if good else None
 
 
-def plot(out: Path, rows: list[dict], levels: list[dict], acks, p99_ms: float) -> list[str]:
+def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> list[str]:
+    """Throughput and latency second by second, each step's own figures as a
+    bar across its window (the very numbers of the summary's steps), and
+    latency against throughput per step. Writes what it draws to
+    `plotted.json` as well."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not rows:
+    if not seconds:
         return []
-    t0 = rows[0]["t"]
-    seconds = [r["t"] - t0 for r in rows]
-    per_second: dict[int, int] = {}
-    for _, _, t in acks:
-        per_second[int(t) - t0] = per_second.get(int(t) - t0, 0) + 1
+    t0 = levels[0]["start"] if levels else 0.0
+    xs = [r["t"] for r in seconds]
+    bars = [
+        {
+            "users": s["users"],
+            "from_s": round(s["start"] - t0, 3),
+            "to_s": round(s["end"] - t0, 3),
+            "postings_per_second": s["postings_per_second"],
+            "requests_per_second": s["requests_per_second"],
+            "p99_ms": s["p99_ms"],
+        }
+        for s in levels
+    ]
+    (out / "plotted.json").write_text(json.dumps({"per_second": seconds, "steps": bars}, indent=1))
     files = []
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.plot(seconds, [per_second.get(s, 0) for s in seconds], label="postings/s acknowledged")
-    # Locust's workers report every few seconds: requests/s over a 3 s window.
-    requests = [
-        (rows[i]["requests"] - rows[max(0, i - 3)]["requests"]) / max(1, min(i, 3))
-        for i in range(len(rows))
-    ]
-    ax.plot(seconds, requests, label="requests/s (3 s window)", alpha=0.6)
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("per second")
+    ax.plot(xs, [r["postings_per_second"] for r in seconds], label="postings/s", lw=0.8)
+    ax.plot(xs, [r["requests_per_second"] for r in seconds], label="requests/s", lw=0.8, alpha=0.6)
+    for i, b in enumerate(bars):
+        ax.hlines(b["postings_per_second"], b["from_s"], b["to_s"], colors="C0", lw=2.5,
+                  label="postings/s over the step" if i == 0 else None)  # fmt: skip
     users = ax.twinx()
-    users.plot(seconds, [r["users"] for r in rows], color="grey", linestyle="--", label="users")
+    users.step([b["from_s"] for b in bars], [b["users"] for b in bars], where="post",
+               color="grey", linestyle="--")  # fmt: skip
     users.set_ylabel("users")
+    ax.set_xlabel("seconds since the first step")
+    ax.set_ylabel("per second")
     ax.legend(loc="upper left")
-    ax.set_title("Throughput over time")
-    fig.tight_layout()
-    fig.savefig(out / "throughput.png")
-    files.append("throughput.png")
-    plt.close(fig)
+    ax.set_title("Throughput")
+    files.append(_save(fig, out, "throughput.png"))
 
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for key in ("p50", "p95", "p99"):
-        ax.plot(seconds, [r[key] for r in rows], label=key)
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        ax.plot(xs, [r[key] or None for r in seconds], label=f"{key[:3]} each second", lw=0.8)
+    for i, b in enumerate(bars):
+        ax.hlines(b["p99_ms"], b["from_s"], b["to_s"], colors="C2", lw=2.5,
+                  label="p99 over the step" if i == 0 else None)  # fmt: skip
     ax.axhline(p99_ms, color="red", linestyle=":", label=f"p99 target {p99_ms:g} ms")
-    ax.set_xlabel("seconds")
+    ax.set_xlabel("seconds since the first step")
     ax.set_ylabel("ms")
     ax.set_yscale("log")
     ax.legend()
-    ax.set_title("Latency over time")
-    fig.tight_layout()
-    fig.savefig(out / "latency.png")
-    files.append("latency.png")
-    plt.close(fig)
+    ax.set_title("Latency")
+    files.append(_save(fig, out, "latency.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot([s["postings_per_second"] for s in levels], [s["p99_ms"] for s in levels], marker="o")
@@ -107,14 +88,20 @@ def plot(out: Path, rows: list[dict], levels: list[dict], acks, p99_ms: float) -
         ax.annotate(str(s["users"]), (s["postings_per_second"], s["p99_ms"]), fontsize=7)
     ax.axhline(p99_ms, color="red", linestyle=":", label=f"p99 target {p99_ms:g} ms")
     ax.set_xlabel("postings/s")
-    ax.set_ylabel("p99 ms (per user level; labels: users)")
+    ax.set_ylabel("p99 ms (per step; labels: users)")
     ax.legend()
     ax.set_title("Latency against throughput")
-    fig.tight_layout()
-    fig.savefig(out / "latency_vs_throughput.png")
-    files.append("latency_vs_throughput.png")
-    plt.close(fig)
+    files.append(_save(fig, out, "latency_vs_throughput.png"))
     return files
+
+
+def _save(fig, out: Path, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out / name)
+    plt.close(fig)
+    return name
 
 
 def load_targets(shape: str) -> dict:
@@ -134,6 +121,11 @@ def judge(summary: dict, targets: dict) -> list[str]:
     p99 = summary.get("sustained", {}).get("p99_ms") if summary.get("sustained") else None
     if "max_p99_ms" in targets and (p99 is None or p99 > targets["max_p99_ms"]):
         missed.append(f"p99 at the sustained rate {p99} ms above {targets['max_p99_ms']} ms")
+    if "max_retry_rate" in targets and summary["retry_rate"] > targets["max_retry_rate"]:
+        missed.append(
+            f"database retries per commit {summary['retry_rate']:.4f} above "
+            f"{targets['max_retry_rate']}"
+        )
     if "max_error_rate" in targets and summary["error_rate"] > targets["max_error_rate"]:
         missed.append(f"error rate {summary['error_rate']:.4f} above {targets['max_error_rate']}")
     return missed
@@ -143,9 +135,15 @@ def format_summary(summary: dict) -> str:
     lines = [f"shape {summary['shape']}: {summary['acknowledged_postings']} postings acknowledged"]
     for s in summary["steps"]:
         lines.append(
-            f"  {s['users']:4d} users  {s['postings_per_second']:7.1f} postings/s  "
-            f"p50 {s['p50_ms']:6.1f}  p99 {s['p99_ms']:7.1f} ms  errors {s['error_ratio']:.4f}"
+            f"  {s['users']:4d} users {s['seconds']:5.1f} s  {s['postings_per_second']:7.1f} "
+            f"postings/s  {s['requests_per_second']:7.1f} requests/s  p50 {s['p50_ms']:6.1f}  "
+            f"p95 {s['p95_ms']:6.1f}  p99 {s['p99_ms']:7.1f} ms  errors {s['error_ratio']:.4f}"
         )
+    lines.append(f"load stopped: {summary['stopped_because']}")
+    phases = summary.get("phases_s")
+    if phases:
+        parts = ", ".join(f"{name} {seconds:g} s" for name, seconds in phases.items())
+        lines.append(f"the run took {summary.get('duration_s', 0):g} s: {parts}")
     best = summary["sustained"]
     if best:
         lines.append(

@@ -10,12 +10,8 @@ and, all optional:
   LEDGER_ACK_LOG      file to append every acknowledged posting to, as
                       "<idempotency key> <transaction id> <unix time>" lines
   LEDGER_SEEDED       set: the accounts exist already (`ledger bench` seeds them)
-  LEDGER_STEP_USERS   set: use the step-load shape: add this many users...
-  LEDGER_STEP_SECONDS ...every this many seconds (default 10)...
-  LEDGER_MAX_USERS    ...up to this many (default 200)...
-  LEDGER_DURATION     ...for at most this many seconds (default 60)...
-  LEDGER_P99_MS       ...stopping once a step's p99 passes this (default 50)...
-  LEDGER_MAX_ERRORS   ...or its error ratio passes this (default 0.01).
+  LEDGER_STEP_USERS   set: use the step-load shape of `step_load.py`, with
+                      its own settings and logs
 
 A careful payment client: every posting has its own Idempotency-Key, and on a
 connection error or a 5xx the same request with the same key goes to the
@@ -34,15 +30,15 @@ import time
 import urllib.request
 import uuid
 
-from locust import LoadTestShape, events
-from locust.runners import WorkerRunner
+import gevent
+from locust import events
+from locust.runners import MasterRunner, WorkerRunner
 
 ACCOUNTS = int(os.environ.get("LEDGER_ACCOUNTS", "1000"))
 ACK_LOG = os.environ.get("LEDGER_ACK_LOG")
 ATTEMPTS = 4
 HOT_ACCOUNT = "load-fees"
 AUTHORIZATION = {"Authorization": f"Bearer {os.environ.get('LEDGER_API_KEY', '')}"}
-_ack_lock = threading.Lock()
 
 
 def targets(host: str | None) -> list[str]:
@@ -63,39 +59,85 @@ def new_key() -> str:
     return uuid.uuid4().hex
 
 
-_acks: list[str] = []
-ACK_BATCH = 200
+class Appender:
+    """Lines kept and appended to a file a batch at a time, each batch in
+    one write() to a file opened for appending, so that the workers' lines
+    never interleave (an open and a write per line would cost the load
+    generator CPU the services could use). A batch goes out once it has
+    `batch` lines or is `seconds` old, so that readers during the run (the
+    step-load shape) are at most that far behind."""
 
+    def __init__(self, path: str | None, batch: int = 200, seconds: float = 0.2) -> None:
+        self.path = path
+        self.batch = batch
+        self.seconds = seconds
+        self.lines: list[str] = []
+        self.flushed = time.monotonic()
+        self.lock = threading.Lock()
 
-def record(key: str, transaction_id: str) -> None:
-    """Note an acknowledged posting. Lines are kept and appended a batch at
-    a time, each batch in one write() to a file opened for appending, so the
-    workers' lines never interleave; an open and a write per posting cost
-    the load generator CPU the services could use."""
-    if ACK_LOG:
-        with _ack_lock:
-            _acks.append(f"{key} {transaction_id} {time.time():.3f}\n")
-            if len(_acks) >= ACK_BATCH:
-                _flush_acks_locked()
+    def add(self, line: str) -> None:
+        if not self.path:
+            return
+        with self.lock:
+            self.lines.append(line)
+            if len(self.lines) >= self.batch or time.monotonic() - self.flushed >= self.seconds:
+                self._flush_locked()
 
+    def flush(self) -> None:
+        with self.lock:
+            self._flush_locked()
 
-def _flush_acks_locked() -> None:
-    if _acks and ACK_LOG:
-        fd = os.open(ACK_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    def _flush_locked(self) -> None:
+        self.flushed = time.monotonic()
+        if not (self.lines and self.path):
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            data = "".join(_acks).encode()
+            data = "".join(self.lines).encode()
             while data:
                 data = data[os.write(fd, data) :]
         finally:
             os.close(fd)
-        _acks.clear()
+        self.lines.clear()
+
+
+ACKS = Appender(ACK_LOG)
+# Every request's end, latency and success: the figures' one source
+# (`ledger.ops.figures`).
+REQUESTS = Appender(os.environ.get("LEDGER_REQUEST_LOG"))
+
+
+def record(key: str, transaction_id: str) -> None:
+    """Note an acknowledged posting."""
+    ACKS.add(f"{key} {transaction_id} {time.time():.3f}\n")
+
+
+@events.request.add_listener
+def _record_request(response_time, exception, **_kwargs) -> None:
+    REQUESTS.add(f"{time.time():.4f} {response_time:.2f} {0 if exception else 1}\n")
+
+
+@events.init.add_listener
+def _flush_on_a_cadence(environment, **_kwargs) -> None:
+    """Workers flush both logs at least every 0.2 s even when no request
+    ends, so the step-load shape judges a step on all of it."""
+    if isinstance(environment.runner, MasterRunner):
+        return
+
+    def flusher() -> None:
+        while True:
+            gevent.sleep(0.2)
+            ACKS.flush()
+            REQUESTS.flush()
+
+    gevent.spawn(flusher)
 
 
 @events.test_stop.add_listener
 @events.quitting.add_listener
-def _flush_acks(**_kwargs) -> None:
-    with _ack_lock:
-        _flush_acks_locked()
+def _flush_logs(**_kwargs) -> None:
+    ACKS.flush()
+    REQUESTS.flush()
 
 
 def seed(base: str, accounts: int = ACCOUNTS, api_key: str | None = None) -> None:
@@ -167,6 +209,34 @@ class CarefulClient:
                 # the posting or writes it once.
         return None
 
+    def send_batch(self, items: list[dict], name: str = "/transactions/batch") -> int:
+        """POST a non-atomic batch; on a connection error or a 5xx the same
+        batch again on the next node (each item's key makes that safe).
+        Records every acknowledged item; returns how many were."""
+        body = {"transactions": items}
+        for _attempt in range(ATTEMPTS):
+            node = next(self.nodes)
+            with self.client.post(
+                f"{node}/transactions/batch", json=body, name=name, catch_response=True
+            ) as response:
+                if response.status_code == 200:
+                    results = response.json()["results"]
+                    acked = 0
+                    for item, result in zip(items, results, strict=True):
+                        if result["status"] in (200, 201):
+                            record(item["idempotency_key"], result["transaction"]["id"])
+                            acked += 1
+                    if acked == len(items):
+                        response.success()
+                    else:
+                        refused = next(r for r in results if r["status"] not in (200, 201))
+                        response.failure(f"item refused: {refused['problem']['detail'][:200]}")
+                    return acked
+                response.failure(f"{response.status_code}: {(response.text or '')[:200]}")
+                if response.status_code != 0 and response.status_code < 500:
+                    return 0
+        return 0
+
     def read(self, path: str, name: str) -> None:
         node = next(self.nodes)
         self.client.get(f"{node}{path}", name=name)
@@ -181,55 +251,6 @@ def transfer_body(debit: str, credit: str, amount: int) -> dict:
     }
 
 
-class StepLoad(LoadTestShape):
-    """Raise the users by a step every few seconds until a step's p99 passes
-    the latency target or its errors pass the limit (the knee), or the
-    duration or the user limit is reached."""
-
-    step_users = int(os.environ.get("LEDGER_STEP_USERS", "0") or 0)
-    step_seconds = float(os.environ.get("LEDGER_STEP_SECONDS", "10"))
-    max_users = int(os.environ.get("LEDGER_MAX_USERS", "200"))
-    duration = float(os.environ.get("LEDGER_DURATION", "60"))
-    p99_ms = float(os.environ.get("LEDGER_P99_MS", "50"))
-    max_errors = float(os.environ.get("LEDGER_MAX_ERRORS", "0.01"))
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.step = -1
-        self.mark = (0, 0)
-        self.stopped = False
-
-    def tick(self):
-        elapsed = self.get_run_time()
-        if self.stopped or elapsed >= self.duration:
-            return None
-        step = int(elapsed // self.step_seconds)
-        if step != self.step:
-            if self.step >= 0 and self.step_broke():
-                self.stopped = True
-                return None
-            self.step = step
-            total = self.runner.stats.total
-            self.mark = (total.num_requests, total.num_failures)
-        users = min(self.max_users, self.step_users * (step + 1))
-        return users, max(users, 1)
-
-    def step_broke(self) -> bool:
-        """The step that just ended went past the latency target or the
-        error limit (its last seconds' p99, and its own error ratio)."""
-        total = self.runner.stats.total
-        requests = total.num_requests - self.mark[0]
-        failures = total.num_failures - self.mark[1]
-        p99 = total.get_current_response_time_percentile(0.99) or 0
-        errors = failures / requests if requests else 0
-        if p99 > self.p99_ms or errors > self.max_errors:
-            print(
-                f"step {self.step + 1}: p99 {p99:.0f} ms, errors {errors:.3f}: past the target, "
-                "stopping",
-                flush=True,
-            )
-            return True
-        return False
-
-
-STEP_LOAD = StepLoad.step_users > 0
+STEP_LOAD = int(os.environ.get("LEDGER_STEP_USERS", "0") or 0) > 0
+if STEP_LOAD:
+    from step_load import StepLoad  # noqa: F401 - the shapes import it from here
