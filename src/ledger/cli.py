@@ -13,7 +13,8 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import msgspec
@@ -83,6 +84,7 @@ def _shared_metrics(settings: Settings) -> str | None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    started = Phases()
     import uvicorn
 
     from ledger import background
@@ -90,6 +92,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from ledger.api.server import bounded_protocol
     from ledger.app import create_app
     from ledger.storage import migrate
+
+    started.mark("imports")
 
     if settings.bootstrap_key and not _well_formed_key(settings.bootstrap_key):
         print(
@@ -100,16 +104,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     with database(settings) as (url, embedded):
+        started.mark("embedded database")
         if embedded or args.migrate:
             migrate.upgrade(url, role=settings.db_role or "ledger_writer")
         elif not schema_is_current(url):
             return 2
+        started.mark("schema")
         telemetry.configure_access_log(settings)
-        loops = None
+        # The loops' child process starts once the service listens: on a
+        # busy machine its imports would otherwise compete with the
+        # service's own for the CPU, and the service is what clients wait on.
+        loops: list = []
         if settings.background_process:
-            loops = background.spawn(url)
             settings = background.request_loop_settings(settings)
         app = create_app(settings, url, bootstrapped=_announce_key(settings))
+        started.mark("app")
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -134,11 +143,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # The loop uvicorn would choose itself (uvloop when installed).
         try:
             with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-                runner.run(_serve_and_announce(server, settings))
+                runner.run(
+                    _serve_and_announce(
+                        server, settings, started, lambda: loops.append(background.spawn(url))
+                    )
+                )
         finally:
-            if loops is not None:
-                loops.terminate()
-                loops.wait(30)
+            for child in loops:
+                child.terminate()
+                child.wait(30)
         print("ledger: stopped", flush=True)
     return 0
 
@@ -181,19 +194,61 @@ def _announce_key(settings: Settings):
     return announce
 
 
-async def _serve_and_announce(server, settings: Settings) -> None:
+async def _serve_and_announce(
+    server, settings: Settings, started: Phases, spawn_loops: Callable[[], None]
+) -> None:
     """Run uvicorn and print the listening line once the socket is bound,
-    so that whoever waits for the line can connect at once."""
+    so that whoever waits for the line can connect at once, and where the
+    start's time went."""
     serving = asyncio.create_task(server.serve())
     # uvicorn offers `started` only as a flag, not an event to wait on.
     while not server.started and not serving.done():  # noqa: ASYNC110
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.005)
     if server.started:
+        started.mark("start-up (connections, keys, loops)")
         print(
             f"ledger: listening on http://{settings.host}:{settings.port} (API docs at /schema)",
             flush=True,
         )
+        print(f"ledger: {started}", flush=True)
+        if settings.background_process:
+            spawn_loops()
     await serving
+
+
+class Phases:
+    """Where a start's time went, from the process's start (the first phase,
+    `imports`, includes the interpreter's own start): each mark ends a
+    phase."""
+
+    def __init__(self) -> None:
+        self.origin = _process_age_origin()
+        self.last = self.origin
+        self.spans: list[tuple[str, float]] = []
+
+    def mark(self, name: str) -> None:
+        now = time.time()
+        self.spans.append((name, now - self.last))
+        self.last = now
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{name} {s:.2f}" for name, s in self.spans if s >= 0.005)
+        return f"ready {self.last - self.origin:.2f} s after the process started ({parts})"
+
+
+def _process_age_origin() -> float:
+    """When this process started, to about 10 ms, from the kernel's clock
+    ticks since boot (psutil's create_time rounds the boot time to a whole
+    second); where there is no /proc, now."""
+    now = time.time()
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        # The fields after the command's closing parenthesis; starttime is 22nd.
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return now
+    return now - (uptime - started)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

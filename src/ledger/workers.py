@@ -12,7 +12,6 @@ import random
 
 from prometheus_client import Counter, Histogram
 
-from ledger.api.webhook_client import WebhookClient
 from ledger.engine.delivery import Deliverer
 from ledger.engine.ledger import Ledger
 from ledger.settings import Settings
@@ -100,6 +99,11 @@ def _observe(outcome: str, lag: float | None) -> None:
 async def deliver_webhooks(ledger: Ledger, settings: Settings) -> None:
     """Deliver events to the webhook endpoints this process holds the
     lease of, for ever (see `ledger.engine.delivery`)."""
+    # Imported here, not with the module: aiohttp is a tenth of a second of
+    # a service's start, and a service whose loops run in a child process
+    # never sends a webhook itself.
+    from ledger.api.webhook_client import WebhookClient
+
     client = WebhookClient(
         timeout_seconds=settings.webhook_timeout_seconds,
         allow_private=settings.webhook_allow_private,

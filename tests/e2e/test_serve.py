@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,11 @@ def free_port() -> int:
 
 def ledger_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "ledger.cli", *args]
+
+
+READY = re.compile(
+    r"ready (?P<total>[\d.]+) s after the process started \(imports (?P<imports>[\d.]+).*\)"
+)
 
 
 def start(tmp_path: Path, where: list[str], env: dict) -> tuple[subprocess.Popen, str]:
@@ -161,6 +167,14 @@ def test_serve_makes_an_admin_key_in_a_private_file_when_there_is_none(tmp_path)
         answer = httpx.get(f"{base}/keys", headers={"Authorization": f"Bearer {key}"})
         assert answer.status_code == 200, answer.text
         assert [k["name"] for k in answer.json()["items"]] == ["bootstrap"]
+        # Where the start's time went, phase by phase, in one line.
+        deadline = time.monotonic() + 10
+        while not (ready := READY.search((tmp_path / "serve.log").read_text())):
+            assert time.monotonic() < deadline, "no line says where the start went"
+            time.sleep(0.05)
+        total, imports = float(ready["total"]), float(ready["imports"])
+        assert 0 < imports < total
+        assert "embedded database" in ready.group(0) and "schema" in ready.group(0)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)

@@ -32,6 +32,7 @@ Scenarios on the local cluster (`ledger cluster up`):
 from __future__ import annotations
 
 import json
+import math
 import shlex
 import subprocess
 import time
@@ -69,9 +70,13 @@ def local_fault(cluster, scenario: str, pause: float) -> Callable[[], Fault]:
             cluster.stop_service(service, sig=9, wait=10)
             steps.append(f"kill -9 service-{service.index} (pid {service.pid})")
             time.sleep(pause)
+            restarted = time.time()
             cluster.start_service(service)
             cluster.wait_ready()
-            steps.append(f"restarted service-{service.index} (pid {service.pid})")
+            steps.append(
+                f"restarted service-{service.index} (pid {service.pid}), ready "
+                f"{time.time() - restarted:.1f} s after its start"
+            )
         elif scenario in ("db-primary-kill", "db-restart"):
             primary = cluster.primary()
             cluster.kill_server(primary)
@@ -150,8 +155,11 @@ def recovery(
     acks: list[tuple[str, str, float]], fault: Fault, rows: list[dict], before_seconds: float
 ) -> dict:
     """Throughput before the fault (postings/s acknowledged), the seconds
-    from the fault until a second reaches 90% of it again (and the next one
-    too), and the error rate from the fault until then."""
+    until two whole seconds in a row reach 90% of it again, counted from the
+    fault and from the moment the fault was over (a killed node back and
+    ready), and the error rate from the fault until then. The search starts
+    once the fault is over: the seconds right after a kill still carry the
+    requests in flight, and are no recovery."""
     per_second: dict[int, int] = {}
     for _, _, t in acks:
         per_second[int(t)] = per_second.get(int(t), 0) + 1
@@ -161,7 +169,7 @@ def recovery(
     baseline = sum(window) / len(window) if window else 0
     recovered_at = None
     last = max(per_second) if per_second else start
-    for s in range(start, last):
+    for s in range(math.ceil(fault.ended), last):
         if per_second.get(s, 0) >= 0.9 * baseline and per_second.get(s + 1, 0) >= 0.9 * baseline:
             recovered_at = s
             break
@@ -178,6 +186,9 @@ def recovery(
         "postings_per_second_before": round(baseline, 1),
         "recovery_seconds": (
             round(max(0.0, recovered_at - fault.started), 1) if recovered_at is not None else None
+        ),
+        "recovery_seconds_after_fault_over": (
+            round(max(0.0, recovered_at - fault.ended), 1) if recovered_at is not None else None
         ),
         "error_rate_during_fault": round(failures / requests, 4) if requests else 0.0,
         "requests_during_fault": requests,
@@ -298,7 +309,12 @@ def format_verdict(v: dict) -> str:
     recovered = v["recovery_seconds"]
     lines.append(
         f"  before: {v['postings_per_second_before']} postings/s; back to 90% "
-        + (f"{recovered} s after the fault" if recovered is not None else "NEVER within the run")
+        + (
+            f"{recovered} s after the fault, {v['recovery_seconds_after_fault_over']} s after "
+            "it was over"
+            if recovered is not None
+            else "NEVER within the run"
+        )
         + f"; errors during the fault {v['error_rate_during_fault']:.2%} "
         f"({v['failures_during_fault']} of {v['requests_during_fault']} requests)"
     )
