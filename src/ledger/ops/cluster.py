@@ -41,6 +41,14 @@ SERVERS = ("pg_a", "pg_b")
 # bench` and `ledger drill` listen there), and run their background loops
 # beside the request loop (`ledger.background`); LEDGER_* variables given
 # to `ledger cluster up` win.
+# Room for SERIALIZABLE's read locks at row level (see `_configure`): 4,096
+# per transaction (shared memory: about 4,096 x max_connections entries),
+# promoted to a whole table only past all of them, and never to a page.
+PREDICATE_LOCKS = {
+    "max_pred_locks_per_transaction": "4096",
+    "max_pred_locks_per_relation": "-1",
+    "max_pred_locks_per_page": "1000",
+}
 SERVICE_DEFAULTS = {"LEDGER_WEBHOOK_ALLOW_PRIVATE": "1", "LEDGER_BACKGROUND_PROCESS": "1"}
 
 
@@ -213,6 +221,11 @@ class Cluster:
             "synchronous_commit": "on",
             "fsync": "on",
             "shared_buffers": "'256MB'",
+            # SERIALIZABLE's read locks stay on rows: by default a transaction
+            # reading more than 2 rows of a page or 32 of a table (a batch of
+            # postings locks hundreds of balances) holds the whole page or
+            # table instead, and every concurrent writer there conflicts.
+            **PREDICATE_LOCKS,
             "primary_conninfo": (
                 f"'host=127.0.0.1 port={peer.port} user=postgres application_name={server.name}'"
             ),

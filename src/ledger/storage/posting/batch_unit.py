@@ -38,7 +38,9 @@ class BatchMethods:
     async def lock_accounts(
         self, account_ids: Sequence[str]
     ) -> tuple[datetime, dict[str, AccountState]]:
-        found = await self.wire.open(("batch_lock",), lambda: statements.LOCK, {"ids": account_ids})
+        found = await self.wire.open(
+            ("batch_lock",), lambda: statements.LOCK, {"ids": account_ids}, wait_first=True
+        )
         states = {row.id: rows.account_state(row) for row in found if row.id is not None}
         return found[0].now, states
 

@@ -105,6 +105,7 @@ def _prepared(conn: AsyncConnection, key: tuple, build: Callable[[], Any]) -> _P
 
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+_BEGIN_TO_WAIT = "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 
 def _literal(value: Any, escape: Callable[[bytes], bytes]) -> str:
@@ -207,7 +208,11 @@ class FourMessages:
         self.attempt = attempt
         self.settings = settings
 
-    async def open(self, key: tuple, build: Build, params: dict) -> list:
+    async def open(
+        self, key: tuple, build: Build, params: dict, *, wait_first: bool = False
+    ) -> list:
+        """`wait_first` has no use here: CockroachDB's locking read waits
+        inside the transaction and moves its timestamp past the holder."""
         await self.before_sqlalchemy()
         rows = await run_on_driver(self.conn, key, build, params, rows=True)
         assert rows is not None
@@ -247,8 +252,21 @@ class TwoMessages:
         self.held: list[tuple[_Prepared, dict]] = []
         self._raw: psycopg.AsyncConnection | None = None
 
-    async def open(self, key: tuple, build: Build, params: dict) -> list:
-        rows = await self._send((_prepared(self.conn, key, build), params), rows=True)
+    async def open(
+        self, key: tuple, build: Build, params: dict, *, wait_first: bool = False
+    ) -> list:
+        """The locking read that opens the transaction. With `wait_first`
+        (a batch: hundreds of rows, often some locked by another batch),
+        the same read runs first in a READ COMMITTED transaction rolled back
+        at once, in the same message: it waits for whoever holds the rows.
+        Under SERIALIZABLE the snapshot is taken before a lock wait, so
+        waiting there means failing with "could not serialize access due
+        to concurrent update" once the holder commits; waited for first,
+        the real read mostly finds the rows free, with a snapshot that
+        already sees the holder's commit."""
+        statement = (_prepared(self.conn, key, build), params)
+        prelude = [statement] if wait_first and not self.begun else []
+        rows = await self._send(statement, rows=True, prelude=prelude)
         assert rows is not None
         return rows
 
@@ -271,22 +289,37 @@ class TwoMessages:
             raise
 
     async def _send(
-        self, statement: tuple[_Prepared, dict] | None = None, *, commit=False, rows=False
+        self,
+        statement: tuple[_Prepared, dict] | None = None,
+        *,
+        commit=False,
+        rows=False,
+        prelude: list[tuple[_Prepared, dict]] | None = None,
     ) -> list | None:
-        """One message: BEGIN unless sent already, the held writes,
-        `statement`, COMMIT when `commit`. Returns `statement`'s rows when
-        `rows`."""
+        """One message: `prelude` in a READ COMMITTED transaction rolled
+        back, BEGIN unless sent already, the held writes, `statement`,
+        COMMIT when `commit`. Returns `statement`'s rows when `rows`."""
         if self._raw is None:
             self._raw = (await self.conn.get_raw_connection()).driver_connection
         raw = self._raw
-        parts = [] if self.begun else [_BEGIN, *self.settings]
+        escape = psycopg.pq.Escaping(raw.pgconn).escape_literal
+        executed: dict[int, str] = {}  # a statement in the prelude and after it: once
+
+        async def execute(statement) -> str:
+            if id(statement) not in executed:
+                executed[id(statement)] = await self._execute(raw, statement, escape)
+            return executed[id(statement)]
+
+        parts = []
+        if prelude:
+            parts.append(_BEGIN_TO_WAIT)
+            parts += [await execute(p) for p in prelude]
+            parts.append("ROLLBACK")
+        if not self.begun:
+            parts += [_BEGIN, *self.settings]
         todo = [*self.held, statement] if statement is not None else self.held
         self.held = []
-        escape = psycopg.pq.Escaping(raw.pgconn).escape_literal
-        for prepared, params in todo:
-            await self._prepare(raw, prepared)
-            literals = ", ".join([_literal(params[name], escape) for name in prepared.order])
-            parts.append(f"{prepared.execute}{literals})")
+        parts += [await execute(p) for p in todo]
         if commit:
             parts.append("COMMIT")
             self.attempt.committing = True
@@ -306,6 +339,14 @@ class TwoMessages:
             raise StatementsLost() from exc
         except psycopg.Error as exc:
             raise await _sa_error(self.conn, raw, sql, None, exc) from exc
+
+    async def _execute(self, raw: psycopg.AsyncConnection, statement, escape) -> str:
+        """`EXECUTE name(literals)` of a prepared statement and its
+        parameters, prepared on this connection first if need be."""
+        prepared, params = statement
+        await self._prepare(raw, prepared)
+        literals = ", ".join([_literal(params[name], escape) for name in prepared.order])
+        return f"{prepared.execute}{literals})"
 
     async def _prepare(self, raw: psycopg.AsyncConnection, prepared: _Prepared) -> None:
         """PREPARE on this connection unless it has the statement already.
