@@ -97,6 +97,10 @@ class Settings:
     # before a heartbeat.
     events_poll_seconds: float = 0.1
     events_heartbeat_seconds: float = 15.0
+    # A stream ends by itself after this long (a browser's EventSource, or
+    # any client that resumes with Last-Event-ID, reconnects), so a draining
+    # service is never held open by its streams for long.
+    events_stream_seconds: float = 300.0
     # Webhooks. Every process runs a deliverer (0 claim seconds turns it
     # off here); each endpoint is served by one process at a time, which
     # holds its lease in the database and renews it while it delivers.

@@ -44,6 +44,10 @@ def test_schemathesis_finds_nothing(tmp_path, database_url, key):
     # failed-authentication limit, every request would meet the limiter
     # instead of the operation.
     env["LEDGER_AUTH_FAILURES_PER_MINUTE"] = "1000000"
+    # An event stream lasts five minutes by default, and the fuzzer would
+    # wait out every one it opens: here it ends within a second.
+    env["LEDGER_EVENTS_STREAM_SECONDS"] = "0.5"
+    env["LEDGER_EVENTS_HEARTBEAT_SECONDS"] = "0.2"
     external = os.environ.get("LEDGER_TEST_DATABASE_URL")
     where = ["--database-url", database_url] if external else ["--data-dir", str(tmp_path / "pg")]
     process, base = start(tmp_path, where, env)

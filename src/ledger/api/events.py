@@ -19,10 +19,8 @@ from ledger.engine.access import EVENTS_READ
 from ledger.engine.events import EventPage
 
 LAST_EVENT_ID = "Last-Event-ID"
-# A stream ends by itself after this long (a browser's EventSource, or any
-# client that resumes with Last-Event-ID, reconnects after RETRY_MS), so a
-# draining service is never held open by its streams for long.
-STREAM_MAX_SECONDS = 300.0
+# How long a client waits before it reconnects once a stream has ended
+# (after `LEDGER_EVENTS_STREAM_SECONDS`).
 RETRY_MS = 1000
 
 
@@ -83,12 +81,12 @@ async def stream_events(
     `Last-Event-ID` header (EventSource does) to get exactly the events
     after the last one received. A comment line is sent when the stream
     has been quiet for `LEDGER_EVENTS_HEARTBEAT_SECONDS`, to keep proxies
-    from closing it; the stream ends after five minutes, for the client to
-    resume."""
+    from closing it; the stream ends after `LEDGER_EVENTS_STREAM_SECONDS`
+    (five minutes), for the client to resume."""
     cursor = request.headers.get(LAST_EVENT_ID) or after
     actor = req.actor(request)
     ledger.events.check_stream(cursor, types, account_id, actor)
-    ends = time.monotonic() + STREAM_MAX_SECONDS
+    ends = time.monotonic() + settings.events_stream_seconds
     state = request.app.state
 
     def stopping() -> bool:
