@@ -188,8 +188,21 @@ async def test_awkward_text_is_stored_exactly(path, ledger, four_message_ledger)
     assert (await ledger.verify()).ok
 
 
+def single_posting_read():
+    from ledger.storage.posting.statements import open_posting
+
+    return open_posting(3), {"id_0": "load-1", "id_1": "load-2", "id_2": "load-3"}
+
+
+def batch_read():
+    from ledger.storage.posting.batch_statements import LOCK
+
+    return LOCK, {"ids": ["load-1", "load-2", "load-3"]}
+
+
+@pytest.mark.parametrize("read", [single_posting_read, batch_read])
 async def test_a_postings_locking_read_is_an_index_lookup_on_a_table_without_statistics(
-    owner_engine, database_url
+    owner_engine, database_url, read
 ):
     """The root of `fan_in_hot`'s retry storm on a fresh cluster: with no
     statistics yet, the planner scanned `account_balances` for the
@@ -201,12 +214,11 @@ async def test_a_postings_locking_read_is_an_index_lookup_on_a_table_without_sta
         pytest.skip("CockroachDB reads a primary key as a point lookup, and has no SIREAD locks")
     from sqlalchemy.dialects import postgresql
 
-    from ledger.storage.posting.statements import open_posting
-
-    statement = open_posting(3).compile(dialect=postgresql.psycopg.dialect())
+    built, given = read()
+    statement = built.compile(dialect=postgresql.psycopg.dialect())
     explain = "EXPLAIN " + str(statement)
     params = {name: None for name in statement.binds}
-    params.update({"id_0": "load-1", "id_1": "load-2", "id_2": "load-3"})
+    params.update(given)
     async with owner_engine.connect() as conn:
         await conn.execute(
             text(

@@ -25,14 +25,13 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
-    literal_column,
     select,
     true,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ledger.storage.fragments import ACCOUNT_COLUMNS, ACCOUNTS_WITH_HOT, BALANCE_COLUMNS
+from ledger.storage.posting.statements import locked_accounts
 from ledger.storage.queries.audit import AUDIT_COLUMNS
 from ledger.storage.tables import (
     account_balances,
@@ -55,26 +54,7 @@ def _rows(prefix: str, columns: dict):
 
 def _lock():
     ids = cast(bindparam("ids"), ARRAY(accounts.c.id.type))
-    locked = (
-        select(account_balances.c.account_id, *BALANCE_COLUMNS)
-        .where(account_balances.c.account_id == any_(ids), account_balances.c.hot.is_(False))
-        .order_by(account_balances.c.account_id)
-        .with_for_update()
-        .cte("locked")
-    )
-    found = (
-        select(
-            *ACCOUNT_COLUMNS,
-            account_balances.c.hot,
-            *(
-                func.coalesce(locked.c[c.name], literal_column("0")).label(c.name)
-                for c in BALANCE_COLUMNS
-            ),
-        )
-        .select_from(ACCOUNTS_WITH_HOT.outerjoin(locked, locked.c.account_id == accounts.c.id))
-        .where(accounts.c.id == any_(ids))
-        .subquery("found")
-    )
+    found = locked_accounts(lambda account_id: account_id == any_(ids))
     clock = select(func.now().label("now")).cte("clock")
     return select(clock.c.now, *found.c).select_from(clock.outerjoin(found, true()))
 

@@ -8,6 +8,7 @@ cannot drift apart."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from sqlalchemy import (
     BigInteger,
@@ -21,6 +22,8 @@ from sqlalchemy import (
     update,
     values,
 )
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Subquery
 
 from ledger.storage.fragments import ACCOUNT_COLUMNS, ACCOUNTS_WITH_HOT, BALANCE_COLUMNS
 from ledger.storage.queries.audit import AUDIT_COLUMNS
@@ -49,6 +52,33 @@ HEADER_COLUMNS = (
 )
 
 
+def locked_accounts(among: Callable[[ColumnElement], ColumnElement]) -> Subquery:
+    """The accounts whose id `among(id column)` selects, each with its
+    balances, the balance rows of the ordinary ones locked in id order (a
+    hot account's row is read, to learn that it is hot, never locked).
+    Shared by a posting's first statement and a batch's locking read."""
+    locked = (
+        select(account_balances.c.account_id, *BALANCE_COLUMNS)
+        .where(among(account_balances.c.account_id), account_balances.c.hot.is_(False))
+        .order_by(account_balances.c.account_id)
+        .with_for_update()
+        .cte("locked")
+    )
+    return (
+        select(
+            *ACCOUNT_COLUMNS,
+            account_balances.c.hot,
+            *(
+                func.coalesce(locked.c[c.name], literal_column("0")).label(c.name)
+                for c in BALANCE_COLUMNS
+            ),
+        )
+        .select_from(ACCOUNTS_WITH_HOT.outerjoin(locked, locked.c.account_id == accounts.c.id))
+        .where(among(accounts.c.id))
+        .subquery("found")
+    )
+
+
 @functools.cache
 def open_posting(n: int):
     """A posting's first statement: insert its header and its audit row,
@@ -74,26 +104,7 @@ def open_posting(n: int):
         .returning(transactions.c.created_at)
         .cte("header")
     )
-    locked = (
-        select(account_balances.c.account_id, *BALANCE_COLUMNS)
-        .where(account_balances.c.account_id.in_(ids), account_balances.c.hot.is_(False))
-        .order_by(account_balances.c.account_id)
-        .with_for_update()
-        .cte("locked")
-    )
-    found = (
-        select(
-            *ACCOUNT_COLUMNS,
-            account_balances.c.hot,
-            *(
-                func.coalesce(locked.c[c.name], literal_column("0")).label(c.name)
-                for c in BALANCE_COLUMNS
-            ),
-        )
-        .select_from(ACCOUNTS_WITH_HOT.outerjoin(locked, locked.c.account_id == accounts.c.id))
-        .where(accounts.c.id.in_(ids))
-        .subquery("found")
-    )
+    found = locked_accounts(lambda account_id: account_id.in_(ids))
     audit_row = audit_log.insert().values(
         {c: bindparam(f"audit_{c}", type_=audit_log.c[c].type) for c in AUDIT_COLUMNS}
     )

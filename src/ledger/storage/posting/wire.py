@@ -312,7 +312,9 @@ class TwoMessages:
 
         parts = []
         if prelude:
-            parts.append(_BEGIN_TO_WAIT)
+            # The settings too: a plan the prelude leaves in the statement's
+            # cache must be the one the real read would make.
+            parts += [_BEGIN_TO_WAIT, *self.settings]
             parts += [await execute(p) for p in prelude]
             parts.append("ROLLBACK")
         if not self.begun:
