@@ -158,6 +158,9 @@ async def test_a_rotated_secret_signs_beside_the_old_one_during_the_overlap(clie
     receiver = Receiver().start()
     async with endpoint(client, receiver) as hook:
         old = hook["secret"]
+        # A deliverer serves the endpoint already, with the secret it read.
+        zero = await post(client, a, b)
+        await until(arrived(receiver, [zero]), "delivery before the rotation")
         rotated = await client.post(f"/webhooks/{hook['id']}/rotate-secret")
         assert rotated.status_code == 200
         new = rotated.json()["secret"]

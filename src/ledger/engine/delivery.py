@@ -233,6 +233,11 @@ class Deliverer:
                 tail = self.events.tail
                 while not await tail.wait_past(reached.sequence, self.settings.flush_seconds):
                     served.check()
+                # A change made while the endpoint was quiet (a rotated
+                # secret, above all) is seen before the next delivery: the
+                # write finds the endpoint's new generation, the lease is
+                # lost, and the endpoint is taken up again as it now is.
+                await self._flush(served)
 
     async def _heartbeat(self, served: _Served) -> None:
         """Renew the lease every third of its time, whatever the deliveries
