@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from ledger.storage.posting.statements import locked_accounts
+from ledger.storage.posting.statements import ENTRY_COLUMNS, locked_accounts
 from ledger.storage.queries.audit import AUDIT_COLUMNS
 from ledger.storage.tables import (
     account_balances,
@@ -95,19 +95,8 @@ def _headers():
 
 HEADERS = _headers()
 
-ENTRY_ARRAYS = {
-    name: entries.c[name].type
-    for name in (
-        "account_id",
-        "entry_id",
-        "transaction_id",
-        "leg",
-        "direction",
-        "amount",
-        "currency",
-        "pending",
-    )
-}
+# A single posting's entry columns but the time, which is one parameter.
+ENTRY_ARRAYS = {name: entries.c[name].type for name in ENTRY_COLUMNS if name != "created_at"}
 TOTALS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits")
 NET_ARRAYS = {name: account_balances.c[name].type for name in ("account_id", *TOTALS)}
 HOT_ARRAYS = {name: hot_deltas.c[name].type for name in ("account_id", "transaction_id", *TOTALS)}
