@@ -13,13 +13,16 @@ import shutil
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from ledger.phases import Phases
 
 
 def database_args(parser: argparse.ArgumentParser) -> None:
@@ -84,12 +87,13 @@ def _shared_metrics(settings: Settings) -> str | None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from ledger.phases import Phases
+
     started = Phases()
     import uvicorn
 
     from ledger import background
     from ledger.api import telemetry
-    from ledger.api.server import bounded_protocol
     from ledger.app import create_app
     from ledger.storage import migrate
 
@@ -119,20 +123,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             settings = background.request_loop_settings(settings)
         app = create_app(settings, url, bootstrapped=_announce_key(settings))
         started.mark("app")
-        config = uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            # uvicorn stops accepting on SIGTERM and waits this long for
-            # in-flight requests before it closes them.
-            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-            access_log=False,
-            log_level="warning",
-            # Nothing reads the client's address; X-Forwarded-* parsing on
-            # every request is work for nothing.
-            proxy_headers=False,
-            http=bounded_protocol(settings.max_head_bytes, settings.max_headers),
-        )
+        config = _uvicorn_config(app, settings)
         server = uvicorn.Server(config)
         # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal to the
         # handler that was installed before it. The default one would kill the
@@ -154,6 +145,27 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 child.wait(30)
         print("ledger: stopped", flush=True)
     return 0
+
+
+def _uvicorn_config(app, settings: Settings):
+    import uvicorn
+
+    from ledger.api.server import bounded_protocol
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        # uvicorn stops accepting on SIGTERM and waits this long for
+        # in-flight requests before it closes them.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        access_log=False,
+        log_level="warning",
+        # Nothing reads the client's address; X-Forwarded-* parsing on
+        # every request is work for nothing.
+        proxy_headers=False,
+        http=bounded_protocol(settings.max_head_bytes, settings.max_headers),
+    )
 
 
 def _well_formed_key(key: str) -> bool:
@@ -214,41 +226,6 @@ async def _serve_and_announce(
         if settings.background_process:
             spawn_loops()
     await serving
-
-
-class Phases:
-    """Where a start's time went, from the process's start (the first phase,
-    `imports`, includes the interpreter's own start): each mark ends a
-    phase."""
-
-    def __init__(self) -> None:
-        self.origin = _process_age_origin()
-        self.last = self.origin
-        self.spans: list[tuple[str, float]] = []
-
-    def mark(self, name: str) -> None:
-        now = time.time()
-        self.spans.append((name, now - self.last))
-        self.last = now
-
-    def __str__(self) -> str:
-        parts = ", ".join(f"{name} {s:.2f}" for name, s in self.spans if s >= 0.005)
-        return f"ready {self.last - self.origin:.2f} s after the process started ({parts})"
-
-
-def _process_age_origin() -> float:
-    """When this process started, to about 10 ms, from the kernel's clock
-    ticks since boot (psutil's create_time rounds the boot time to a whole
-    second); where there is no /proc, now."""
-    now = time.time()
-    try:
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        # The fields after the command's closing parenthesis; starttime is 22nd.
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return now
-    return now - (uptime - started)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

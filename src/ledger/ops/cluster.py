@@ -41,14 +41,6 @@ SERVERS = ("pg_a", "pg_b")
 # bench` and `ledger drill` listen there), and run their background loops
 # beside the request loop (`ledger.background`); LEDGER_* variables given
 # to `ledger cluster up` win.
-# Room for SERIALIZABLE's read locks at row level (see `_configure`): 4,096
-# per transaction (shared memory: about 4,096 x max_connections entries),
-# promoted to a whole table only past all of them, and never to a page.
-PREDICATE_LOCKS = {
-    "max_pred_locks_per_transaction": "4096",
-    "max_pred_locks_per_relation": "-1",
-    "max_pred_locks_per_page": "1000",
-}
 SERVICE_DEFAULTS = {"LEDGER_WEBHOOK_ALLOW_PRIVATE": "1", "LEDGER_BACKGROUND_PROCESS": "1"}
 
 
@@ -201,38 +193,9 @@ class Cluster:
             "-U",
             "postgres",
         )
-        self._configure(primary, peer=standby)
+        primary.configure(peer=standby)
         with open(Path(primary.data_dir) / "pg_hba.conf", "a") as hba:
             hba.write("host replication postgres 127.0.0.1/32 trust\n")
-
-    def _configure(self, server: Server, peer: Server) -> None:
-        """Settings of one server. Both carry the same replication settings,
-        so that either can be primary with the other as its synchronous
-        standby (the drills promote and rebuild)."""
-        settings = {
-            "listen_addresses": "'127.0.0.1'",
-            "port": str(server.port),
-            "unix_socket_directories": f"'{server.data_dir}'",
-            "max_connections": "200",
-            "wal_level": "replica",
-            "max_wal_senders": "10",
-            "wal_log_hints": "on",  # pg_rewind needs it
-            "hot_standby": "on",
-            "synchronous_commit": "on",
-            "fsync": "on",
-            "shared_buffers": "'256MB'",
-            # SERIALIZABLE's read locks stay on rows: by default a transaction
-            # reading more than 2 rows of a page or 32 of a table (a batch of
-            # postings locks hundreds of balances) holds the whole page or
-            # table instead, and every concurrent writer there conflicts.
-            **PREDICATE_LOCKS,
-            "primary_conninfo": (
-                f"'host=127.0.0.1 port={peer.port} user=postgres application_name={server.name}'"
-            ),
-        }
-        with open(Path(server.data_dir) / "postgresql.auto.conf", "a") as conf:
-            for key, value in settings.items():
-                conf.write(f"{key} = {value}\n")
 
     def _start_server(self, server: Server) -> None:
         pg("pg_ctl", "-D", server.data_dir, "-l", server.log, "-w", "-t", "60", "start")
@@ -254,7 +217,7 @@ class Cluster:
         )
         # The copy carries the primary's settings: give it its own, and make
         # it a standby.
-        self._configure(standby, peer=primary)
+        standby.configure(peer=primary)
         (Path(standby.data_dir) / "standby.signal").touch()
         user = system_user()
         if user is not None:

@@ -46,12 +46,51 @@ def pg(program: str, *args: str, check: bool = True, timeout: float = 120) -> st
     return result.stdout
 
 
+# Room for SERIALIZABLE's read locks at row level (see `Server.configure`):
+# 4,096 per transaction (shared memory: about 4,096 x max_connections
+# entries), promoted to a whole table only past all of them, never to a page.
+PREDICATE_LOCKS = {
+    "max_pred_locks_per_transaction": "4096",
+    "max_pred_locks_per_relation": "-1",
+    "max_pred_locks_per_page": "1000",
+}
+
+
 @dataclass
 class Server:
     name: str
     port: int
     data_dir: str
     log: str
+
+    def configure(self, peer: Server) -> None:
+        """This server's settings. Both servers carry the same replication
+        settings, so that either can be primary with the other as its
+        synchronous standby (the drills promote and rebuild)."""
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.data_dir}'",
+            "max_connections": "200",
+            "wal_level": "replica",
+            "max_wal_senders": "10",
+            "wal_log_hints": "on",  # pg_rewind needs it
+            "hot_standby": "on",
+            "synchronous_commit": "on",
+            "fsync": "on",
+            "shared_buffers": "'256MB'",
+            # SERIALIZABLE's read locks stay on rows: by default a transaction
+            # reading more than 2 rows of a page or 32 of a table (a batch of
+            # postings locks hundreds of balances) holds the whole page or
+            # table instead, and every concurrent writer there conflicts.
+            **PREDICATE_LOCKS,
+            "primary_conninfo": (
+                f"'host=127.0.0.1 port={peer.port} user=postgres application_name={self.name}'"
+            ),
+        }
+        with open(Path(self.data_dir) / "postgresql.auto.conf", "a") as conf:
+            for key, value in settings.items():
+                conf.write(f"{key} = {value}\n")
 
     def dsn(self, database: str = DATABASE) -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
