@@ -52,15 +52,12 @@ class StatementsLost(Exception):
 class Attempt:
     """What one attempt knows of the attempts before it, and tells the next."""
 
-    __slots__ = ("after_ambiguous", "committing", "number", "unsure", "written", "wrote")
+    __slots__ = ("committing", "number", "unsure", "written", "wrote")
 
-    def __init__(
-        self, number: int, after_ambiguous: bool, unsure: frozenset[str] = frozenset()
-    ) -> None:
+    def __init__(self, number: int, unsure: frozenset[str] = frozenset()) -> None:
         self.number = number
-        # An earlier attempt that wrote may have committed without our knowing.
-        self.after_ambiguous = after_ambiguous
-        # The transactions such attempts wrote: found now, they are our own.
+        # The transactions earlier attempts wrote before a commit whose
+        # outcome is unknown: found now, they are this request's own.
         self.unsure = unsure
         # The transactions this attempt writes (their ids are made here).
         self.written: list[str] = []
@@ -104,7 +101,7 @@ async def run_transaction(
     failure_name = ""
     for attempt in range(1, policy.attempts + 1):
         during_commit = False
-        current = Attempt(attempt, after_ambiguous, unsure)
+        current = Attempt(attempt, unsure)
         try:
             async with engine.connect() as conn:
                 trans = await conn.begin()

@@ -9,6 +9,8 @@ and, all optional:
   LEDGER_ACCOUNTS     ordinary accounts to use (default 1000)
   LEDGER_ACK_LOG      file to append every acknowledged posting to, as
                       "<idempotency key> <transaction id> <unix time>" lines
+  LEDGER_REQUEST_LOG  file to append every request to, as "<end unix time>
+                      <latency ms> <1 ok | 0 failed>" lines (`ledger.ops.figures`)
   LEDGER_SEEDED       set: the accounts exist already (`ledger bench` seeds them)
   LEDGER_STEP_USERS   set: use the step-load shape of `step_load.py`, with
                       its own settings and logs

@@ -265,8 +265,7 @@ class TwoMessages:
         the real read mostly finds the rows free, with a snapshot that
         already sees the holder's commit."""
         statement = (_prepared(self.conn, key, build), params)
-        prelude = [statement] if wait_first and not self.begun else []
-        rows = await self._send(statement, rows=True, prelude=prelude)
+        rows = await self._send(statement, rows=True, wait_first=wait_first and not self.begun)
         assert rows is not None
         return rows
 
@@ -294,34 +293,27 @@ class TwoMessages:
         *,
         commit=False,
         rows=False,
-        prelude: list[tuple[_Prepared, dict]] | None = None,
+        wait_first=False,
     ) -> list | None:
-        """One message: `prelude` in a READ COMMITTED transaction rolled
-        back, BEGIN unless sent already, the held writes, `statement`,
-        COMMIT when `commit`. Returns `statement`'s rows when `rows`."""
+        """One message: with `wait_first`, `statement` in a READ COMMITTED
+        transaction rolled back; BEGIN unless sent already, the held writes,
+        `statement`, COMMIT when `commit`. Returns `statement`'s rows when
+        `rows`."""
         if self._raw is None:
             self._raw = (await self.conn.get_raw_connection()).driver_connection
         raw = self._raw
         escape = psycopg.pq.Escaping(raw.pgconn).escape_literal
-        executed: dict[int, str] = {}  # a statement in the prelude and after it: once
-
-        async def execute(statement) -> str:
-            if id(statement) not in executed:
-                executed[id(statement)] = await self._execute(raw, statement, escape)
-            return executed[id(statement)]
-
-        parts = []
-        if prelude:
-            # The settings too: a plan the prelude leaves in the statement's
-            # cache must be the one the real read would make.
-            parts += [_BEGIN_TO_WAIT, *self.settings]
-            parts += [await execute(p) for p in prelude]
-            parts.append("ROLLBACK")
-        if not self.begun:
-            parts += [_BEGIN, *self.settings]
         todo = [*self.held, statement] if statement is not None else self.held
         self.held = []
-        parts += [await execute(p) for p in todo]
+        executes = [await self._execute(raw, p, escape) for p in todo]
+        parts = []
+        if wait_first:
+            # The settings too: a plan the wait leaves in the statement's
+            # cache must be the one the real read would make.
+            parts += [_BEGIN_TO_WAIT, *self.settings, executes[-1], "ROLLBACK"]
+        if not self.begun:
+            parts += [_BEGIN, *self.settings]
+        parts += executes
         if commit:
             parts.append("COMMIT")
             self.attempt.committing = True
