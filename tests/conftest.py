@@ -158,6 +158,12 @@ WRITTEN_TABLES = (
     # makes an account hot shows in account_balances and account_changes.
     "api_keys",
     "webhook_endpoints",
+    "recon_sources",
+    "recon_statements",
+    "recon_lines",
+    "recon_runs",
+    "recon_matches",
+    "recon_exceptions",
 )
 
 

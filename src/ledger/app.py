@@ -20,6 +20,7 @@ from ledger.api import batch as batch_routes
 from ledger.api import currencies as currency_routes
 from ledger.api import events as event_routes
 from ledger.api import journal as journal_routes
+from ledger.api import reconciliation as reconciliation_routes
 from ledger.api.accounts import AccountController
 from ledger.api.keys import KeyController
 from ledger.api.middleware import AccessMiddleware, echo_request_id
@@ -93,6 +94,7 @@ def create_app(
             batch_routes.router(settings),
             KeyController,
             WebhookController,
+            reconciliation_routes.router(settings),
             *audit_routes.HANDLERS,
             *currency_routes.HANDLERS,
             *journal_routes.HANDLERS,

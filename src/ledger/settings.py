@@ -49,6 +49,8 @@ class Settings:
     # ... and the HTTP layer's (a batch's body has its own).
     max_body_bytes: int = 64 * 1024
     max_batch_body_bytes: int = 8 * 1024 * 1024
+    # A reconciliation statement file (100,000 camt.053 entries are ~60 MiB).
+    max_statement_bytes: int = 128 * 1024 * 1024
     # A request's line and headers together, and how many header fields it
     # may carry (more is answered 431 by the server, before the app).
     max_head_bytes: int = 16 * 1024

@@ -26,6 +26,7 @@ SCOPE_OPT = "scope"  # the route handler's `opt` key holding its scope
 ACTION_OPT = "audit_action"  # ... and, on a write, the audit action
 IDEMPOTENCY_OPT = "idempotency"  # "required" or "optional": the Idempotency-Key header
 ANSWERS_OPT = "answers"  # statuses beyond what the rest implies, for the document
+FILE_BODY_OPT = "file_body"  # the body is a file, not JSON: the handler checks its type
 PUBLIC = "public"  # no key needed: /health and /ready only
 AUTHENTICATED = "authenticated"  # any valid key (the API documentation)
 
@@ -44,6 +45,7 @@ def requires(
     *,
     idempotency: str | None = None,
     answers: tuple[int, ...] = (),
+    file_body: bool = False,
 ) -> dict:
     """The route decorator arguments that declare `scope` (and, for a
     write, its audit `action`, and whether it takes an Idempotency-Key;
@@ -56,6 +58,8 @@ def requires(
         opt[ACTION_OPT] = action
     if idempotency is not None:
         opt[IDEMPOTENCY_OPT] = idempotency
+    if file_body:
+        opt[FILE_BODY_OPT] = True
     return {"opt": opt, "security": [{BEARER: [scope]}]}
 
 

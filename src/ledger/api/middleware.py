@@ -66,7 +66,8 @@ class AccessMiddleware(ASGIMiddleware):
             key = await gate.authenticate(headers.get(b"authorization"), source)
             state[ACTOR_STATE] = access.actor(key, request, source, reason)
             gate.admit(key, declared, reason)
-            _check_media_type(scope["method"], headers)
+            if not opt.get(access.FILE_BODY_OPT):
+                _check_media_type(scope["method"], headers)
             if scope["query_string"] and declared != access.AUTHENTICATED:
                 _check_query(scope)
         except errors.LedgerError as exc:

@@ -136,3 +136,17 @@ def body_operation(type_: type, *, required: bool = True) -> type[Operation]:
 
     _WithBody.__name__ = f"{type_.__name__}Operation"
     return _WithBody
+
+
+def file_operation(media_types: tuple[str, ...], description: str) -> type[Operation]:
+    """An Operation class whose request body is a file, as one of
+    `media_types`, for `operation_class=`."""
+    content = {m: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)) for m in media_types}
+
+    @dataclasses.dataclass
+    class _WithFile(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = RequestBody(content=content, required=True, description=description)
+
+    _WithFile.__name__ = "FileOperation"
+    return _WithFile

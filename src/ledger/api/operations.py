@@ -14,10 +14,13 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from ledger.api import request as req
 from ledger.api.access import public, requires
 from ledger.engine.access import METRICS_READ
+from ledger.engine.reconcile.model import CLASSES, SEVERITIES
 
 
 @get("/health", tags=["operations"], **public())
@@ -47,12 +50,39 @@ _METRICS_MEDIA = CONTENT_TYPE_LATEST.replace("; charset=utf-8", "")
 
 
 @get("/metrics", tags=["operations"], media_type=_METRICS_MEDIA, **requires(METRICS_READ))
-async def metrics() -> Response[bytes]:
+async def metrics(ledger: req.LedgerDep) -> Response[bytes]:
     """Prometheus metrics (the text exposition format). Prometheus sends the
     key as a bearer token (`authorization: {credentials: <key>}` in its
     scrape config). With `LEDGER_BACKGROUND_PROCESS`, the background
     process's metrics are added in (prometheus_client's multiprocess mode)."""
-    return Response(generate_latest(_registry()), media_type=_METRICS_MEDIA)
+    gauges = await _reconciliation(ledger)
+    return Response(generate_latest(_registry()) + gauges, media_type=_METRICS_MEDIA)
+
+
+async def _reconciliation(ledger: req.LedgerDep) -> bytes:
+    """Open reconciliation exceptions by class and severity, read from the
+    database at each scrape (every process answers the same), zeros
+    included, so an alert on a class never sees a missing series."""
+    counts = {(c, s): n for c, s, n in await ledger.reconciliation.open_counts()}
+    family = GaugeMetricFamily(
+        "ledger_reconciliation_open_exceptions",
+        "Open reconciliation exceptions, by class and severity",
+        labels=["class", "severity"],
+    )
+    for cls in CLASSES:
+        for severity in SEVERITIES:
+            family.add_metric([cls, severity], counts.get((cls, severity), 0))
+    registry = CollectorRegistry()
+    registry.register(_Fixed([family]))
+    return generate_latest(registry)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list) -> None:
+        self.families = families
+
+    def collect(self):
+        return self.families
 
 
 def _registry() -> CollectorRegistry:

@@ -36,6 +36,8 @@ KEYS_ADMIN = "keys:admin"
 JOURNAL_READ = "journal:read"
 EVENTS_READ = "events:read"
 WEBHOOKS_ADMIN = "webhooks:admin"
+RECONCILIATION_READ = "reconciliation:read"
+RECONCILIATION_WRITE = "reconciliation:write"
 SCOPES = (
     ACCOUNTS_READ,
     ACCOUNTS_WRITE,
@@ -47,6 +49,8 @@ SCOPES = (
     JOURNAL_READ,
     EVENTS_READ,
     WEBHOOKS_ADMIN,
+    RECONCILIATION_READ,
+    RECONCILIATION_WRITE,
 )
 
 # The key `ledger serve` makes when the database holds none.

@@ -41,6 +41,10 @@ WEBHOOK_CREATE = "webhook.create"
 WEBHOOK_DELETE = "webhook.delete"
 WEBHOOK_ROTATE = "webhook.rotate_secret"
 WEBHOOK_REPLAY = "webhook.replay"
+RECON_SOURCE_CREATE = "reconciliation.source.create"
+RECON_STATEMENT_UPLOAD = "reconciliation.statement.upload"
+RECON_RUN = "reconciliation.run"
+RECON_RESOLVE = "reconciliation.exception.resolve"
 
 # Outcomes: what came of it.
 Outcome = Literal["created", "updated", "unchanged", "revoked", "replayed", "refused", "failed"]

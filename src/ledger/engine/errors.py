@@ -21,14 +21,16 @@ classes, and nothing else in the code decides a status):
     │   ├── InvalidAmount, TooFewLegs, TooManyLegs, UnbalancedTransaction
     │   ├── InvalidResolution, InvalidAccount, HotAccountLimited
     │   ├── UnknownAccount, CurrencyMismatch, CurrencyScaleMismatch
-    │   └── LimitExceeded, BalanceOverflow
+    │   ├── LimitExceeded, BalanceOverflow
+    │   └── StatementMalformed, StatementUnbalanced
     ├── NotFound                  404
     │   └── AccountNotFound, TransactionNotFound, KeyNotFound, BlockNotFound,
-│       WebhookNotFound
+│       WebhookNotFound, ReconciliationNotFound
     ├── Conflict                  409  clashes with what is already written
     │   ├── IdempotencyKeyReused, AlreadyReversed, AlreadyResolved
     │   ├── PendingExpired, NotPending, NotReversible, AccountExists
-    │   └── NotSealedYet
+    │   ├── NotSealedYet
+    │   └── SourceExists, ExceptionResolved
     └── Unavailable               503  the database gave no answer
         └── RetriesExhausted, OutcomeUnknown
 
@@ -216,6 +218,18 @@ class BalanceOverflow(RuleViolated):
     title = "The posting would overflow an account's running totals"
 
 
+class StatementMalformed(RuleViolated):
+    """A statement file that cannot be read (`line` or `element` says where)."""
+
+    code = "statement-malformed"
+    title = "The statement file cannot be read"
+
+
+class StatementUnbalanced(RuleViolated):
+    code = "statement-unbalanced"
+    title = "The statement's opening balance plus its entries is not its closing balance"
+
+
 # --- the thing asked for does not exist -----------------------------------------
 
 
@@ -249,12 +263,29 @@ class BlockNotFound(NotFound):
     title = "No such block in the sealed journal"
 
 
+class ReconciliationNotFound(NotFound):
+    """No such reconciliation source, run or exception (`kind` says which)."""
+
+    code = "reconciliation-not-found"
+    title = "No such reconciliation record"
+
+
 # --- the request conflicts with what is already written --------------------------
 
 
 class Conflict(LedgerError):
     code = "conflict"
     title = "Conflict"
+
+
+class SourceExists(Conflict):
+    code = "source-exists"
+    title = "A reconciliation source with this id exists"
+
+
+class ExceptionResolved(Conflict):
+    code = "exception-resolved"
+    title = "The reconciliation exception is resolved already"
 
 
 class IdempotencyKeyReused(Conflict):

@@ -33,6 +33,7 @@ from ledger.engine.model import (
 )
 from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
+from ledger.engine.reconcile.cases import Reconciliation
 from ledger.engine.verify import VerifyReport, judge
 from ledger.engine.webhooks import Resolve, Webhooks, no_resolver
 
@@ -43,7 +44,7 @@ class Ledger(AccountCases):
     """The accounts' use cases come from `AccountCases`; the API keys', the
     audit trail's, the sealed journal's, the events' and the webhooks' are
     `keys`, `audit`, `journal`, `events` and `webhooks`; batches of postings
-    are `batches`."""
+    are `batches`; reconciliation against statements is `reconciliation`."""
 
     def __init__(
         self,
@@ -71,6 +72,7 @@ class Ledger(AccountCases):
             allow_private=webhook_allow_private,
             rotation_overlap_seconds=rotation_overlap_seconds,
         )
+        self.reconciliation = Reconciliation(store, limits, self.post_transaction)
 
     # --- postings ----------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from ledger.engine.model import (
     Transaction,
     TransactionHeader,
 )
+from ledger.engine.reconcile.ports import ReconciliationStore
 from ledger.engine.verify import JournalFacts
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
@@ -229,7 +230,7 @@ class WebhookStore(Protocol):
     async def prune_deliveries(self, webhook_id: str, older_than: timedelta) -> int: ...
 
 
-class Store(JournalStore, EventStore, WebhookStore, Protocol):
+class Store(JournalStore, EventStore, WebhookStore, ReconciliationStore, Protocol):
     async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
         """Run `work` in one SERIALIZABLE database transaction, retrying the
         whole of it on conflicts. Raises RetriesExhausted or OutcomeUnknown

@@ -49,6 +49,7 @@ from ledger.storage.queries import (
     transactions,
     verify,
 )
+from ledger.storage.reconcile.store import ReconciliationMethods
 from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
 from ledger.storage.tables import CURRENCY_SCALE_CONSTRAINT
 from ledger.storage.webhook_store import WebhookMethods
@@ -56,7 +57,7 @@ from ledger.storage.webhook_store import WebhookMethods
 T = TypeVar("T")
 
 
-class SqlStore(JournalMethods, WebhookMethods):
+class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods):
     """Every call, reads included, goes through the retry loop, so a
     connection the server dropped costs a retry, not an error."""
 

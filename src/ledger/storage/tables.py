@@ -329,3 +329,6 @@ audit_log = Table(
     schema=AUDIT_SCHEMA,
 )
 Index("log_target", audit_log.c.target)
+
+# Reconciliation's tables join the same metadata (migration 0010).
+from ledger.storage.reconcile import tables as _reconciliation  # noqa: E402, F401

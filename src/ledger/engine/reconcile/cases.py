@@ -1,0 +1,357 @@
+"""Reconciliation's use cases: sources, statement uploads, runs, the
+exceptions and their resolution. Each write carries its audit row; a
+write-off posts its adjusting transaction through the ledger's own
+posting path (`post`), idempotent on the exception."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ledger.engine import errors, paging
+from ledger.engine.access import Actor
+from ledger.engine.audit import (
+    RECON_RESOLVE,
+    RECON_RUN,
+    RECON_SOURCE_CREATE,
+    RECON_STATEMENT_UPLOAD,
+    AuditRecord,
+)
+from ledger.engine.free_text import check_text
+from ledger.engine.limits import Limits
+from ledger.engine.model import Account, IdempotencyKey, Leg, NewTransaction, Page, PostingResult
+from ledger.engine.reconcile import lifecycle, statements
+from ledger.engine.reconcile.model import (
+    CLASSES,
+    MAX_DAYS,
+    SEVERITIES,
+    WRITE_OFF_KEY,
+    ExceptionFilter,
+    Match,
+    NewRun,
+    NewSource,
+    ReconException,
+    Resolved,
+    ResolveRequest,
+    Run,
+    Source,
+    Statement,
+    Window,
+    check_new_source,
+    new_id,
+    zone,
+)
+
+if TYPE_CHECKING:
+    from ledger.engine.ports import Store
+
+Post = Callable[[NewTransaction, IdempotencyKey, Actor], Awaitable[PostingResult]]
+# The client a write-off's idempotency key belongs to, whoever resolves:
+# one exception, one adjusting posting.
+WRITE_OFF_CLIENT = "reconciliation"
+WRITES_OFF = ("missing_in_ledger", "missing_in_statement", "amount_mismatch")
+MEDIA = {"camt.053": ("application/xml", "text/xml")}
+CSV_MEDIA = ("text/csv", "application/csv", "text/plain")
+
+
+class Reconciliation:
+    def __init__(self, store: Store, limits: Limits, post: Post) -> None:
+        self.store = store
+        self.limits = limits
+        self.post = post
+
+    # --- sources ----------------------------------------------------------------------
+
+    async def create_source(self, cmd: NewSource, actor: Actor) -> Source:
+        """Raises InvalidValue, UnknownAccount, CurrencyMismatch, SourceExists."""
+        check_new_source(cmd)
+        account = await self._account(cmd.account_id)
+        if account.currency != cmd.currency:
+            raise errors.CurrencyMismatch(
+                f"account {account.id!r} is in {account.currency}, the source in {cmd.currency}",
+                account_id=account.id,
+                currency=cmd.currency,
+            )
+        record = AuditRecord(
+            actor=actor, action=RECON_SOURCE_CREATE, outcome="created", target=cmd.id
+        )
+        return await self.store.insert_source(cmd, record)
+
+    async def source(self, source_id: str) -> Source:
+        found = await self.store.get_source(source_id)
+        if found is None:
+            raise errors.ReconciliationNotFound(
+                f"no reconciliation source {source_id!r}", kind="source", id=source_id
+            )
+        return found
+
+    async def sources(self, cursor: str | None, limit: int | None = None) -> Page[Source]:
+        size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+        items = await self.store.list_sources(paging.decode_cursor(cursor), size + 1)
+        return paging.page(items, size, lambda s: s.id)
+
+    async def _account(self, account_id: str) -> Account:
+        account = await self.store.get_account(account_id)
+        if account is None:
+            raise errors.UnknownAccount(f"no account {account_id!r}", account_id=account_id)
+        return account
+
+    # --- statements -------------------------------------------------------------------
+
+    async def upload(
+        self, source_id: str, body: bytes, media_type: str, actor: Actor
+    ) -> tuple[Statement, bool]:
+        """Parse and keep a statement file; the same bytes again are a
+        replay (True). Raises ReconciliationNotFound, InvalidValue (the
+        media type), StatementMalformed, StatementUnbalanced."""
+        source = await self.source(source_id)
+        expected = MEDIA.get(source.format, CSV_MEDIA)
+        if media_type.split(";")[0].strip().lower() not in expected:
+            raise errors.InvalidValue(
+                f"a {source.format} statement is sent as {expected[0]}, not {media_type!r}",
+                field="content-type",
+            )
+        account = await self._account(source.account_id)
+        parsed = statements.parse(source, body, account.scale)
+        statement_id = new_id("stm_")
+        lines = [msgspec.structs.replace(x, id=f"{statement_id}.{x.line_no}") for x in parsed.lines]
+        kept = [x for x in lines if x.status != "info"]
+        sha256 = hashlib.sha256(body).hexdigest()
+        record = AuditRecord(
+            actor=actor,
+            action=RECON_STATEMENT_UPLOAD,
+            outcome="created",
+            target=statement_id,
+            fingerprint=sha256,
+        )
+        statement, replayed = await self.store.insert_statement(
+            statement_id,
+            source.id,
+            sha256,
+            msgspec.structs.replace(parsed, lines=lines),
+            len(lines) - len(kept),
+            record,
+        )
+        if replayed:
+            await self.store.insert_audit(
+                msgspec.structs.replace(record, outcome="replayed", target=statement.id)
+            )
+        return statement, replayed
+
+    # --- runs -------------------------------------------------------------------------
+
+    async def run(self, cmd: NewRun, actor: Actor) -> Run:
+        """Match the source's lines in [from, to) against its account's
+        journal entries of the same days. Raises ReconciliationNotFound,
+        InvalidValue."""
+        source = await self.source(cmd.source_id)
+        if not cmd.from_ < cmd.to or (cmd.to - cmd.from_).days > MAX_DAYS:
+            raise errors.InvalidValue(
+                f"from must be before to, at most {MAX_DAYS} days apart", field="to"
+            )
+        account = await self._account(source.account_id)
+        window = window_of(cmd.from_, cmd.to, source.timezone)
+        run_id = new_id("run_")
+        record = AuditRecord(
+            actor=actor, action=RECON_RUN, outcome="created", target=run_id, detail=source.id
+        )
+        return await self.store.reconcile(
+            source,
+            window,
+            lambda loaded: lifecycle.decide(run_id, source, account, window, loaded, cmd.dry_run),
+            record,
+            cmd.dry_run,
+        )
+
+    async def get_run(self, run_id: str) -> Run:
+        found = await self.store.get_run(run_id)
+        if found is None:
+            raise errors.ReconciliationNotFound(f"no run {run_id!r}", kind="run", id=run_id)
+        return found
+
+    async def matches(self, run_id: str, cursor: str | None, limit: int | None) -> Page[Match]:
+        await self.get_run(run_id)
+        size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+        items = await self.store.run_matches(run_id, paging.decode_cursor(cursor), size + 1)
+        return paging.page(items, size, lambda m: m.id)
+
+    # --- exceptions -------------------------------------------------------------------
+
+    async def exceptions(
+        self, where: ExceptionFilter, cursor: str | None, limit: int | None
+    ) -> Page[ReconException]:
+        """Oldest first. Raises InvalidValue, InvalidCursor."""
+        for field, value, allowed in (
+            ("class", where.cls, CLASSES),
+            ("severity", where.severity, SEVERITIES),
+            ("status", where.status, ("open", "resolved")),
+        ):
+            if value is not None and value not in allowed:
+                raise errors.InvalidValue(
+                    f"{field} must be one of {', '.join(allowed)}", field=field, value=value
+                )
+        check_text(where.source_id, "source_id", 128)
+        size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+        items = await self.store.list_exceptions(where, paging.decode_cursor(cursor), size + 1)
+        return paging.page(items, size, lambda e: e.id)
+
+    async def get_exception(self, exception_id: str) -> ReconException:
+        found = await self.store.get_exception(exception_id)
+        if found is None:
+            raise errors.ReconciliationNotFound(
+                f"no exception {exception_id!r}", kind="exception", id=exception_id
+            )
+        return found
+
+    async def open_counts(self) -> list[tuple[str, str, int]]:
+        return await self.store.open_exception_counts()
+
+    async def resolve(self, exception_id: str, cmd: ResolveRequest, actor: Actor) -> ReconException:
+        """Close an open exception as accepted, matched (with the posting
+        or line it belongs to) or written off (posting the difference to
+        `offset_account_id`). Raises ReconciliationNotFound, InvalidValue,
+        ExceptionResolved, and a posting's refusals."""
+        found = await self.get_exception(exception_id)
+        if not cmd.note.strip():
+            raise errors.InvalidValue("a resolution needs a note saying why", field="note")
+        check_text(cmd.note, "note", 500)
+        if found.status == "resolved":
+            raise errors.ExceptionResolved(
+                f"exception {found.id!r} is resolved already ({found.resolution})",
+                exception_id=found.id,
+                resolution=found.resolution,
+            )
+        source = await self.source(found.source_id)
+        if cmd.resolution == "accepted":
+            resolved = Resolved(resolution="accepted", note=cmd.note)
+        elif cmd.resolution == "matched":
+            resolved = await self._manual_match(found, source, cmd)
+        else:
+            resolved = await self._write_off(found, source, cmd, actor)
+        record = AuditRecord(
+            actor=actor,
+            action=RECON_RESOLVE,
+            outcome="updated",
+            target=found.id,
+            transaction_id=None,
+            detail=cmd.resolution,
+        )
+        done = await self.store.resolve_exception(found.id, resolved, record)
+        if done is None:
+            again = await self.get_exception(found.id)
+            if resolved.adjustment_transaction_id and (
+                again.adjustment_transaction_id == resolved.adjustment_transaction_id
+            ):
+                return again  # a retry of the same write-off
+            raise errors.ExceptionResolved(
+                f"exception {found.id!r} was resolved meanwhile ({again.resolution})",
+                exception_id=found.id,
+                resolution=again.resolution,
+            )
+        return done
+
+    async def _manual_match(
+        self, found: ReconException, source: Source, cmd: ResolveRequest
+    ) -> Resolved:
+        account = await self._account(source.account_id)
+        if found.statement_line is not None and found.entry_id is None:
+            if cmd.transaction_id is None:
+                raise errors.InvalidValue(
+                    "matching a statement line needs the transaction_id it belongs to",
+                    field="transaction_id",
+                )
+            transaction = await self.store.get_transaction(cmd.transaction_id)
+            legs = (
+                []
+                if transaction is None
+                else [leg for leg in transaction.entries if leg.account_id == account.id]
+            )
+            if not legs:
+                raise errors.InvalidValue(
+                    f"transaction {cmd.transaction_id!r} has no entry on {account.id!r}",
+                    field="transaction_id",
+                )
+            line_ids, entry_ids = [found.statement_line], [leg.entry_id for leg in legs]
+            ledger = sum(
+                leg.amount if leg.direction == account.normal_side else -leg.amount for leg in legs
+            )
+            transaction_ids = [cmd.transaction_id]
+            line = await self.store.get_line(source.id, found.statement_line)
+            amount = line.amount if line is not None else 0
+        elif found.entry_id is not None and found.statement_line is None:
+            if cmd.statement_line is None:
+                raise errors.InvalidValue(
+                    "matching a ledger entry needs the statement_line it belongs to",
+                    field="statement_line",
+                )
+            line = await self.store.get_line(source.id, cmd.statement_line)
+            if line is None:
+                raise errors.InvalidValue(
+                    f"source {source.id!r} has no statement line {cmd.statement_line!r}",
+                    field="statement_line",
+                )
+            line_ids, entry_ids = [line.id], [found.entry_id]
+            transaction_ids = [found.transaction_id or ""]
+            amount, ledger = line.amount, line.amount + found.amount
+        else:  # a pair already, or a difference on a match: nothing to match
+            raise errors.InvalidValue(
+                f"a {found.cls} exception is not matched by hand; accept or write it off",
+                field="resolution",
+            )
+        match = Match(
+            kind="manual",
+            statement_lines=line_ids,
+            entry_ids=entry_ids,
+            transaction_ids=transaction_ids,
+            amount=amount,
+            difference=amount - ledger,
+        )
+        return Resolved(resolution="matched", note=cmd.note, match=match)
+
+    async def _write_off(
+        self, found: ReconException, source: Source, cmd: ResolveRequest, actor: Actor
+    ) -> Resolved:
+        if found.cls not in WRITES_OFF or found.amount == 0:
+            raise errors.InvalidValue(
+                f"a {found.cls} exception of {found.amount} cannot be written off",
+                field="resolution",
+            )
+        if cmd.offset_account_id is None:
+            raise errors.InvalidValue(
+                "a write-off needs the offset_account_id to post against",
+                field="offset_account_id",
+            )
+        account = await self._account(source.account_id)
+        raise_side = account.normal_side
+        lower_side = "credit" if raise_side == "debit" else "debit"
+        here, there = (raise_side, lower_side) if found.amount > 0 else (lower_side, raise_side)
+        amount = abs(found.amount)
+        posting = NewTransaction(
+            entries=[
+                Leg(account_id=account.id, direction=here, amount=amount),
+                Leg(account_id=cmd.offset_account_id, direction=there, amount=amount),
+            ],
+            description=cmd.note[:1024],
+            metadata={WRITE_OFF_KEY: found.id},
+        )
+        key = IdempotencyKey(client_id=WRITE_OFF_CLIENT, key=f"write-off:{found.id}")
+        result = await self.post(posting, key, actor)
+        return Resolved(
+            resolution="written_off",
+            note=cmd.note,
+            adjustment_transaction_id=result.transaction.id,
+        )
+
+
+def window_of(start: date, end: date, timezone: str) -> Window:
+    tz = zone(timezone)
+    return Window(
+        from_=start,
+        to=end,
+        start=datetime.combine(start, time(0), tz),
+        end=datetime.combine(end, time(0), tz),
+    )

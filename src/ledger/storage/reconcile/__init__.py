@@ -1,0 +1,1 @@
+"""Reconciliation's storage: its tables, queries and the store's methods."""

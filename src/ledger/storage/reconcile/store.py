@@ -1,0 +1,140 @@
+"""The store's side of reconciliation (`ReconciliationStore`), mixed into
+`SqlStore`: each call one database transaction through the retry loop."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from ledger.engine import errors
+from ledger.engine.audit import AuditRecord
+from ledger.engine.reconcile.model import (
+    Decision,
+    ExceptionFilter,
+    Line,
+    Loaded,
+    Match,
+    NewSource,
+    ParsedStatement,
+    ReconException,
+    Resolved,
+    Run,
+    Source,
+    Statement,
+    Window,
+)
+from ledger.storage import failures
+from ledger.storage.queries import audit
+from ledger.storage.reconcile import queries as q
+from ledger.storage.reconcile.tables import STATEMENT_SHA256
+from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
+
+SOURCE_PKEY = "recon_sources_pkey"
+
+
+class ReconciliationMethods:
+    engine: AsyncEngine
+    policy: RetryPolicy
+
+    async def _read(self, fn: Callable[[AsyncConnection], Any], *, stale: bool = False) -> Any:
+        raise NotImplementedError  # SqlStore's
+
+    async def _write(
+        self, fn: Callable[[AsyncConnection], Awaitable[Any]], record: AuditRecord, wrote
+    ) -> Any:
+        raise NotImplementedError  # SqlStore's
+
+    async def insert_source(self, cmd: NewSource, record: AuditRecord) -> Source:
+        try:
+            return await self._write(
+                lambda conn: q.insert_source(conn, cmd), record, lambda _: True
+            )
+        except sa_exc.IntegrityError as exc:
+            if failures.constraint_name(exc) != SOURCE_PKEY:
+                raise
+            raise errors.SourceExists(
+                f"a reconciliation source {cmd.id!r} exists", source_id=cmd.id
+            ) from exc
+
+    async def get_source(self, source_id: str) -> Source | None:
+        return await self._read(lambda conn: q.get_source(conn, source_id))
+
+    async def list_sources(self, after: str | None, limit: int) -> list[Source]:
+        return await self._read(lambda conn: q.list_sources(conn, after, limit))
+
+    async def insert_statement(
+        self,
+        statement_id: str,
+        source_id: str,
+        sha256: str,
+        parsed: ParsedStatement,
+        skipped: int,
+        record: AuditRecord,
+    ) -> tuple[Statement, bool]:
+        async def work(conn: AsyncConnection, attempt: Attempt) -> tuple[Statement, bool]:
+            earlier = await q.statement_by_hash(conn, source_id, sha256)
+            if earlier is not None:
+                return earlier, True
+            attempt.wrote = True
+            made = await q.insert_statement(conn, statement_id, source_id, sha256, parsed, skipped)
+            await audit.insert(conn, record)
+            return made, False
+
+        try:
+            return await run_transaction(self.engine, self.policy, work)
+        except sa_exc.IntegrityError as exc:
+            # The same bytes, uploaded at the same moment by another request.
+            if failures.constraint_name(exc) != STATEMENT_SHA256:
+                raise
+            return await run_transaction(self.engine, self.policy, work)
+
+    async def get_line(self, source_id: str, line_id: str) -> Line | None:
+        return await self._read(lambda conn: q.get_line(conn, source_id, line_id))
+
+    async def reconcile(
+        self,
+        source: Source,
+        window: Window,
+        decide: Callable[[Loaded], Decision],
+        record: AuditRecord,
+        dry_run: bool,
+    ) -> Run:
+        async def work(conn: AsyncConnection, attempt: Attempt) -> Run:
+            attempt.wrote = True
+            decision = decide(await q.load(conn, source, window))
+            run = await q.write_run(conn, decision, source.currency)
+            await audit.insert(conn, record)
+            return run
+
+        return await run_transaction(self.engine, self.policy, work)
+
+    async def get_run(self, run_id: str) -> Run | None:
+        return await self._read(lambda conn: q.get_run(conn, run_id))
+
+    async def run_matches(self, run_id: str, after: str | None, limit: int) -> list[Match]:
+        return await self._read(lambda conn: q.run_matches(conn, run_id, after, limit))
+
+    async def list_exceptions(
+        self, where: ExceptionFilter, after: str | None, limit: int
+    ) -> list[ReconException]:
+        return await self._read(lambda conn: q.list_exceptions(conn, where, after, limit))
+
+    async def get_exception(self, exception_id: str) -> ReconException | None:
+        return await self._read(lambda conn: q.get_exception(conn, exception_id))
+
+    async def resolve_exception(
+        self, exception_id: str, resolved: Resolved, record: AuditRecord
+    ) -> ReconException | None:
+        async def work(conn: AsyncConnection) -> ReconException | None:
+            found = await q.get_exception(conn, exception_id)
+            if found is None:
+                return None
+            return await q.resolve(conn, exception_id, resolved, found.source_id)
+
+        return await self._write(work, record, lambda done: done is not None)
+
+    async def open_exception_counts(self) -> list[tuple[str, str, int]]:
+        return await self._read(q.open_counts)
