@@ -4,6 +4,7 @@ content, never of their arrival), so the same lines and entries give the
 same matches and exceptions whatever order they came in.
 
 The passes, in order (each takes only what the ones before left):
+0. a line repeating an earlier line's bank id and amount is a `duplicate`;
 1. exact reference: lines and entries sharing a reference (and whether
    they are reversals) whose sums agree; left-over pairs of the same
    amount; a lone pair that differs is a tolerance match or an
@@ -23,7 +24,6 @@ one exception (a tolerance match's difference is an exception besides).
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable
@@ -31,6 +31,7 @@ from datetime import date, timedelta
 
 import msgspec
 
+from ledger.engine.reconcile.keys import Buckets, item_order, line_order, norm, signature
 from ledger.engine.reconcile.model import (
     SEVERITIES,
     ExceptionClass,
@@ -65,31 +66,6 @@ class Outcome(msgspec.Struct, frozen=True):
     skipped: int
 
 
-def norm(reference: str | None) -> str | None:
-    if reference is None:
-        return None
-    value = reference.strip().casefold()
-    return value or None
-
-
-def line_order(line: Line) -> tuple:
-    return (
-        line.booked_on,
-        line.amount,
-        norm(line.reference) or "",
-        line.external_id or "",
-        line.description or "",
-        line.group or "",
-        line.status,
-        line.reversal,
-        line.id,
-    )
-
-
-def item_order(item: LedgerItem) -> tuple:
-    return (item.booked_on, item.amount, norm(item.reference) or "", item.at, item.entry_id)
-
-
 def reconcile(
     lines: Iterable[Line], items: Iterable[LedgerItem], source: NewSource, to: date
 ) -> Outcome:
@@ -98,6 +74,7 @@ def reconcile(
     lines = list(lines)
     kept = sorted((line for line in lines if line.status != "info"), key=line_order)
     work = _Matching(kept, sorted(items, key=item_order), source, to)
+    work.repeated_lines()
     work.by_reference()
     work.by_amount_and_date()
     work.by_group()
@@ -126,7 +103,7 @@ class _Matching:
     def take(self, kind: str, lines: list[Line], items: list[LedgerItem]) -> Match:
         for line in lines:
             del self.free_lines[line.id]
-            self.matched_signatures.add(_signature(line))
+            self.matched_signatures.add(signature(line))
         for item in items:
             del self.free_items[item.entry_id]
         amount = sum(line.amount for line in lines)
@@ -198,6 +175,21 @@ class _Matching:
         del self.free_items[item.entry_id]
         self.find("amount_mismatch", difference, self.age(line.booked_on), line=line, item=item)
 
+    # --- 0: a bank transaction twice ------------------------------------------------
+
+    def repeated_lines(self) -> None:
+        """A line whose bank id and amount an earlier line has: a
+        `duplicate`, whatever else matches (the first one goes on)."""
+        first: set[tuple] = set()
+        for line in list(self.free_lines.values()):
+            if line.external_id is None:
+                continue
+            key = (line.external_id, line.amount, line.reversal)
+            if key in first:
+                del self.free_lines[line.id]
+                self.find("duplicate", line.amount, self.age(line.booked_on), line=line)
+            first.add(key)
+
     # --- 1: exact reference -----------------------------------------------------------
 
     def by_reference(self) -> None:
@@ -236,15 +228,15 @@ class _Matching:
                 return
         for line in left_lines:
             # A second line of a reference and amount already matched.
-            if line.amount in paired or _signature(line) in self.matched_signatures:
+            if line.amount in paired or signature(line) in self.matched_signatures:
                 del self.free_lines[line.id]
                 self.find("duplicate", line.amount, self.age(line.booked_on), line=line)
 
     # --- 2: amount, direction and date, unique on both sides --------------------------
 
     def by_amount_and_date(self) -> None:
-        items = _Buckets(self.free_items.values(), lambda i: (i.amount, i.reversal))
-        lines = _Buckets(self.free_lines.values(), lambda x: (x.amount, x.reversal))
+        items = Buckets(self.free_items.values(), lambda i: (i.amount, i.reversal))
+        lines = Buckets(self.free_lines.values(), lambda x: (x.amount, x.reversal))
         pairs = []
         for line in list(self.free_lines.values()):
             found = items.near((line.amount, line.reversal), line.booked_on, self.window)
@@ -369,7 +361,7 @@ class _Matching:
         lag = self.source.settlement_lag_days
         for line in list(self.free_lines.values()):
             age = self.age(line.booked_on)
-            if _signature(line) in self.matched_signatures:
+            if signature(line) in self.matched_signatures:
                 self.find("duplicate", line.amount, age, line=line)
             elif f"line:{line.id}" in self.ambiguous:
                 self.find("ambiguous", line.amount, age, line=line)
@@ -377,7 +369,7 @@ class _Matching:
                 self.find("timing", line.amount, age, line=line)
             else:
                 self.find("missing_in_ledger", line.amount, age, line=line)
-            self.matched_signatures.add(_signature(line))
+            self.matched_signatures.add(signature(line))
         for item in self.free_items.values():
             age = self.age(item.booked_on)
             if f"entry:{item.entry_id}" in self.ambiguous:
@@ -386,35 +378,3 @@ class _Matching:
                 self.find("timing", -item.amount, age, item=item)
             else:
                 self.find("missing_in_statement", -item.amount, age, item=item)
-
-
-def _signature(line: Line) -> tuple:
-    """What makes a second line a duplicate of the first."""
-    if line.external_id is not None:
-        return ("id", line.external_id, line.amount)
-    if norm(line.reference) is not None:
-        return ("ref", norm(line.reference), line.amount, line.reversal)
-    return ("text", line.amount, line.booked_on, line.description)
-
-
-class _Buckets:
-    """Things by a key, each bucket in date order, for 'which of these are
-    within N days of that date'."""
-
-    def __init__(self, things: Iterable, key) -> None:
-        self.buckets: dict = defaultdict(list)
-        for thing in things:
-            self.buckets[key(thing)].append(thing)
-        self.days = {}
-        for k, bucket in self.buckets.items():
-            bucket.sort(key=lambda t: t.booked_on)
-            self.days[k] = [t.booked_on.toordinal() for t in bucket]
-
-    def near(self, key, on: date, window: int) -> list:
-        bucket = self.buckets.get(key)
-        if not bucket:
-            return []
-        days = self.days[key]
-        start = bisect.bisect_left(days, on.toordinal() - window)
-        stop = bisect.bisect_right(days, on.toordinal() + window)
-        return bucket[start:stop]
