@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("source_id", sa.String(128), sa.ForeignKey("recon_sources.id"), nullable=False),
         sa.Column("from_date", sa.Date, nullable=False),
         sa.Column("to_date", sa.Date, nullable=False),
+        sa.Column("as_of", sa.Date, nullable=False),
         sa.Column("dry_run", sa.Boolean, nullable=False),
         sa.Column("counts", JSONB, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=NOW),

@@ -338,11 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     _serve_parser(sub)
     _migrate_parser(sub)
     _verify_parser(sub)
-    from ledger import access_cli, journal_cli
+    from ledger import access_cli, journal_cli, reconcile_cli
     from ledger.ops.cli import register
 
     access_cli.register(sub)
     journal_cli.register(sub)
+    reconcile_cli.register(sub)
     register(sub)
     args = parser.parse_args(argv)
     return args.func(args)

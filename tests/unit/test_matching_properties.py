@@ -19,6 +19,7 @@ from ledger.engine.reconcile.model import LedgerItem, Line, NewSource
 
 START = date(2026, 10, 1)
 TO = START + timedelta(days=30)  # the window is [START, TO)
+TODAY = TO - timedelta(days=1)  # the run's day: ages are counted to it
 LAG, WINDOW, TOLERANCE = 2, 3, 100
 # Amounts are M + 1000 k for distinct k: no two within the tolerance, and
 # no sum of two or more equal to one (every amount is in [M, 2M)).
@@ -52,7 +53,7 @@ def day(n: int) -> date:
 
 
 def young(n: int) -> bool:
-    return (TO - timedelta(days=1) - day(n)).days < LAG
+    return (TODAY - day(n)).days < LAG
 
 
 @st.composite
@@ -182,7 +183,7 @@ def dispositions(outcome) -> dict[str, list[str]]:
 @given(scenarios(), st.randoms(use_true_random=False))
 def test_each_change_lands_in_its_class_and_everything_once(scenario, shuffler: random.Random):
     lines, items, expected, differences = scenario
-    outcome = reconcile(lines, items, SOURCE, TO)
+    outcome = reconcile(lines, items, SOURCE, TODAY)
     seen = dispositions(outcome)
     # Every line and every entry: exactly one match or one exception.
     assert set(seen) == set(expected)
@@ -210,7 +211,7 @@ def test_each_change_lands_in_its_class_and_everything_once(scenario, shuffler: 
     shuffled_lines, shuffled_items = list(lines), list(items)
     shuffler.shuffle(shuffled_lines)
     shuffler.shuffle(shuffled_items)
-    assert reconcile(shuffled_lines, shuffled_items, SOURCE, TO) == outcome
+    assert reconcile(shuffled_lines, shuffled_items, SOURCE, TODAY) == outcome
 
 
 def test_several_candidates_of_the_same_amount_and_day_are_ambiguous_not_guessed():
@@ -228,7 +229,7 @@ def test_several_candidates_of_the_same_amount_and_day_are_ambiguous_not_guessed
         )
         for i in range(2)
     ]
-    outcome = reconcile(lines, items, SOURCE, TO)
+    outcome = reconcile(lines, items, SOURCE, TODAY)
     assert outcome.matches == []
     assert Counter(f.cls for f in outcome.findings) == {"ambiguous": 3}
 
@@ -256,7 +257,7 @@ def test_informational_lines_are_skipped_and_pending_ones_tentative():
             reference="p ",
         ),
     ]
-    outcome = reconcile(lines, items, SOURCE, TO)
+    outcome = reconcile(lines, items, SOURCE, TODAY)
     assert outcome.skipped == 1 and outcome.findings == []
     (match,) = outcome.matches
     assert match.tentative and match.kind == "reference"
@@ -287,7 +288,7 @@ def test_severity_rises_with_amount_and_age():
             reference=None,
         ),
     ]
-    outcome = reconcile(lines, items, SOURCE, TO)
+    outcome = reconcile(lines, items, SOURCE, TODAY)
     severity = {f.subject: (f.cls, f.severity) for f in outcome.findings}
     assert severity == {
         "line:l1": ("missing_in_ledger", "high"),
@@ -317,6 +318,6 @@ def test_a_batch_booking_of_many_lines_matches_the_posting_named_by_its_group():
             reference="batch-9",
         ),
     ]
-    outcome = reconcile(lines, items, SOURCE, TO)
+    outcome = reconcile(lines, items, SOURCE, TODAY)
     (match,) = outcome.matches
     assert match.kind == "group" and len(match.statement_lines) == 12 and outcome.findings == []

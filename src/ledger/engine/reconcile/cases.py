@@ -155,6 +155,7 @@ class Reconciliation:
             )
         account = await self._account(source.account_id)
         window = window_of(cmd.from_, cmd.to, source.timezone)
+        today = (await self.store.now()).astimezone(zone(source.timezone)).date()
         run_id = new_id("run_")
         record = AuditRecord(
             actor=actor, action=RECON_RUN, outcome="created", target=run_id, detail=source.id
@@ -162,7 +163,9 @@ class Reconciliation:
         return await self.store.reconcile(
             source,
             window,
-            lambda loaded: lifecycle.decide(run_id, source, account, window, loaded, cmd.dry_run),
+            lambda loaded: lifecycle.decide(
+                run_id, source, account, window, today, loaded, cmd.dry_run
+            ),
             record,
             cmd.dry_run,
         )

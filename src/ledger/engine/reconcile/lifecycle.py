@@ -9,6 +9,7 @@ person, or found to be something else closes it (`matched_by_run`,
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date
 
 from ledger.engine.model import Account
 from ledger.engine.reconcile import matching
@@ -53,14 +54,20 @@ def ledger_item(row: JournalRow, source: Source, account: Account) -> LedgerItem
 
 
 def decide(
-    run_id: str, source: Source, account: Account, window: Window, loaded: Loaded, dry_run: bool
+    run_id: str,
+    source: Source,
+    account: Account,
+    window: Window,
+    today: date,
+    loaded: Loaded,
+    dry_run: bool,
 ) -> Decision:
     rows = [row for row in loaded.journal if WRITE_OFF_KEY not in row.metadata]
     items = [ledger_item(row, source, account) for row in rows]
     lines = [x for x in loaded.lines if f"line:{x.id}" not in loaded.settled]
     items_left = [i for i in items if f"entry:{i.entry_id}" not in loaded.settled]
     settled = len(loaded.lines) - len(lines) + len(items) - len(items_left)
-    outcome = matching.reconcile(lines, items_left, source, window.to)
+    outcome = matching.reconcile(lines, items_left, source, today)
     matches = outcome.matches
     classes = Counter(f.cls for f in outcome.findings)
     run = Run(
@@ -68,6 +75,7 @@ def decide(
         source_id=source.id,
         from_=window.from_,
         to=window.to,
+        as_of=today,
         dry_run=dry_run,
         status="completed",
         counts=Counts(

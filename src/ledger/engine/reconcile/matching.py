@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date
 
 import msgspec
 
@@ -67,13 +67,13 @@ class Outcome(msgspec.Struct, frozen=True):
 
 
 def reconcile(
-    lines: Iterable[Line], items: Iterable[LedgerItem], source: NewSource, to: date
+    lines: Iterable[Line], items: Iterable[LedgerItem], source: NewSource, today: date
 ) -> Outcome:
-    """Match `lines` against `items` for a run whose window ends (exclusive)
-    on `to`."""
+    """Match `lines` against `items`; ages (timing, severity) are counted
+    in days to `today`."""
     lines = list(lines)
     kept = sorted((line for line in lines if line.status != "info"), key=line_order)
-    work = _Matching(kept, sorted(items, key=item_order), source, to)
+    work = _Matching(kept, sorted(items, key=item_order), source, today)
     work.repeated_lines()
     work.by_reference()
     work.by_amount_and_date()
@@ -87,9 +87,9 @@ def reconcile(
 
 
 class _Matching:
-    def __init__(self, lines: list[Line], items: list[LedgerItem], source: NewSource, to: date):
+    def __init__(self, lines: list[Line], items: list[LedgerItem], source: NewSource, today: date):
         self.source = source
-        self.last_day = to - timedelta(days=1)
+        self.today = today
         self.window = source.date_window_days
         self.free_lines: dict[str, Line] = {line.id: line for line in lines}
         self.free_items: dict[str, LedgerItem] = {item.entry_id: item for item in items}
@@ -146,7 +146,7 @@ class _Matching:
         return SEVERITIES[min(level, len(SEVERITIES) - 1)]
 
     def age(self, on: date) -> int:
-        return (self.last_day - on).days
+        return (self.today - on).days
 
     def near(self, a: date, b: date) -> bool:
         return abs((a - b).days) <= self.window

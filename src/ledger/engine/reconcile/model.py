@@ -169,6 +169,9 @@ class Run(msgspec.Struct, frozen=True, kw_only=True, rename={"from_": "from"}):
     source_id: str
     from_: date
     to: date
+    # The day ages were counted to (the run's day in the source's zone): a
+    # line or entry younger than the settlement lag is a timing difference.
+    as_of: date
     dry_run: bool
     status: Literal["completed"]
     counts: Counts

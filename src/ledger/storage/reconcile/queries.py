@@ -278,6 +278,7 @@ async def write_run(conn: AsyncConnection, decision: Decision, currency: str) ->
                 source_id=run.source_id,
                 from_date=run.from_,
                 to_date=run.to,
+                as_of=run.as_of,
                 dry_run=run.dry_run,
                 counts=msgspec.to_builtins(run.counts),
             )
@@ -348,6 +349,7 @@ def run_of(row: Any) -> Run:
         source_id=row.source_id,
         from_=row.from_date,
         to=row.to_date,
+        as_of=row.as_of,
         dry_run=row.dry_run,
         status="completed",
         counts=msgspec.convert(row.counts, Counts),

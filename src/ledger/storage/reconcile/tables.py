@@ -79,6 +79,7 @@ recon_runs = Table(
     Column("source_id", String(128), ForeignKey("recon_sources.id"), nullable=False),
     Column("from_date", Date, nullable=False),
     Column("to_date", Date, nullable=False),
+    Column("as_of", Date, nullable=False),
     Column("dry_run", Boolean, nullable=False),
     Column("counts", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),

@@ -1,0 +1,90 @@
+"""`ledger reconcile` as an operator runs it after a settlement window:
+the golden camt.053 statement uploaded and reconciled from the command
+line, every line accounted for, exit 1 while a high exception is open and
+0 once it is resolved."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from conftest import fresh_id
+from ledger.app import build_ledger, build_store
+from ledger.cli import main
+from ledger.engine import access
+from ledger.engine.model import IdempotencyKey, Leg, NewAccount, NewTransaction
+from ledger.engine.reconcile.model import ExceptionFilter, NewSource, ResolveRequest
+
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "reconciliation" / "camt053_v02.xml"
+
+
+async def with_ledger(database_url, settings, work):
+    store = build_store(database_url, settings)
+    try:
+        return await work(build_ledger(store, settings))
+    finally:
+        await store.dispose()
+
+
+def test_the_cli_reconciles_a_camt_statement_and_exits_1_on_a_high_exception(
+    database_url, settings, monkeypatch, capsys
+):
+    source_id = fresh_id("cli")
+    bank = fresh_id("bank")
+
+    async def setup(ledger):
+        await ledger.create_account(
+            NewAccount(id=bank, currency="EUR", scale=2, normal_side="debit")
+        )
+        other = fresh_id("sales")
+        await ledger.create_account(
+            NewAccount(id=other, currency="EUR", scale=2, normal_side="credit")
+        )
+        await ledger.reconciliation.create_source(
+            NewSource(id=source_id, account_id=bank, format="camt.053", currency="EUR"),
+            access.DIRECT,
+        )
+        # The ledger booked INV-1001 only; the golden file has more.
+        await ledger.post_transaction(
+            NewTransaction(
+                entries=[
+                    Leg(account_id=bank, direction="debit", amount=10000),
+                    Leg(account_id=other, direction="credit", amount=10000),
+                ],
+                metadata={"reference": "INV-1001"},
+            ),
+            IdempotencyKey("cli-test", fresh_id("k")),
+        )
+
+    asyncio.run(with_ledger(database_url, settings, setup))
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    # The file's day is in the past: only the lines are in its window, not the posting.
+    code = main(["reconcile", "--source", source_id, str(GOLDEN)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "6 lines" in out and "1 skipped" in out and "missing_in_ledger: 4" in out, out
+    assert "timing: 1" in out, out  # the pending line
+
+    async def resolve_highs(ledger):
+        page = await ledger.reconciliation.exceptions(
+            ExceptionFilter(source_id=source_id, severity="high", status="open"), None, 100
+        )
+        for found in page.items:
+            await ledger.reconciliation.resolve(
+                found.id,
+                ResolveRequest(resolution="accepted", note="booked elsewhere"),
+                access.DIRECT,
+            )
+        return len(page.items)
+
+    assert asyncio.run(with_ledger(database_url, settings, resolve_highs)) == 4
+    again = main(["reconcile", "--source", source_id, str(GOLDEN)])
+    out = capsys.readouterr().out
+    assert again == 0, out
+    assert "(uploaded before)" in out and "4 settled before" in out, out
+
+
+def test_the_cli_names_an_unknown_source(database_url, monkeypatch, capsys):
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    assert main(["reconcile", "--source", "nope", str(GOLDEN)]) == 2
+    assert "nope" in capsys.readouterr().out
