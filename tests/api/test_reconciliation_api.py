@@ -6,6 +6,7 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -408,3 +409,21 @@ async def test_the_read_scope_may_not_write(database_url, settings, ledger):
             "/reconciliation/runs", json={"source_id": "x", "from": days(-1), "to": today()}
         )
         assert got.status_code == 403
+
+
+async def test_runs_of_one_source_at_once_open_each_exception_once(client):
+
+    bank, revenue = await account(client, "debit"), await account(client, "credit")
+    for n in range(5):
+        await post(client, bank, revenue, 100 + n, f"RACE-{n}")
+    src = await source(client, bank)
+    body = {"source_id": src, "from": days(-1), "to": days(1)}
+    answers = await asyncio.gather(
+        *(client.post("/reconciliation/runs", json=body) for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [201] * 4
+    found = await open_exceptions(client, src)
+    assert sorted(e["transaction_id"] for e in found) == sorted(
+        {e["transaction_id"] for e in found}
+    )
+    assert len(found) == 5

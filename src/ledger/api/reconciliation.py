@@ -100,7 +100,7 @@ class ReconciliationController(Controller):
     @post(
         "/runs",
         operation_class=body_operation(NewRun),
-        **requires(RECONCILIATION_WRITE, audit.RECON_RUN),
+        **requires(RECONCILIATION_WRITE, audit.RECON_RUN, answers=(404,)),
     )
     async def create_run(
         self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep

@@ -145,8 +145,8 @@ async def insert_statement(
         }
         for line in parsed.lines
     ]
-    for start in range(0, len(values), CHUNK):
-        await conn.execute(recon_lines.insert().values(values[start : start + CHUNK]))
+    if values:
+        await conn.execute(recon_lines.insert(), values)
     return statement_of(row)
 
 
@@ -304,8 +304,8 @@ async def write_run(conn: AsyncConnection, decision: Decision, currency: str) ->
         }
         for f in decision.opened
     ]
-    for start in range(0, len(opened), CHUNK):
-        await conn.execute(recon_exceptions.insert().values(opened[start : start + CHUNK]))
+    if opened:
+        await conn.execute(recon_exceptions.insert(), opened)
     for change in decision.updated:
         await conn.execute(
             update(recon_exceptions)
@@ -327,7 +327,8 @@ async def insert_matches(
     values = [
         {
             "run_id": run_id,
-            "id": m.id or new_id("mat_"),
+            # Numbered within the run (its key is (run, id)): in the run's order.
+            "id": m.id or f"{n:08d}",
             "source_id": source_id,
             "kind": m.kind,
             "statement_lines": m.statement_lines,
@@ -337,10 +338,10 @@ async def insert_matches(
             "difference": m.difference,
             "tentative": m.tentative,
         }
-        for m in matches
+        for n, m in enumerate(matches, 1)
     ]
-    for start in range(0, len(values), CHUNK):
-        await conn.execute(recon_matches.insert().values(values[start : start + CHUNK]))
+    if values:
+        await conn.execute(recon_matches.insert(), values)
 
 
 def run_of(row: Any) -> Run:

@@ -69,5 +69,7 @@ def clean(text: str | None, max_chars: int = 500) -> str | None:
     to `max_chars`; None when empty."""
     if text is None:
         return None
-    value = "".join(ch for ch in text.strip() if ch.isprintable())
+    value = text.strip()
+    if not value.isprintable():
+        value = "".join(ch for ch in value if ch.isprintable())
     return value[:max_chars] or None
