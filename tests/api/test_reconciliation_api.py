@@ -121,6 +121,14 @@ async def test_a_camt_statement_reconciles_every_line_and_entry(client):
     t3 = await post(client, bank, revenue, 7550, "INV-3")  # the bank never saw it
     t4 = await post(client, bank, revenue, 4000, None)  # no reference: by amount and day
     src = await source(client, bank, amount_tolerance=100)
+    shown = (await client.get(f"/reconciliation/sources/{src}")).json()
+    assert (shown["account_id"], shown["format"], shown["amount_tolerance"]) == (
+        bank,
+        "camt.053",
+        100,
+    )
+    listed = (await client.get("/reconciliation/sources", params={"limit": 500})).json()
+    assert src in [x["id"] for x in listed["items"]] or listed["next_cursor"]
     statement = camt(
         [(10000, "INV-1"), (24950, "INV-2"), (1234, "NEVER-BOOKED"), (4000, None), (10000, "INV-1")]
     )

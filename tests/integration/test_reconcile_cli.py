@@ -88,3 +88,57 @@ def test_the_cli_names_an_unknown_source(database_url, monkeypatch, capsys):
     monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
     assert main(["reconcile", "--source", "nope", str(GOLDEN)]) == 2
     assert "nope" in capsys.readouterr().out
+
+
+def test_the_cli_reconciles_a_stripe_payout_report(
+    database_url, settings, monkeypatch, capsys, tmp_path
+):
+    from datetime import UTC, datetime
+
+    source_id, balance, sales = fresh_id("stripe"), fresh_id("balance"), fresh_id("sales")
+    charges = {"ch_1": 9680, "ch_2": 4825, "re_3": -2000}
+
+    async def setup(ledger):
+        for account_id, side in ((balance, "debit"), (sales, "credit")):
+            await ledger.create_account(
+                NewAccount(id=account_id, currency="EUR", scale=2, normal_side=side)
+            )
+        await ledger.reconciliation.create_source(
+            NewSource(
+                id=source_id,
+                account_id=balance,
+                format="stripe-payout-itemized",
+                currency="EUR",
+                settlement_lag_days=0,
+            ),
+            access.DIRECT,
+        )
+        for ref, amount in charges.items():
+            debit, credit = (balance, sales) if amount > 0 else (sales, balance)
+            await ledger.post_transaction(
+                NewTransaction(
+                    entries=[
+                        Leg(account_id=debit, direction="debit", amount=abs(amount)),
+                        Leg(account_id=credit, direction="credit", amount=abs(amount)),
+                    ],
+                    metadata={"reference": ref},
+                ),
+                IdempotencyKey("cli-test", fresh_id("k")),
+            )
+
+    asyncio.run(with_ledger(database_url, settings, setup))
+    today = datetime.now(UTC).date().isoformat()
+    report = tmp_path / "payout.csv"
+    report.write_text(
+        "automatic_payout_id,balance_transaction_id,available_on,currency,net,"
+        "reporting_category,source_id\n"
+        + "".join(
+            f"po_9,txn_{ref},{today},eur,{amount / 100:.2f},charge,{ref}\n"
+            for ref, amount in charges.items()
+        )
+    )
+    monkeypatch.setenv("LEDGER_DATABASE_URL", database_url)
+    code = main(["reconcile", "--source", source_id, str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "3 lines, 3 entries, 3 matches" in out, out
