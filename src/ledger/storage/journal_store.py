@@ -5,26 +5,21 @@ the retry loop."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine.journal_check import JournalCheck, JournalReport
 from ledger.engine.journal_model import Block, BlockDetail, JournalRecord
 from ledger.engine.ports import BuildBlock
 from ledger.storage import dialect
+from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import journal, journal_walk
-from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
+from ledger.storage.retry import Attempt, run_transaction
 
 
-class JournalMethods:
-    engine: AsyncEngine
-    policy: RetryPolicy
+class JournalMethods(StoreMethods):
     seal_lookback_seconds: float = 300.0
-
-    async def _read(self, fn: Callable[[AsyncConnection], Any], *, stale: bool = False) -> Any:
-        raise NotImplementedError  # SqlStore's
 
     async def seal_block(self, max_transactions: int, build: BuildBlock) -> int:
         name = self.engine.dialect.name

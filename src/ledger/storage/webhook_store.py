@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine.audit import AuditRecord
 from ledger.engine.delivery import Progress
@@ -16,25 +16,15 @@ from ledger.engine.events import EventFilter, Position, SealedRecord
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
 from ledger.storage import dialect
+from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import events, webhooks
-from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
+from ledger.storage.retry import Attempt, run_transaction
 
 # Attempts one pruning round deletes at most, per endpoint.
 PRUNE_BATCH = 10_000
 
 
-class WebhookMethods:
-    engine: AsyncEngine
-    policy: RetryPolicy
-
-    async def _read(self, fn: Callable[[AsyncConnection], Any], *, stale: bool = False) -> Any:
-        raise NotImplementedError  # SqlStore's
-
-    async def _write(
-        self, fn: Callable[[AsyncConnection], Awaitable[Any]], record: AuditRecord, wrote
-    ) -> Any:
-        raise NotImplementedError  # SqlStore's
-
+class WebhookMethods(StoreMethods):
     async def _change(self, fn: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
         async def work(conn: AsyncConnection, attempt: Attempt) -> Any:
             attempt.wrote = True

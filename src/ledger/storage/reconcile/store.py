@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine import errors
 from ledger.engine.audit import AuditRecord
@@ -27,26 +26,16 @@ from ledger.engine.reconcile.model import (
     Window,
 )
 from ledger.storage import failures
+from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import audit
 from ledger.storage.reconcile import queries as q
 from ledger.storage.reconcile.tables import STATEMENT_SHA256
-from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
+from ledger.storage.retry import Attempt, run_transaction
 
 SOURCE_PKEY = "recon_sources_pkey"
 
 
-class ReconciliationMethods:
-    engine: AsyncEngine
-    policy: RetryPolicy
-
-    async def _read(self, fn: Callable[[AsyncConnection], Any], *, stale: bool = False) -> Any:
-        raise NotImplementedError  # SqlStore's
-
-    async def _write(
-        self, fn: Callable[[AsyncConnection], Awaitable[Any]], record: AuditRecord, wrote
-    ) -> Any:
-        raise NotImplementedError  # SqlStore's
-
+class ReconciliationMethods(StoreMethods):
     async def insert_source(self, cmd: NewSource, record: AuditRecord) -> Source:
         try:
             return await self._write(
