@@ -435,3 +435,29 @@ async def test_runs_of_one_source_at_once_open_each_exception_once(client):
         {e["transaction_id"] for e in found}
     )
     assert len(found) == 5
+
+
+async def test_the_idempotency_key_can_be_the_reference(client):
+    bank, revenue = await account(client, "debit"), await account(client, "credit")
+    key = fresh_id("PAY")
+    body = {
+        "entries": [
+            {"account_id": bank, "direction": "debit", "amount": 777},
+            {"account_id": revenue, "direction": "credit", "amount": 777},
+        ]
+    }
+    made = await client.post("/transactions", json=body, headers={"Idempotency-Key": key})
+    assert made.status_code == 201
+    # Another posting of the same amount and day: only the reference tells them apart.
+    await post(client, bank, revenue, 777, None)
+    src = await source(client, bank, ledger_reference="idempotency_key")
+    up = await client.post(
+        f"/reconciliation/sources/{src}/statements", content=camt([(777, key)]), headers=XML
+    )
+    assert up.status_code == 201
+    done = await run(client, src)
+    matches = (await client.get(f"/reconciliation/runs/{done['id']}/matches")).json()["items"]
+    assert [(m["kind"], m["transaction_ids"]) for m in matches] == [
+        ("reference", [made.json()["id"]])
+    ]
+    assert done["counts"]["exceptions"] == {"missing_in_statement": 1}
