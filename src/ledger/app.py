@@ -21,6 +21,7 @@ from ledger.api import currencies as currency_routes
 from ledger.api import events as event_routes
 from ledger.api import journal as journal_routes
 from ledger.api import reconciliation as reconciliation_routes
+from ledger.api import reports as report_routes
 from ledger.api.accounts import AccountController
 from ledger.api.keys import KeyController
 from ledger.api.middleware import AccessMiddleware, echo_request_id
@@ -95,6 +96,7 @@ def create_app(
             KeyController,
             WebhookController,
             reconciliation_routes.router(settings),
+            *report_routes.HANDLERS,
             *audit_routes.HANDLERS,
             *currency_routes.HANDLERS,
             *journal_routes.HANDLERS,

@@ -654,6 +654,46 @@ class LedgerMachine(RuleBasedStateMachine):
             seen("as_of on hot accounts")
 
     @invariant()
+    def statements_and_the_trial_balance_agree_with_the_steps(self) -> None:
+        """Between the last two recorded steps, an account's statement opens
+        and closes on what was true then, and its opening plus its entries is
+        its closing (hot accounts through snapshots and compactions too).
+        Every few steps, the trial balance as of the last one balances per
+        currency and shows each account's posted totals as they were."""
+        if len(self.history) < 2:
+            return
+        (start, was), (end, now) = self.history[-2], self.history[-1]
+        if not start < end:
+            return
+        for account_id in sorted(was):
+            if account_id not in self.hot and int(account_id.rsplit("-", 1)[1]) % 4:
+                continue  # every hot account; a sample of the others
+            statement = self.run(self.ledger.reports.statement(account_id, start, end, None, 500))
+            opening, closing = statement.opening, statement.closing
+            assert [opening.debits, opening.credits] == was[account_id][:2], account_id
+            assert [closing.debits, closing.credits] == now[account_id][:2], account_id
+            side = statement.normal_side
+            moved = sum(e.amount if e.direction == side else -e.amount for e in statement.entries)
+            assert statement.next_cursor is None
+            assert opening.balance + moved == closing.balance, account_id
+        if len(self.history) % 8:
+            return
+
+        async def trial() -> tuple[dict, list]:
+            totals: list = []
+            lines = {
+                line.account_id: line
+                async for line in self.ledger.reports.trial_balance(end, None, totals)
+            }
+            return lines, totals
+
+        lines, totals = self.run(trial())
+        assert totals and all(t.balanced for t in totals), totals
+        for account_id, expected in now.items():
+            assert [lines[account_id].debits, lines[account_id].credits] == expected[:2]
+        seen("trial balance balanced")
+
+    @invariant()
     def every_acknowledged_posting_is_in_the_journal_once(self) -> None:
         if not self.acked:
             return
@@ -738,6 +778,7 @@ def test_ledger_invariants_hold_under_random_concurrent_use(database_url, settin
         "batch posted",
         "atomic batch posted",
         "atomic batch refused",
+        "trial balance balanced",
     ):
         # Each is forced at least every few resolution batches, except expiry,
         # which needs a one-second hold still open when the wait rule runs.

@@ -38,6 +38,7 @@ EVENTS_READ = "events:read"
 WEBHOOKS_ADMIN = "webhooks:admin"
 RECONCILIATION_READ = "reconciliation:read"
 RECONCILIATION_WRITE = "reconciliation:write"
+REPORTS_READ = "reports:read"
 SCOPES = (
     ACCOUNTS_READ,
     ACCOUNTS_WRITE,
@@ -51,6 +52,7 @@ SCOPES = (
     WEBHOOKS_ADMIN,
     RECONCILIATION_READ,
     RECONCILIATION_WRITE,
+    REPORTS_READ,
 )
 
 # The key `ledger serve` makes when the database holds none.

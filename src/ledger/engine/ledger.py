@@ -34,6 +34,7 @@ from ledger.engine.model import (
 from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
 from ledger.engine.reconcile.cases import Reconciliation
+from ledger.engine.reports import Reports
 from ledger.engine.verify import VerifyReport, judge
 from ledger.engine.webhooks import Resolve, Webhooks, no_resolver
 
@@ -44,7 +45,8 @@ class Ledger(AccountCases):
     """The accounts' use cases come from `AccountCases`; the API keys', the
     audit trail's, the sealed journal's, the events' and the webhooks' are
     `keys`, `audit`, `journal`, `events` and `webhooks`; batches of postings
-    are `batches`; reconciliation against statements is `reconciliation`."""
+    are `batches`; reconciliation against statements is `reconciliation`;
+    statements and the trial balance are `reports`."""
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class Ledger(AccountCases):
             rotation_overlap_seconds=rotation_overlap_seconds,
         )
         self.reconciliation = Reconciliation(store, limits, self.post_transaction)
+        self.reports = Reports(store, limits)
 
     # --- postings ----------------------------------------------------------------
 

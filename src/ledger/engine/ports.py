@@ -3,7 +3,7 @@ the engine never imports storage."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -31,6 +31,7 @@ from ledger.engine.model import (
     TransactionHeader,
 )
 from ledger.engine.reconcile.ports import ReconciliationStore
+from ledger.engine.reports import StatementRead
 from ledger.engine.verify import JournalFacts
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
@@ -230,7 +231,26 @@ class WebhookStore(Protocol):
     async def prune_deliveries(self, webhook_id: str, older_than: timedelta) -> int: ...
 
 
-class Store(JournalStore, EventStore, WebhookStore, ReconciliationStore, Protocol):
+class ReportStore(Protocol):
+    async def statement_page(
+        self,
+        account_id: str,
+        opening_at: datetime,
+        closing_at: datetime,
+        after: str | None,
+        limit: int,
+    ) -> StatementRead | None:
+        """In one snapshot; None when there is no such account."""
+        ...
+
+    def trial_balance_rows(
+        self, as_of: datetime, currency: str | None
+    ) -> AsyncIterator[tuple[str, str, str, int, int]]:
+        """From one snapshot, streamed, in account id order."""
+        ...
+
+
+class Store(JournalStore, EventStore, WebhookStore, ReconciliationStore, ReportStore, Protocol):
     async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
         """Run `work` in one SERIALIZABLE database transaction, retrying the
         whole of it on conflicts. Raises RetriesExhausted or OutcomeUnknown

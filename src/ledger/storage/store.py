@@ -50,6 +50,7 @@ from ledger.storage.queries import (
     verify,
 )
 from ledger.storage.reconcile.store import ReconciliationMethods
+from ledger.storage.report_store import ReportMethods
 from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
 from ledger.storage.tables import CURRENCY_SCALE_CONSTRAINT
 from ledger.storage.webhook_store import WebhookMethods
@@ -57,7 +58,7 @@ from ledger.storage.webhook_store import WebhookMethods
 T = TypeVar("T")
 
 
-class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods):
+class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMethods):
     """Every call, reads included, goes through the retry loop, so a
     connection the server dropped costs a retry, not an error."""
 

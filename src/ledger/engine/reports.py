@@ -1,0 +1,195 @@
+"""Reports for accountants and auditors (scope `reports:read`): an
+account's statement over a period, and the trial balance as of a time.
+Read from one database snapshot each; the trial balance streams, so a
+million accounts are never held in memory at once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ledger.engine import access, account_rules, errors, paging, rules
+from ledger.engine.access import DIRECT, Actor
+from ledger.engine.account_rules import CURRENCY
+from ledger.engine.limits import Limits
+from ledger.engine.model import BalanceTotals, Direction
+
+if TYPE_CHECKING:
+    from ledger.engine.ports import Store
+
+# Times are microseconds apart in both databases: the last instant before one.
+JUST_BEFORE = timedelta(microseconds=1)
+
+
+class StatementEntry(msgspec.Struct, frozen=True):
+    entry_id: str
+    transaction_id: str
+    created_at: datetime
+    direction: Direction
+    amount: int
+    # The posted balance on the account's normal side after this entry.
+    balance: int
+
+
+class AccountStatement(msgspec.Struct, frozen=True, kw_only=True, rename={"from_": "from"}):
+    account_id: str
+    currency: str
+    scale: int
+    normal_side: Direction
+    from_: datetime
+    to: datetime
+    # Posted totals before `from` and before `to`: opening plus the
+    # period's entries is closing.
+    opening: BalanceTotals
+    closing: BalanceTotals
+    entries: list[StatementEntry]
+    next_cursor: str | None
+
+
+class StatementRead(msgspec.Struct, frozen=True, kw_only=True):
+    """What storage reads for a page, in one snapshot: posted totals before
+    the period, before the page, and at its end, and the page's entries."""
+
+    normal_side: Direction
+    currency: str
+    scale: int
+    opening: tuple[int, int]
+    before_page: tuple[int, int]
+    closing: tuple[int, int]
+    entries: list[tuple[str, str, datetime, Direction, int]]
+
+
+class TrialLine(msgspec.Struct, frozen=True):
+    account_id: str
+    currency: str
+    normal_side: Direction
+    debits: int
+    credits: int
+    balance: int
+
+
+class CurrencyTotals(msgspec.Struct, frozen=True):
+    currency: str
+    debits: int
+    credits: int
+    # Debits equal credits: the books balance in this currency.
+    balanced: bool
+
+
+class Reports:
+    def __init__(self, store: Store, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+
+    async def _check_period(self, start: datetime, end: datetime) -> None:
+        if start >= end:
+            raise errors.InvalidValue("from must be before to", field="to")
+        now = await self.store.now()
+        if end > now:
+            raise errors.InvalidValue(
+                f"to {end.isoformat()} is after the database's current time "
+                f"{now.isoformat()}: the period is not over",
+                field="to",
+            )
+
+    async def statement(
+        self,
+        account_id: str,
+        start: datetime,
+        end: datetime,
+        cursor: str | None,
+        limit: int | None,
+        actor: Actor = DIRECT,
+    ) -> AccountStatement:
+        """Opening totals at `start`, the posted entries in [start, end) oldest
+        first (a page), each with the balance after it, and closing totals at
+        `end`. Raises AccountNotFound, AccountOutOfReach, InvalidValue,
+        InvalidCursor."""
+        access.check_reach(actor, [account_id])
+        if not account_rules.known_account_id(account_id):
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+        await self._check_period(start, end)
+        size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+        after = paging.decode_cursor(cursor)
+        read = await self.store.statement_page(
+            account_id, start - JUST_BEFORE, end - JUST_BEFORE, after, size + 1
+        )
+        if read is None:
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+        side = read.normal_side
+        running = rules.totals(side, *read.before_page).balance
+        entries = []
+        for entry_id, transaction_id, at, direction, amount in read.entries[:size]:
+            running += amount if direction == side else -amount
+            entries.append(StatementEntry(entry_id, transaction_id, at, direction, amount, running))
+        more = len(read.entries) > size
+        return AccountStatement(
+            account_id=account_id,
+            currency=read.currency,
+            scale=read.scale,
+            normal_side=side,
+            from_=start,
+            to=end,
+            opening=rules.totals(side, *read.opening),
+            closing=rules.totals(side, *read.closing),
+            entries=entries,
+            next_cursor=paging.encode_cursor(entries[-1].entry_id) if more else None,
+        )
+
+    async def whole_statement(
+        self, account_id: str, start: datetime, end: datetime, actor: Actor = DIRECT
+    ) -> AsyncIterator[AccountStatement]:
+        """Every page of the statement, for a streamed export."""
+        cursor = None
+        while True:
+            page = await self.statement(
+                account_id, start, end, cursor, self.limits.max_page_size, actor
+            )
+            yield page
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def check_trial_balance(
+        self, as_of: datetime | None, currency: str | None, actor: Actor = DIRECT
+    ) -> datetime:
+        """The time the trial balance is read at (now when absent). Raises
+        InvalidValue, and Forbidden for a key limited to account prefixes:
+        the trial balance is every account's, or it does not balance."""
+        if actor.accounts is not None:
+            raise errors.Forbidden(
+                "the trial balance covers every account; this API key is limited to "
+                f"accounts starting with {', '.join(repr(p) for p in actor.accounts)}"
+            )
+        if currency is not None and not CURRENCY.match(currency):
+            raise errors.InvalidValue("currency must be a currency code", field="currency")
+        now = await self.store.now()
+        if as_of is None:
+            return now
+        if as_of > now:
+            raise errors.InvalidValue(
+                f"as_of {as_of.isoformat()} is after the database's current time {now.isoformat()}",
+                field="as_of",
+            )
+        return as_of
+
+    async def trial_balance(
+        self, as_of: datetime, currency: str | None, totals: list[CurrencyTotals]
+    ) -> AsyncIterator[TrialLine]:
+        """Every account's posted totals as of `as_of` (of `currency`), in id
+        order, read from one snapshot; when done, `totals` holds the debits
+        and credits per currency."""
+        sums: dict[str, list[int]] = {}
+        async for account_id, code, side, debits, credits in self.store.trial_balance_rows(
+            as_of, currency
+        ):
+            got = sums.setdefault(code, [0, 0])
+            got[0] += debits
+            got[1] += credits
+            yield TrialLine(
+                account_id, code, side, debits, credits, rules.totals(side, debits, credits).balance
+            )
+        totals.extend(CurrencyTotals(code, d, c, d == c) for code, (d, c) in sorted(sums.items()))
