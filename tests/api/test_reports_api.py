@@ -165,3 +165,80 @@ async def test_reports_need_their_scope_and_keep_to_a_keys_accounts(
         assert (await c.get(f"/accounts/{other}/statement", params=params)).status_code == 403
         # Every account's, or it would not balance: not for a limited key.
         assert (await c.get("/reports/trial-balance")).status_code == 403
+
+
+async def post_with(client, debit: str, credit: str, amount: int, metadata: dict) -> str:
+    body = {
+        "entries": [
+            {"account_id": debit, "direction": "debit", "amount": amount},
+            {"account_id": credit, "direction": "credit", "amount": amount},
+        ],
+        "metadata": metadata,
+    }
+    made = await client.post("/transactions", json=body, headers={"Idempotency-Key": fresh_id()})
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
+async def search(client, **params) -> list[str]:
+    found, params = [], {"limit": 1, **params}
+    while True:
+        got = await client.get("/transactions", params=params)
+        assert got.status_code == 200, got.text
+        page = got.json()
+        found += [t["id"] for t in page["items"]]
+        if page["next_cursor"] is None:
+            return found
+        params["cursor"] = page["next_cursor"]
+
+
+async def test_transactions_are_found_by_account_metadata_and_period(client, ledger):
+    shop = fresh_id("shop")
+    a, b, c = [await account(client, s) for s in ("debit", "credit", "credit")]
+    t1 = await post_with(client, a, b, 100, {"shop": shop, "order": "1", "n": 5})
+    start = await ledger.store.now()
+    t2 = await post_with(client, a, c, 200, {"shop": shop, "order": "2"})
+    t3 = await post_with(client, a, b, 300, {"shop": shop, "order": "3", "nested": {"x": 1}})
+    end = await ledger.store.now()
+    t4 = await post_with(client, a, c, 400, {"shop": "elsewhere"})
+
+    assert await search(client, **{"metadata.shop": shop}) == [t1, t2, t3]
+    assert await search(client, **{"metadata.shop": shop, "metadata.order": "2"}) == [t2]
+    assert await search(client, account_id=c) == [t2, t4]
+    assert await search(client, account_id=b, **{"metadata.order": "3"}) == [t3]
+    assert await search(client, account_id=a, **{"from": iso(start), "to": iso(end)}) == [t2, t3]
+    # Values are compared as strings: a number in the metadata is not "5".
+    assert await search(client, **{"metadata.n": "5"}) == []
+    got = (
+        await client.get("/transactions", params={"metadata.order": "2", "account_id": c})
+    ).json()
+    (found,) = got["items"]
+    assert found["metadata"]["shop"] == shop and len(found["entries"]) == 2
+
+
+async def test_a_search_needs_a_filter_and_says_what_is_wrong(
+    client, ledger, database_url, settings
+):
+    now = await ledger.store.now()
+    for params, status, names in [
+        ({}, 422, "account_id"),
+        ({"from": iso(now - timedelta(hours=1))}, 422, "account_id"),
+        ({"account_id": "x", "from": iso(now), "to": iso(now - timedelta(hours=1))}, 422, "before"),
+        ({"account_id": "x", "from": "soon"}, 422, "from"),
+        ({"account_id": "x", "cursor": "!!"}, 400, "cursor"),
+        ({"account_id": "x", "sort": "desc"}, 400, "sort"),
+        ({f"metadata.k{i}": "v" for i in range(9)}, 422, "metadata"),
+    ]:
+        got = await client.get("/transactions", params=params)
+        assert got.status_code == status, (params, got.text)
+        assert names in got.text, (params, got.text)
+    mine, other = f"srch:{fresh_id()}", await account(client, "credit")
+    await account(client, "debit", id=mine)
+    t = await post_with(client, mine, other, 5, {})
+    limited = await make_key(ledger, REPORTS_READ, accounts=["srch:"])
+    async with app_client(database_url, settings, limited) as c:
+        assert (await c.get("/transactions", params={"metadata.a": "b"})).status_code == 403
+        assert (await c.get("/transactions", params={"account_id": other})).status_code == 403
+        # Its own account, but the transaction has a leg it does not reach.
+        seen = await c.get("/transactions", params={"account_id": mine})
+        assert seen.status_code == 200 and t not in [x["id"] for x in seen.json()["items"]]

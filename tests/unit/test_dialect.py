@@ -318,3 +318,14 @@ def test_the_event_and_lease_statements_compile_for_both_dialects(url):
         .compile(dialect=engine.dialect)
     )
     assert "now() + CAST(" in lease and "INTERVAL '1 second'" in lease
+
+
+def test_the_metadata_index_is_gin_on_postgresql_and_inverted_on_cockroachdb():
+    crdb = migrate.render_sql(CRDB)
+    pg = migrate.render_sql(PG)
+    assert "CREATE INVERTED INDEX transactions_metadata ON transactions (metadata)" in crdb
+    assert "USING GIN" not in crdb
+    assert (
+        "CREATE INDEX transactions_metadata ON transactions USING GIN (metadata jsonb_path_ops)"
+        in pg
+    )

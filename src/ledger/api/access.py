@@ -27,6 +27,7 @@ ACTION_OPT = "audit_action"  # ... and, on a write, the audit action
 IDEMPOTENCY_OPT = "idempotency"  # "required" or "optional": the Idempotency-Key header
 ANSWERS_OPT = "answers"  # statuses beyond what the rest implies, for the document
 FILE_BODY_OPT = "file_body"  # the body is a file, not JSON: the handler checks its type
+QUERY_PREFIX_OPT = "query_prefix"  # query parameters named <prefix><anything> are the handler's
 PUBLIC = "public"  # no key needed: /health and /ready only
 AUTHENTICATED = "authenticated"  # any valid key (the API documentation)
 
@@ -46,6 +47,7 @@ def requires(
     idempotency: str | None = None,
     answers: tuple[int, ...] = (),
     file_body: bool = False,
+    query_prefix: str | None = None,
 ) -> dict:
     """The route decorator arguments that declare `scope` (and, for a
     write, its audit `action`, and whether it takes an Idempotency-Key;
@@ -60,6 +62,8 @@ def requires(
         opt[IDEMPOTENCY_OPT] = idempotency
     if file_body:
         opt[FILE_BODY_OPT] = True
+    if query_prefix is not None:
+        opt[QUERY_PREFIX_OPT] = query_prefix
     return {"opt": opt, "security": [{BEARER: [scope]}]}
 
 

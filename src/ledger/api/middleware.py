@@ -131,7 +131,8 @@ def _check_query(scope: Scope) -> None:
             if isinstance(p.kwarg_definition, QueryParameter)
         )
     given = {name for name, _ in parse_qsl(scope["query_string"].decode("latin-1"), True)}
-    unknown = sorted(given - allowed)
+    prefix = handler.opt.get(access.QUERY_PREFIX_OPT)
+    unknown = sorted(n for n in given - allowed if prefix is None or not n.startswith(prefix))
     if unknown:
         raise wire.UnknownQueryParameter(
             f"unknown query parameter{'s' if len(unknown) > 1 else ''} "

@@ -3,23 +3,30 @@ method, encodes."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ledger.api import request as req
 from ledger.api.access import requires
 from ledger.api.decoding import decode_body
 from ledger.api.openapi import body_operation
 from ledger.engine import audit
-from ledger.engine.access import TRANSACTIONS_READ, TRANSACTIONS_WRITE
+from ledger.engine.access import REPORTS_READ, TRANSACTIONS_READ, TRANSACTIONS_WRITE
 from ledger.engine.ledger import Ledger
 from ledger.engine.model import (
     NewTransaction,
+    Page,
     PostPendingRequest,
     ReversalRequest,
     Transaction,
     VoidRequest,
 )
+from ledger.engine.reports import TransactionQuery
+
+# `GET /transactions?metadata.<key>=<value>`: a metadata equality filter.
+METADATA_PREFIX = "metadata."
 
 
 class TransactionController(Controller):
@@ -39,6 +46,35 @@ class TransactionController(Controller):
         cmd = decode_body(await request.body(), NewTransaction, settings.max_body_bytes)
         key = req.idempotency_key(request)
         return req.posting_response(await ledger.post_transaction(cmd, key, req.actor(request)))
+
+    @get(**requires(REPORTS_READ, query_prefix=METADATA_PREFIX))
+    async def search_transactions(
+        self,
+        request: Request,
+        ledger: req.LedgerDep,
+        start: Annotated[str | None, QueryParameter(name="from")] = None,
+        to: FromQuery[str | None] = None,
+        account_id: FromQuery[str | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int | None] = None,
+    ) -> Page[Transaction]:
+        """Transactions with a leg on `account_id`, and/or whose metadata has
+        each `metadata.<key>=<value>` given (string values, compared exactly;
+        up to 8), created in [`from`, `to`) when given (RFC 3339), oldest
+        first; follow `next_cursor`. At least an account or one metadata
+        filter is needed."""
+        metadata = {
+            name[len(METADATA_PREFIX) :]: value
+            for name, value in request.query_params.items()
+            if name.startswith(METADATA_PREFIX)
+        }
+        where = TransactionQuery(
+            account_id=account_id,
+            metadata=metadata,
+            start=req.as_of(start, "from"),
+            end=req.as_of(to, "to"),
+        )
+        return await ledger.reports.search(where, cursor, limit, req.actor(request))
 
     @get("/{transaction_id:str}", **requires(TRANSACTIONS_READ))
     async def get_transaction(

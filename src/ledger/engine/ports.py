@@ -3,6 +3,7 @@ the engine never imports storage."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
@@ -31,7 +32,7 @@ from ledger.engine.model import (
     TransactionHeader,
 )
 from ledger.engine.reconcile.ports import ReconciliationStore
-from ledger.engine.reports import StatementRead
+from ledger.engine.reports import StatementRead, TransactionQuery
 from ledger.engine.verify import JournalFacts
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
@@ -242,6 +243,10 @@ class ReportStore(Protocol):
     ) -> StatementRead | None:
         """In one snapshot; None when there is no such account."""
         ...
+
+    async def search_transactions(
+        self, where: TransactionQuery, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Transaction]: ...
 
     def trial_balance_rows(
         self, as_of: datetime, currency: str | None

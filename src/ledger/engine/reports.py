@@ -5,6 +5,7 @@ million accounts are never held in memory at once."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -14,8 +15,9 @@ import msgspec
 from ledger.engine import access, account_rules, errors, paging, rules
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.account_rules import CURRENCY
+from ledger.engine.free_text import check_text
 from ledger.engine.limits import Limits
-from ledger.engine.model import BalanceTotals, Direction
+from ledger.engine.model import BalanceTotals, Direction, Page, Transaction
 
 if TYPE_CHECKING:
     from ledger.engine.ports import Store
@@ -77,6 +79,19 @@ class CurrencyTotals(msgspec.Struct, frozen=True):
     credits: int
     # Debits equal credits: the books balance in this currency.
     balanced: bool
+
+
+class TransactionQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """What `GET /transactions` looks for: at least an account or a metadata
+    equality, within [start, end) when given."""
+
+    account_id: str | None = None
+    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+MAX_METADATA_FILTERS = 8
 
 
 class Reports:
@@ -153,6 +168,48 @@ class Reports:
                 return
             cursor = page.next_cursor
 
+    async def search(
+        self,
+        where: TransactionQuery,
+        cursor: str | None,
+        limit: int | None,
+        actor: Actor = DIRECT,
+    ) -> Page[Transaction]:
+        """Transactions by account and metadata equality, oldest first.
+        Raises InvalidValue, InvalidCursor, AccountOutOfReach. A key limited
+        to account prefixes must name an account it reaches, and sees only
+        the transactions whose every leg it reaches."""
+        if where.account_id is None and not where.metadata:
+            raise errors.InvalidValue(
+                "name an account_id or a metadata.<key>=<value> to search by",
+                field="account_id",
+            )
+        if len(where.metadata) > MAX_METADATA_FILTERS:
+            raise errors.InvalidValue(
+                f"at most {MAX_METADATA_FILTERS} metadata filters", field="metadata"
+            )
+        for key, value in where.metadata.items():
+            check_text(key, "metadata key", 128)
+            check_text(value, f"metadata.{key}", 255)
+        if where.start is not None and where.end is not None and where.start >= where.end:
+            raise errors.InvalidValue("from must be before to", field="to")
+        if actor.accounts is not None:
+            if where.account_id is None:
+                raise errors.AccountOutOfReach(
+                    "this API key is limited to account prefixes: name an account_id",
+                    account_id=None,
+                )
+            access.check_reach(actor, [where.account_id])
+        size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
+        after = _search_key(cursor)
+        found = await self.store.search_transactions(where, after, size + 1)
+        page = paging.page(found, size, lambda t: f"{t.created_at.isoformat()} {t.id}")
+        if actor.accounts is None:
+            return page
+        reach = actor.accounts
+        items = [t for t in page.items if all(e.account_id.startswith(reach) for e in t.entries)]
+        return Page(items=items, next_cursor=page.next_cursor)
+
     async def check_trial_balance(
         self, as_of: datetime | None, currency: str | None, actor: Actor = DIRECT
     ) -> datetime:
@@ -193,3 +250,14 @@ class Reports:
                 account_id, code, side, debits, credits, rules.totals(side, debits, credits).balance
             )
         totals.extend(CurrencyTotals(code, d, c, d == c) for code, (d, c) in sorted(sums.items()))
+
+
+def _search_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    text = paging.decode_cursor(cursor)
+    if text is None:
+        return None
+    at, _, transaction_id = text.partition(" ")
+    try:
+        return datetime.fromisoformat(at), uuid.UUID(transaction_id)
+    except ValueError as exc:
+        raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor) from exc

@@ -5,16 +5,18 @@ accounts there are)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 from sqlalchemy import exc as sa_exc
 
 from ledger.engine import errors
-from ledger.engine.reports import StatementRead
+from ledger.engine.model import Transaction
+from ledger.engine.reports import StatementRead, TransactionQuery
 from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
-from ledger.storage.queries import reports
+from ledger.storage.queries import reports, search
 from ledger.storage.retry import run_transaction
 
 STREAM_BATCH = 1000
@@ -40,6 +42,11 @@ class ReportMethods(StoreMethods):
                 conn, account_id, opening_at, closing_at, after, limit
             ),
         )
+
+    async def search_transactions(
+        self, where: TransactionQuery, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Transaction]:
+        return await self._read(lambda conn: search.search(conn, where, after, limit))
 
     async def trial_balance_rows(
         self, as_of: datetime, currency: str | None

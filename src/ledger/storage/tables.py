@@ -109,6 +109,14 @@ transactions = Table(
     UniqueConstraint("client_id", "idempotency_key", name=IDEMPOTENCY_CONSTRAINT),
 )
 Index(REVERSES_CONSTRAINT, transactions.c.reverses, unique=True)
+# Migration 0011: metadata containment (GIN on PostgreSQL, an inverted index
+# on CockroachDB: `dialect.metadata_index_ddl`).
+Index(
+    "transactions_metadata",
+    transactions.c.metadata,
+    postgresql_using="gin",
+    postgresql_ops={"metadata": "jsonb_path_ops"},
+)
 Index(RESOLVES_CONSTRAINT, transactions.c.resolves, unique=True)
 
 entries = Table(

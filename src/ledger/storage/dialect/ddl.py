@@ -141,3 +141,15 @@ def writer_role_ddl(name: str, role: str) -> list[str]:
 
 def revoke_writer_role_ddl(name: str, role: str) -> list[str]:
     return [f"REVOKE ALL ON TABLE transactions, entries, accounts, account_balances FROM {role}"]
+
+
+METADATA_INDEX = "transactions_metadata"
+
+
+def metadata_index_ddl(name: str) -> list[str]:
+    """The index that serves metadata equality (`metadata @> '{"k": "v"}'`).
+    PostgreSQL: GIN with jsonb_path_ops (smaller, and only containment is
+    asked of it). CockroachDB: an inverted index, its GIN."""
+    if name == COCKROACHDB:
+        return [f"CREATE INVERTED INDEX {METADATA_INDEX} ON transactions (metadata)"]
+    return [f"CREATE INDEX {METADATA_INDEX} ON transactions USING GIN (metadata jsonb_path_ops)"]

@@ -3,6 +3,8 @@ it, and the one an idempotency key points at."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -12,28 +14,25 @@ from ledger.storage.fragments import resolver, reverser
 from ledger.storage.rows import parse_uuid, text_or_none
 from ledger.storage.tables import entries, journal, transactions
 
-_TRANSACTION = (
-    select(
-        transactions.c.id,
-        transactions.c.description,
-        transactions.c.metadata,
-        transactions.c.created_at,
-        transactions.c.reverses,
-        transactions.c.pending,
-        transactions.c.timeout_seconds,
-        transactions.c.resolves,
-        transactions.c.resolution,
-        reverser.c.id.label("reversed_by"),
-        resolver.c.id.label("resolved_by"),
-        resolver.c.resolution.label("resolved_as"),
+_HEADER = select(
+    transactions.c.id,
+    transactions.c.description,
+    transactions.c.metadata,
+    transactions.c.created_at,
+    transactions.c.reverses,
+    transactions.c.pending,
+    transactions.c.timeout_seconds,
+    transactions.c.resolves,
+    transactions.c.resolution,
+    reverser.c.id.label("reversed_by"),
+    resolver.c.id.label("resolved_by"),
+    resolver.c.resolution.label("resolved_as"),
+).select_from(
+    transactions.outerjoin(reverser, reverser.c.reverses == transactions.c.id).outerjoin(
+        resolver, resolver.c.resolves == transactions.c.id
     )
-    .select_from(
-        transactions.outerjoin(reverser, reverser.c.reverses == transactions.c.id).outerjoin(
-            resolver, resolver.c.resolves == transactions.c.id
-        )
-    )
-    .where(transactions.c.id == bindparam("id"))
 )
+_TRANSACTION = _HEADER.where(transactions.c.id == bindparam("id"))
 # What a reader is shown: the transaction with its place in the sealed
 # journal. A posting that only needs the transaction it resolves or
 # reverses reads `_TRANSACTION`, without the journal.
@@ -107,3 +106,58 @@ async def by_key(conn: AsyncConnection, key: IdempotencyKey) -> StoredPosting | 
     transaction = await load(conn, str(row.id))
     assert transaction is not None  # same snapshot as the row just read
     return StoredPosting(row.fingerprint, transaction)
+
+
+async def load_many(conn: AsyncConnection, transaction_ids: list[uuid.UUID]) -> list[Transaction]:
+    """Several transactions with their legs and places, in the order given:
+    two statements, whatever their number (a page of a search)."""
+    if not transaction_ids:
+        return []
+    query = (
+        _HEADER.add_columns(journal.c.sequence, journal.c.block)
+        .outerjoin(journal, journal.c.transaction_id == transactions.c.id)
+        .where(transactions.c.id.in_(transaction_ids))
+    )
+    heads = {row.id: row for row in await conn.execute(query)}
+    legs_query = (
+        select(
+            entries.c.transaction_id,
+            entries.c.account_id,
+            entries.c.direction,
+            entries.c.amount,
+            entries.c.currency,
+            entries.c.entry_id,
+        )
+        .where(entries.c.transaction_id.in_(transaction_ids))
+        .order_by(entries.c.transaction_id, entries.c.leg)
+    )
+    legs: dict[uuid.UUID, list[PostedLeg]] = {}
+    for leg in await conn.execute(legs_query):
+        legs.setdefault(leg.transaction_id, []).append(
+            PostedLeg(leg.account_id, leg.direction, leg.amount, leg.currency, str(leg.entry_id))
+        )
+    out = []
+    for tid in transaction_ids:
+        row = heads[tid]
+        pending_fields = {}
+        if row.pending:
+            pending_fields = pending.fields(
+                row.created_at, row.timeout_seconds, row.resolved_as, text_or_none(row.resolved_by)
+            )
+        out.append(
+            Transaction(
+                id=str(row.id),
+                entries=legs.get(tid, []),
+                description=row.description,
+                metadata=row.metadata,
+                created_at=row.created_at,
+                reverses=text_or_none(row.reverses),
+                reversed_by=text_or_none(row.reversed_by),
+                resolves=text_or_none(row.resolves),
+                resolution=row.resolution,
+                sequence=row.sequence,
+                block=row.block,
+                **pending_fields,
+            )
+        )
+    return out
