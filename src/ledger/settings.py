@@ -82,6 +82,11 @@ class Settings:
     # transaction may stay open: the sequencer's read looks back that far.
     seal_seconds: float = 0.2
     seal_max: int = 1000
+    # The continuous verifier: every `verify_seconds` (0: off in this
+    # process) the next `verify_sample` accounts' cached balances are
+    # recomputed from the journal, read-only (gauges ledger_verify_*).
+    verify_seconds: float = 5.0
+    verify_sample: int = 500
     seal_lookback_seconds: float = 300.0
     # An inclusion proof carries at most this many blocks of the chain to
     # the head; beyond them, `GET /journal/blocks` continues it.

@@ -9,8 +9,9 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from ledger.engine.delivery import Deliverer
 from ledger.engine.ledger import Ledger
@@ -117,6 +118,56 @@ async def deliver_webhooks(ledger: Ledger, settings: Settings) -> None:
         await client.close()
 
 
+VERIFY_DRIFT = Gauge(
+    "ledger_verify_drift_accounts",
+    "Accounts whose cached balance the continuous verifier last found differing from the journal",
+    multiprocess_mode="max",
+)
+VERIFY_SUCCESS = Gauge(
+    "ledger_verify_last_success_timestamp_seconds",
+    "When the continuous verifier last finished a round",
+    multiprocess_mode="max",
+)
+VERIFY_RATE = Gauge(
+    "ledger_verify_accounts_per_second",
+    "Accounts the continuous verifier checked per second in its last round",
+    multiprocess_mode="max",
+)
+VERIFY_CHECKED = Counter(
+    "ledger_verify_accounts_checked", "Accounts the continuous verifier checked"
+)
+
+
+# Accounts this process's verifier found drifting and not clean since.
+_DRIFTED: set[str] = set()
+
+
+async def verify_continuously(ledger: Ledger, interval: float, sample: int) -> None:
+    """Recompute a rolling sample of accounts from the journal, forever: each
+    round the next `sample` accounts in id order, around and around, in a
+    read-only snapshot. It writes nothing, so any number may run and a kill -9 leaves
+    nothing behind. The drift gauge counts the accounts found differing and
+    not found clean since (by any loop of this process)."""
+    drifted = _DRIFTED
+    after: str | None = None
+    while True:
+        try:
+            began = time.perf_counter()
+            check = await ledger.verify_sample(after, sample)
+            drifted.difference_update(check.checked)
+            drifted.update(check.drifted)
+            if check.drifted:
+                log.error("verifier: cached balances differ from the journal: %s", check.drifted)
+            VERIFY_DRIFT.set(len(drifted))
+            VERIFY_CHECKED.inc(len(check.checked))
+            VERIFY_RATE.set(len(check.checked) / max(time.perf_counter() - began, 1e-6))
+            VERIFY_SUCCESS.set_to_current_time()
+            after = check.next_after
+        except Exception:
+            log.exception("verifier round failed; retrying in %.1f s", interval)
+        await asyncio.sleep(interval * random.uniform(0.75, 1.25))
+
+
 def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
     """The loops this process's settings turn on, started."""
     tasks = []
@@ -138,6 +189,14 @@ def start(ledger: Ledger, settings: Settings) -> list[asyncio.Task]:
         )
     if settings.webhook_claim_seconds > 0:
         tasks.append(asyncio.create_task(_untraced(deliver_webhooks(ledger, settings))))
+    if settings.verify_seconds > 0:
+        tasks.append(
+            asyncio.create_task(
+                _untraced(
+                    verify_continuously(ledger, settings.verify_seconds, settings.verify_sample)
+                )
+            )
+        )
     return tasks
 
 

@@ -35,7 +35,7 @@ from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
 from ledger.engine.reconcile.cases import Reconciliation
 from ledger.engine.reports import Reports
-from ledger.engine.verify import VerifyReport, judge
+from ledger.engine.verify import SampleCheck, VerifyReport, check_sample, judge
 from ledger.engine.webhooks import Resolve, Webhooks, no_resolver
 
 EXPIRY = access.system("expiry", client_id="ledger-expiry")
@@ -368,6 +368,11 @@ class Ledger(AccountCases):
         await self.get_account(account_id, actor)
         items = await self.store.account_entries(account_id, after, limit + 1, stale=stale)
         return paging.page(items, limit, lambda e: e.entry_id)
+
+    async def verify_sample(self, after: str | None, limit: int) -> SampleCheck:
+        """The next `limit` accounts after `after`: their cached totals
+        against their journal sums, in one read-only snapshot."""
+        return check_sample(await self.store.account_sums(after, limit), limit)
 
     async def ready(self) -> bool:
         """Whether the database answers."""

@@ -33,7 +33,7 @@ from ledger.engine.model import (
 )
 from ledger.engine.reconcile.ports import ReconciliationStore
 from ledger.engine.reports import StatementRead, TransactionQuery
-from ledger.engine.verify import JournalFacts
+from ledger.engine.verify import AccountSums, JournalFacts
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
 
@@ -352,6 +352,10 @@ class Store(JournalStore, EventStore, WebhookStore, ReconciliationStore, ReportS
     async def due_for_expiry(self, limit: int) -> list[str]:
         """Ids of pending transactions whose timeout has passed and that are
         not resolved, oldest deadline first."""
+        ...
+
+    async def account_sums(self, after: str | None, limit: int) -> dict[str, AccountSums]:
+        """The `limit` accounts after `after`: cached and journal totals."""
         ...
 
     async def journal_facts(self) -> JournalFacts:

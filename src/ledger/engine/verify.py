@@ -179,3 +179,21 @@ def judge(facts: JournalFacts) -> VerifyReport:
         snapshot_drift=snapshot_drift,
         mixed_scales=facts.mixed_scales,
     )
+
+
+class SampleCheck(msgspec.Struct, frozen=True):
+    """One round of the continuous verifier: the accounts it checked (in id
+    order), which of them drift, and where the next round starts (None:
+    back at the first account)."""
+
+    checked: list[str]
+    drifted: list[str]
+    next_after: str | None
+
+
+def check_sample(sums: dict[str, AccountSums], limit: int) -> SampleCheck:
+    """The accounts whose cached totals are not their journal sums."""
+    checked = sorted(sums)
+    drifted = [a for a in checked if sums[a].cached != sums[a].journal]
+    more = len(checked) >= limit
+    return SampleCheck(checked, drifted, checked[-1] if more else None)

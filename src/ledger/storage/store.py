@@ -28,7 +28,7 @@ from ledger.engine.model import (
     Transaction,
 )
 from ledger.engine.ports import PostingUnit
-from ledger.engine.verify import JournalFacts
+from ledger.engine.verify import AccountSums, JournalFacts
 from ledger.settings import Settings
 from ledger.storage import dialect, failures
 from ledger.storage.database import create_engine
@@ -241,6 +241,16 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
             self.engine.execution_options(**options),
             self.policy,
             lambda conn, _attempt: verify.journal_facts(conn),
+        )
+
+    async def account_sums(self, after: str | None, limit: int) -> dict[str, AccountSums]:
+        """A page of accounts' cached and journal totals, in one read-only
+        snapshot (nothing a verifier does can write)."""
+        options = dialect.snapshot_read_options(self.engine.dialect.name)
+        return await run_transaction(
+            self.engine.execution_options(**options),
+            self.policy,
+            lambda conn, _attempt: verify.per_account(conn, after, limit),
         )
 
     # --- API keys and the audit trail -------------------------------------------------

@@ -38,11 +38,22 @@ def _sum_where(condition, direction: str):
     )
 
 
-async def per_account(conn: AsyncConnection) -> dict[str, AccountSums]:
+async def per_account(
+    conn: AsyncConnection, after: str | None = None, limit: int | None = None
+) -> dict[str, AccountSums]:
     """Each account's totals as a balance read returns them (a missing
     balance row or snapshot shows as -1: always a difference), and as the
     journal sums them: every posted entry; pending entries whose transaction
-    has not been resolved."""
+    has not been resolved. With `limit`: only the `limit` accounts after
+    `after` in id order (a round of the continuous verifier)."""
+    among = None
+    if limit is not None:
+        page = select(accounts.c.id).order_by(accounts.c.id).limit(limit)
+        if after is not None:
+            page = page.where(accounts.c.id > after)
+        among = [r.id for r in await conn.execute(page)]
+        if not among:
+            return {}
     unresolved = and_(entries.c.pending, resolver.c.id.is_(None))
     posted = entries.c.pending.is_(False)
     journal = (
@@ -54,6 +65,7 @@ async def per_account(conn: AsyncConnection) -> dict[str, AccountSums]:
             _sum_where(unresolved, "credit").label("pc"),
         )
         .select_from(entries.outerjoin(resolver, resolver.c.resolves == entries.c.transaction_id))
+        .where(entries.c.account_id.in_(among) if among is not None else true())
         .group_by(entries.c.account_id)
         .subquery()
     )
@@ -70,6 +82,8 @@ async def per_account(conn: AsyncConnection) -> dict[str, AccountSums]:
         .outerjoin(delta_sums, true())
         .outerjoin(journal, journal.c.account_id == accounts.c.id)
     )
+    if among is not None:
+        query = query.where(accounts.c.id.in_(among))
     return {
         r.account_id: AccountSums(
             cached=Totals(*(getattr(r, c) for c in TOTALS)),
