@@ -152,3 +152,14 @@ async def test_a_verifier_killed_mid_round_leaves_the_database_as_it_was(books, 
             await asyncio.sleep(0.05)
     assert after == before and open_now == 0
     assert (await ledger.verify()).ok
+
+
+async def test_the_verifiers_gauges_are_on_metrics(client):
+    text_ = (await client.get("/metrics")).text
+    for name in (
+        "ledger_verify_drift_accounts",
+        "ledger_verify_last_success_timestamp_seconds",
+        "ledger_verify_accounts_per_second",
+        "ledger_verify_accounts_checked_total",
+    ):
+        assert f"\n{name}" in text_, name
