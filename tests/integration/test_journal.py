@@ -42,6 +42,31 @@ async def seal_all(ledger) -> int:
     return sealed
 
 
+async def proof_once_sealed(ledger, transaction_id: str, seconds: float = 10.0):
+    """Its proof, sealing until it has one: `seal` answers 0 while another
+    sequencer (the session app's) holds the guard, and that one may not
+    have reached this transaction yet."""
+    for _ in range(int(seconds / 0.05)):
+        await seal_all(ledger)
+        try:
+            return await ledger.journal.proof(transaction_id)
+        except errors.NotSealedYet:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{transaction_id} was not sealed within {seconds:g} s")
+
+
+async def once_sealed(ledger, transaction_id: str, seconds: float = 10.0):
+    """The transaction once it has its place (sealing meanwhile); fails the
+    test if it is left out of the sequence."""
+    for _ in range(int(seconds / 0.05)):
+        await seal_all(ledger)
+        found = await ledger.get_transaction(transaction_id)
+        if found.sequence is not None:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{transaction_id} left out of the sequence")
+
+
 async def sequence_rows(owner_engine) -> list[tuple[int, int, str]]:
     async with owner_engine.connect() as conn:
         rows = await conn.execute(
@@ -92,8 +117,7 @@ async def test_a_sealed_transaction_carries_the_hash_of_its_record(ledger):
             key(),
         )
     ).transaction
-    await seal_all(ledger)
-    proof = await ledger.journal.proof(posted.id)
+    proof = await proof_once_sealed(ledger, posted.id)
     assert hashing.sha256(hashing.canonical(proof.record)).hex() == proof.hash
     assert proof.record["entries"][0]["account_id"] == a
     leaf = bytes.fromhex(proof.hash)
@@ -150,12 +174,10 @@ async def test_a_posting_held_open_is_sealed_after_everything_sealed_while_it_wa
     # Its header is the one written before the others (no retry wrote a
     # new one after them): the case the trap is about.
     assert held.created_at < min(t.created_at for t in after)
-    await seal_all(ledger)
-    held = await ledger.get_transaction(held.id)
-    assert held.sequence is not None, "left out of the sequence"
+    held = await once_sealed(ledger, held.id)
     assert held.sequence > head_while_open, "nothing sealed before it ended may follow it"
     for t in after:
-        assert (await ledger.get_transaction(t.id)).sequence is not None
+        assert (await once_sealed(ledger, t.id)).sequence is not None
     assert (await ledger.journal.verify()).ok
 
 
