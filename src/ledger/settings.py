@@ -82,6 +82,13 @@ class Settings:
     # transaction may stay open: the sequencer's read looks back that far.
     seal_seconds: float = 0.2
     seal_max: int = 1000
+    # A replica for reads that feed no decision (stale reads, statements,
+    # reports, search): PostgreSQL standbys (a multi-host URL with
+    # target_session_attrs=prefer-standby), or CockroachDB (follower reads).
+    # When it does not answer, those reads go to the primary, or with
+    # `read_fallback` false are answered 503.
+    read_database_url: str | None = None
+    read_fallback: bool = True
     # The continuous verifier: every `verify_seconds` (0: off in this
     # process) the next `verify_sample` accounts' cached balances are
     # recomputed from the journal, read-only (gauges ledger_verify_*).

@@ -32,6 +32,7 @@ from ledger.api import errors as wire
 from ledger.engine import errors
 from ledger.engine.access import Actor
 from ledger.engine.audit import AuditRecord
+from ledger.engine.reads import READ_FROM
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,12 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     state[_STATUS_STATE] = message["status"]
+    source = READ_FROM.get()
+    if source is not None:
+        headers = message.setdefault("headers", [])
+        headers.append((b"ledger-read-from", source.server.encode()))
+        if source.lag_ms is not None:
+            headers.append((b"ledger-replica-lag-ms", str(source.lag_ms).encode()))
     request = state.get(REQUEST_ID_STATE)
     if request is None:
         given = next(

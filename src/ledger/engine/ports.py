@@ -3,8 +3,7 @@ the engine never imports storage."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -32,7 +31,7 @@ from ledger.engine.model import (
     TransactionHeader,
 )
 from ledger.engine.reconcile.ports import ReconciliationStore
-from ledger.engine.reports import StatementRead, TransactionQuery
+from ledger.engine.reports import ReportStore
 from ledger.engine.verify import AccountSums, JournalFacts
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
@@ -230,29 +229,6 @@ class WebhookStore(Protocol):
     async def release_webhook(self, owner: str, webhook_id: str) -> None: ...
 
     async def prune_deliveries(self, webhook_id: str, older_than: timedelta) -> int: ...
-
-
-class ReportStore(Protocol):
-    async def statement_page(
-        self,
-        account_id: str,
-        opening_at: datetime,
-        closing_at: datetime,
-        after: str | None,
-        limit: int,
-    ) -> StatementRead | None:
-        """In one snapshot; None when there is no such account."""
-        ...
-
-    async def search_transactions(
-        self, where: TransactionQuery, after: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[Transaction]: ...
-
-    def trial_balance_rows(
-        self, as_of: datetime, currency: str | None
-    ) -> AsyncIterator[tuple[str, str, str, int, int]]:
-        """From one snapshot, streamed, in account id order."""
-        ...
 
 
 class Store(JournalStore, EventStore, WebhookStore, ReconciliationStore, ReportStore, Protocol):

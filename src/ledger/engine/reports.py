@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -224,14 +224,14 @@ class Reports:
         if currency is not None and not CURRENCY.match(currency):
             raise errors.InvalidValue("currency must be a currency code", field="currency")
         now = await self.store.now()
-        if as_of is None:
-            return now
-        if as_of > now:
+        if as_of is not None and as_of > now:
             raise errors.InvalidValue(
                 f"as_of {as_of.isoformat()} is after the database's current time {now.isoformat()}",
                 field="as_of",
             )
-        return as_of
+        at = now if as_of is None else as_of
+        await self.store.probe_reads(at)
+        return at
 
     async def trial_balance(
         self, as_of: datetime, currency: str | None, totals: list[CurrencyTotals]
@@ -261,3 +261,31 @@ def _search_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(at), uuid.UUID(transaction_id)
     except ValueError as exc:
         raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor) from exc
+
+
+class ReportStore(Protocol):
+    async def statement_page(
+        self,
+        account_id: str,
+        opening_at: datetime,
+        closing_at: datetime,
+        after: str | None,
+        limit: int,
+    ) -> StatementRead | None:
+        """In one snapshot; None when there is no such account."""
+        ...
+
+    async def search_transactions(
+        self, where: TransactionQuery, after: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Transaction]: ...
+
+    async def probe_reads(self, needs: datetime | None) -> None:
+        """Record (`ledger.engine.reads`) which server would serve a read
+        needing data up to `needs`."""
+        ...
+
+    def trial_balance_rows(
+        self, as_of: datetime, currency: str | None
+    ) -> AsyncIterator[tuple[str, str, str, int, int]]:
+        """From one snapshot, streamed, in account id order."""
+        ...

@@ -16,6 +16,7 @@ def create_engine(
     role: str | None = None,
     application_name: str = "ledger",
     autocommit: bool = False,
+    isolation_level: str | None = None,
 ) -> AsyncEngine:
     """An engine whose connections are SERIALIZABLE and run as the writer role.
 
@@ -24,6 +25,8 @@ def create_engine(
     (the batched posting path, see `dialect.batches_postings`).
 
     `role` overrides `settings.db_role` (tests pass "" to act as the owner).
+    `isolation_level` overrides SERIALIZABLE (a hot standby refuses it, even
+    for the queries SQLAlchemy sends when it first connects).
     SQLAlchemy's own pool is used rather than psycopg_pool: SQLAlchemy's async
     engine manages its pool itself, and putting a second pool under it would
     only add a layer; its size and timeout are the named settings.
@@ -35,7 +38,7 @@ def create_engine(
         max_overflow=settings.pool_max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
         pool_recycle=settings.pool_recycle_seconds,
-        isolation_level="AUTOCOMMIT" if autocommit else "SERIALIZABLE",
+        isolation_level=isolation_level or ("AUTOCOMMIT" if autocommit else "SERIALIZABLE"),
         connect_args={"application_name": application_name},
     )
     setup = dialect.session_setup(

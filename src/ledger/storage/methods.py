@@ -9,12 +9,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.engine.audit import AuditRecord
+from ledger.storage.replica import Replica
 from ledger.storage.retry import RetryPolicy
 
 
 class StoreMethods:
     engine: AsyncEngine
     policy: RetryPolicy
+    replica: Replica | None = None
 
     async def _read(self, fn: Callable[[AsyncConnection], Any], *, stale: bool = False) -> Any:
         raise NotImplementedError  # SqlStore's

@@ -5,18 +5,21 @@ accounts there are)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import exc as sa_exc
 
 from ledger.engine import errors
 from ledger.engine.model import Transaction
+from ledger.engine.reads import served_by
 from ledger.engine.reports import StatementRead, TransactionQuery
 from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import reports, search
+from ledger.storage.replica import Behind
 from ledger.storage.retry import run_transaction
 
 STREAM_BATCH = 1000
@@ -35,28 +38,40 @@ class ReportMethods(StoreMethods):
         after: str | None,
         limit: int,
     ) -> StatementRead | None:
-        return await run_transaction(
-            self._snapshot(),
-            self.policy,
-            lambda conn, _: reports.statement_page(
-                conn, account_id, opening_at, closing_at, after, limit
-            ),
-        )
+        def read(conn):
+            return reports.statement_page(conn, account_id, opening_at, closing_at, after, limit)
+
+        async def on_primary():
+            return await run_transaction(self._snapshot(), self.policy, lambda conn, _: read(conn))
+
+        if self.replica is None:
+            return await on_primary()
+        # The replica must have replayed up to the period's end.
+        return await self.replica.read(read, on_primary, needs=closing_at)
 
     async def search_transactions(
         self, where: TransactionQuery, after: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Transaction]:
-        return await self._read(lambda conn: search.search(conn, where, after, limit))
+        return await self._read(lambda conn: search.search(conn, where, after, limit), stale=True)
+
+    async def probe_reads(self, needs: datetime | None) -> None:
+        """Which server a read needing data up to `needs` would be served by
+        (recorded for the answer's headers before a stream starts)."""
+        if self.replica is None:
+            return
+        async with self._trial_balance_source(needs or datetime.now(UTC)):
+            pass
 
     async def trial_balance_rows(
         self, as_of: datetime, currency: str | None
     ) -> AsyncIterator[tuple[str, str, str, int, int]]:
-        """(account id, currency, normal side, posted debits, credits). No
+        """(account id, currency, normal side, posted debits, credits), from
+        the replica when it has replayed up to `as_of`, else the primary. No
         retry once rows flow (they are on their way to the client); a
         database that fails before the first is Unavailable."""
         started = False
         try:
-            async with self._snapshot().connect() as conn, conn.begin():
+            async with self._trial_balance_source(as_of) as conn:
                 result = await conn.stream(reports.trial_balance(as_of, currency))
                 async for batch in result.partitions(STREAM_BATCH):
                     started = True
@@ -68,3 +83,32 @@ class ReportMethods(StoreMethods):
             raise errors.Unavailable(
                 "the database did not answer the trial balance; retry", retry_after_seconds=1
             ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _trial_balance_source(self, as_of: datetime):
+        """A connection in a snapshot transaction: the replica's when it
+        answers and has replayed up to `as_of`, else the primary's."""
+        replica = self.replica
+        if replica is not None:
+            conn = None
+            try:
+                conn = await replica.engine.connect()
+                await conn.begin()
+                standby, lag_ms = await replica.where_is(conn, as_of)
+            except (Behind, sa_exc.DBAPIError, OSError):
+                if conn is not None:
+                    await conn.close()
+                if not replica.fallback:
+                    raise errors.Unavailable(
+                        "the read replica does not answer; retry later", retry_after_seconds=1
+                    ) from None
+            else:
+                served_by("replica" if standby else "primary", lag_ms if standby else None)
+                try:
+                    yield conn
+                finally:
+                    await conn.close()
+                return
+        served_by("primary")
+        async with self._snapshot().connect() as conn, conn.begin():
+            yield conn

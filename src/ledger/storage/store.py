@@ -50,6 +50,7 @@ from ledger.storage.queries import (
     verify,
 )
 from ledger.storage.reconcile.store import ReconciliationMethods
+from ledger.storage.replica import Replica
 from ledger.storage.report_store import ReportMethods
 from ledger.storage.retry import Attempt, RetryPolicy, run_transaction
 from ledger.storage.tables import CURRENCY_SCALE_CONSTRAINT
@@ -70,8 +71,11 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
         batch_postings: bool | None = None,
         posting_engine: AsyncEngine | None = None,
         seal_lookback_seconds: float = 300.0,
+        replica: Replica | None = None,
     ) -> None:
         self.engine = engine
+        # Reads that feed no decision go there when there is one.
+        self.replica = replica
         self.policy = policy
         self.seal_lookback_seconds = seal_lookback_seconds
         # `batch_postings` overrides the dialect's choice (the tests run the
@@ -95,6 +99,8 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.dispose()
         if self.posting_engine is not None:
             await self.posting_engine.dispose()
 
@@ -110,6 +116,15 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
         return await run_transaction(engine, self.policy, attempt)
 
     async def _read(
+        self, fn: Callable[[AsyncConnection], Awaitable[T]], *, stale: bool = False
+    ) -> T:
+        """A read on the primary; a `stale` one on the replica when there is
+        one (the primary when it is down)."""
+        if stale and self.replica is not None:
+            return await self.replica.read(fn, lambda: self._on_primary(fn, stale=True))
+        return await self._on_primary(fn, stale=stale)
+
+    async def _on_primary(
         self, fn: Callable[[AsyncConnection], Awaitable[T]], *, stale: bool = False
     ) -> T:
         opening = dialect.stale_read_statements(self.engine.dialect.name) if stale else []
@@ -334,6 +349,18 @@ def build_store(
         settings.retry_attempts, settings.retry_base_seconds, settings.retry_cap_seconds
     )
     engine = create_engine(url, settings, role=role, application_name=application_name)
+    replica = None
+    if settings.read_database_url:
+        reads = create_engine(
+            settings.read_database_url,
+            settings,
+            role=role,
+            application_name=f"{application_name}-reads",
+            isolation_level=dialect.replica_read_options(
+                dialect.dialect_name(settings.read_database_url)
+            )["isolation_level"],
+        )
+        replica = Replica(reads, fallback=settings.read_fallback)
     postings = None
     if dialect.batches_postings(dialect.dialect_name(url)):
         postings = create_engine(
@@ -344,4 +371,5 @@ def build_store(
         policy,
         posting_engine=postings,
         seal_lookback_seconds=settings.seal_lookback_seconds,
+        replica=replica,
     )

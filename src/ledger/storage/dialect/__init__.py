@@ -71,6 +71,31 @@ def stale_read_statements(name: str) -> list[str]:
     return []
 
 
+def replica_read_options(name: str) -> dict[str, Any]:
+    """Execution options of reads on a replica. PostgreSQL refuses
+    SERIALIZABLE on a hot standby: REPEATABLE READ READ ONLY, one snapshot.
+    CockroachDB: its follower reads (see `stale_read_statements`)."""
+    return snapshot_read_options(name)
+
+
+def replica_lag_sql(name: str) -> str:
+    """One row: (is a standby, how far behind the primary in ms, its now()).
+    PostgreSQL: 0 once it has replayed all it received, else the age of its
+    last replayed commit. CockroachDB, inside a follower read: how far the
+    read's timestamp is behind the statement's."""
+    if name == COCKROACHDB:
+        return (
+            "SELECT true, CAST(extract(epoch FROM statement_timestamp() - now()) * 1000 AS INT), "
+            "now()"
+        )
+    return (
+        "SELECT pg_is_in_recovery(), CASE WHEN NOT pg_is_in_recovery() "
+        "OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 "
+        "ELSE CAST(COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000, 0) "
+        "AS BIGINT) END, now()"
+    )
+
+
 def terminate_sessions_sql(name: str, application_name: str) -> str:
     """SQL that kills every session with this application_name but the
     caller's (a drill and a test use it to make commits in flight ambiguous)."""
