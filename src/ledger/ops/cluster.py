@@ -84,6 +84,13 @@ class Cluster:
             "&target_session_attrs=read-write&connect_timeout=3"
         )
 
+    def read_database_url(self) -> str:
+        """The services' replica URL: both servers, a standby preferred (the
+        primary when no standby answers), for reads that feed no decision."""
+        return self.database_url().replace(
+            "target_session_attrs=read-write", "target_session_attrs=prefer-standby"
+        )
+
     def primary(self) -> Server:
         for server in self.servers:
             if server.role() == "primary":
@@ -245,6 +252,7 @@ class Cluster:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
         env.update(self.environment)
         env["LEDGER_DATABASE_URL"] = self.database_url()
+        env["LEDGER_READ_DATABASE_URL"] = self.read_database_url()
         env["LEDGER_BOOTSTRAP_KEY"] = self.admin_key()
         log = open(service.log, "a")  # noqa: SIM115 - handed to the child
         process = subprocess.Popen(
