@@ -4,6 +4,7 @@ it, and the one an idempotency key points at."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -66,6 +67,16 @@ async def load(
     if row is None:
         return None
     legs = (await conn.execute(LEGS_OF, {"id": tid})).all()
+    return transaction_of(row, [leg_of(leg) for leg in legs], with_place=with_place)
+
+
+def leg_of(leg: Any) -> PostedLeg:
+    return PostedLeg(leg.account_id, leg.direction, leg.amount, leg.currency, str(leg.entry_id))
+
+
+def transaction_of(row: Any, legs: list[PostedLeg], *, with_place: bool = True) -> Transaction:
+    """A transaction from its header row (with what resolved or reversed it,
+    and its place in the journal when `with_place`) and its legs."""
     pending_fields = {}
     if row.pending:
         pending_fields = pending.fields(
@@ -73,10 +84,7 @@ async def load(
         )
     return Transaction(
         id=str(row.id),
-        entries=[
-            PostedLeg(leg.account_id, leg.direction, leg.amount, leg.currency, str(leg.entry_id))
-            for leg in legs
-        ],
+        entries=legs,
         description=row.description,
         metadata=row.metadata,
         created_at=row.created_at,
@@ -133,31 +141,5 @@ async def load_many(conn: AsyncConnection, transaction_ids: list[uuid.UUID]) -> 
     )
     legs: dict[uuid.UUID, list[PostedLeg]] = {}
     for leg in await conn.execute(legs_query):
-        legs.setdefault(leg.transaction_id, []).append(
-            PostedLeg(leg.account_id, leg.direction, leg.amount, leg.currency, str(leg.entry_id))
-        )
-    out = []
-    for tid in transaction_ids:
-        row = heads[tid]
-        pending_fields = {}
-        if row.pending:
-            pending_fields = pending.fields(
-                row.created_at, row.timeout_seconds, row.resolved_as, text_or_none(row.resolved_by)
-            )
-        out.append(
-            Transaction(
-                id=str(row.id),
-                entries=legs.get(tid, []),
-                description=row.description,
-                metadata=row.metadata,
-                created_at=row.created_at,
-                reverses=text_or_none(row.reverses),
-                reversed_by=text_or_none(row.reversed_by),
-                resolves=text_or_none(row.resolves),
-                resolution=row.resolution,
-                sequence=row.sequence,
-                block=row.block,
-                **pending_fields,
-            )
-        )
-    return out
+        legs.setdefault(leg.transaction_id, []).append(leg_of(leg))
+    return [transaction_of(heads[tid], legs.get(tid, [])) for tid in transaction_ids]
