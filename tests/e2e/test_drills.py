@@ -38,7 +38,7 @@ def cluster(tmp_path_factory):
 # Order matters a little: the failover comes last, as it leaves the servers'
 # roles swapped (which the next drill would handle, but more slowly).
 @pytest.mark.parametrize(
-    "scenario", ["conn-reset", "service-kill", "db-restart", "db-primary-kill"]
+    "scenario", ["conn-reset", "service-kill", "db-restart", "standby-kill", "db-primary-kill"]
 )
 def test_a_drill_loses_nothing_acknowledged(cluster, tmp_path, scenario):
     results = tmp_path / "results"
@@ -65,6 +65,13 @@ def test_a_drill_loses_nothing_acknowledged(cluster, tmp_path, scenario):
     assert verdict["journal"]["ok"] and verdict["journal"]["first_broken_block"] is None
     assert verdict["sealing"]["unsealed"] == 0
     assert verdict["fault"]["steps"], verdict
+    reads = verdict["reads"]
+    if scenario == "standby-kill":
+        # The replica died and came back: reads went on, from the primary
+        # while it was down, none failing.
+        assert reads["during"]["reads"] > 0, reads
+        assert all(part["failed"] == 0 for part in reads.values()), reads
+        assert reads["before"]["from_replica"] > 0, reads
     assert (report / "throughput.png").stat().st_size > 0
     status = json.loads(ledger("cluster", "status", "--dir", str(cluster), "--json").stdout)
     roles = sorted(row["state"] for row in status if row["part"].startswith("pg_"))

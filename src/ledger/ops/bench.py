@@ -64,6 +64,9 @@ class BenchOptions:
     check_targets: bool = True
     # Postings per request of shape `bulk`.
     batch_size: int = 100
+    # Shape `read_mix`: "replica" reads with consistency=stale (served by the
+    # services' read replica), "primary" strong reads.
+    reads: str = "replica"
     # The key the load sends (LEDGER_API_KEY of the Locust processes); its
     # client id scopes the idempotency keys the audit looks up.
     api_key: str = ""
@@ -299,6 +302,9 @@ def summarize(options: BenchOptions, out: Path, acks, attempted: dict[str, float
     retried = sum(v for k, v in attempted.items() if k in _RETRIED)
     return {
         "shape": options.shape,
+        # read_mix: where its reads were served (the summary's requests/s
+        # minus postings/s is its reads/s).
+        "reads": options.reads if options.shape == "read_mix" else None,
         "targets": options.targets,
         "workers": options.workers,
         "acknowledged_postings": len(acks),

@@ -123,6 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         check_targets=not args.no_targets,
         api_key=api_key,
         batch_size=args.batch_size,
+        reads=args.reads,
     )
     _override_runner(options, args)
     print(
@@ -271,6 +272,12 @@ def _bench_parser(sub) -> None:
     )
     bench.add_argument(
         "--batch-size", type=int, default=100, help="postings per request of shape bulk"
+    )
+    bench.add_argument(
+        "--reads",
+        choices=["replica", "primary"],
+        default="replica",
+        help="shape read_mix: stale reads (the read replica) or strong ones (the primary)",
     )
     bench.add_argument("--max-errors", type=float, default=0.01, help="error ratio of a step")
     bench.add_argument("--workers", type=int, help="Locust workers (default: one per core)")

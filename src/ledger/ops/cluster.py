@@ -230,6 +230,14 @@ class Cluster:
         if user is not None:
             shutil.chown(Path(standby.data_dir) / "standby.signal", user, user)
 
+    def release_sync(self, primary: Server) -> None:
+        """The primary stops waiting for a synchronous standby (one that is
+        gone would hold every commit): what a failover tool does when the
+        standby dies. `rebuild_standby` requires it again."""
+        with psycopg.connect(primary.dsn("postgres"), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET synchronous_standby_names = ''")
+            conn.execute("SELECT pg_reload_conf()")
+
     def _require_sync(self, primary: Server, standby: Server) -> None:
         """From now on the primary acknowledges a commit only once the standby
         has it: losing the primary loses nothing acknowledged."""

@@ -24,6 +24,14 @@ Scenarios on the local cluster (`ledger cluster up`):
                    then rebuild the old primary as the new standby
   db-restart       kill -9 the primary and restart it in place (crash recovery)
   conn-reset       terminate every database session of the services
+  standby-kill     kill -9 the synchronous standby (the services' read
+                   replica); the primary stops waiting for it (as an
+                   operator's failover tool would), reads fall back to the
+                   primary; after `--pause` s it is rebuilt and required again
+
+Every drill also reads stale balances beside the load (the replica's kind of
+read) and reports how many failed before, during and after the fault, and
+which server answered; the standby-kill drill fails on any failed read.
 
 `--target compose` runs the same scenarios on the Docker Compose stack of
 `deploy/cockroach/` (see `compose_plan`), with the same verdict.
@@ -41,9 +49,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledger.ops import bench, locust, webhook_check
+from ledger.ops import bench, locust, read_check, webhook_check
 
-SCENARIOS = ("service-kill", "db-primary-kill", "db-restart", "conn-reset")
+SCENARIOS = ("service-kill", "db-primary-kill", "db-restart", "conn-reset", "standby-kill")
 
 
 @dataclass
@@ -90,6 +98,16 @@ def local_fault(cluster, scenario: str, pause: float) -> Callable[[], Fault]:
                 steps.append(f"promoted {standby.name}")
                 cluster.rebuild_standby(primary, standby)
                 steps.append(f"rebuilt {primary.name} as the synchronous standby of {standby.name}")
+        elif scenario == "standby-kill":
+            primary = cluster.primary()
+            standby = next(s for s in cluster.servers if s is not primary)
+            cluster.kill_server(standby)
+            steps.append(f"kill -9 {standby.name} (the standby, the read replica)")
+            cluster.release_sync(primary)
+            steps.append(f"{primary.name} no longer waits for a synchronous standby")
+            time.sleep(pause)
+            cluster.rebuild_standby(standby, primary)
+            steps.append(f"rebuilt {standby.name} as the synchronous standby of {primary.name}")
         elif scenario == "conn-reset":
             killed = cluster.terminate_service_sessions()
             steps.append(f"terminated {killed} database sessions of the services")
@@ -119,6 +137,13 @@ def compose_plan(scenario: str, pause: float, project: str = "ledger") -> list[l
             [*compose, "kill", "-s", "SIGKILL", "ledger1"],
             sleep,
             [*compose, "start", "ledger1"],
+        ]
+    if scenario == "standby-kill":
+        # Every CockroachDB node serves follower reads: kill one and start it.
+        return [
+            [*compose, "kill", "-s", "SIGKILL", "roach3"],
+            sleep,
+            [*compose, "start", "roach3"],
         ]
     if scenario in ("db-primary-kill", "db-restart"):
         plan = [[*compose, "kill", "-s", "SIGKILL", "roach1"]]
@@ -242,11 +267,13 @@ def run(
     options.max_errors = 1.0
     bench.seed(options)
     watch = webhook_check.start(options.targets[0], options.api_key)
+    reader = read_check.Reader(options.targets[-1], options.api_key).start()
     load = locust.start(options, out, ack_log)
     began = datetime.now(UTC)
     time.sleep(before)
     happened = fault()
     load_code = load.wait()
+    reader.stop()
     acks = locust.read_acks(ack_log)
     import asyncio
 
@@ -272,6 +299,7 @@ def run(
         # Every acknowledged posting's event reached the webhook receiver,
         # in order, signed.
         "webhooks": webhooks,
+        "reads": read_check.verdict(reader, happened.started, happened.ended),
         **recovery(acks, happened, rows, before),
         "locust_exit_code": load_code,
     }
@@ -284,10 +312,16 @@ def run(
         and not verdict["sealing"]["unsealed"]
         and not webhook_check.failed(webhooks)
         and verdict["acknowledged"] > 0
+        and (scenario != "standby-kill" or _reads_went_on(verdict["reads"]))
     )
     verdict["passed"] = ok
     (out / "drill.json").write_text(json.dumps(verdict, indent=2))
     return (0 if ok else 1), out, verdict
+
+
+def _reads_went_on(reads: dict) -> bool:
+    """No read failed while the replica was down, and some were answered."""
+    return all(p["failed"] == 0 for p in reads.values()) and reads["during"]["reads"] > 0
 
 
 def format_verdict(v: dict) -> str:
@@ -306,6 +340,7 @@ def format_verdict(v: dict) -> str:
             f"p99 {sealed['p99_s']} s"
         )
     lines.append("  " + webhook_check.describe(v.get("webhooks")))
+    lines.append("  " + read_check.describe(v.get("reads")))
     recovered = v["recovery_seconds"]
     lines.append(
         f"  before: {v['postings_per_second_before']} postings/s; back to 90% "

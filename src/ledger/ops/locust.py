@@ -61,6 +61,7 @@ def start(options: BenchOptions, out: Path, ack_log: Path) -> LocustRun:
         LEDGER_MAX_ERRORS=str(options.max_errors),
         LEDGER_API_KEY=options.api_key,
         LEDGER_BATCH_SIZE=str(options.batch_size),
+        LEDGER_BENCH_READS=options.reads,
         LEDGER_REQUEST_LOG=str(out / REQUEST_LOG),
         LEDGER_STEP_LOG=str(out / STEP_LOG),
     )
