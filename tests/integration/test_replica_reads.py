@@ -40,6 +40,11 @@ class Standby:
                 "hot_standby = on\nlisten_addresses = ''\n"
             )
         self.url = f"postgresql+psycopg://postgres@/{database}?host={self.dir}&port={self.port}"
+        # As `ledger cluster up` gives it: both servers, a standby preferred.
+        self.both = (
+            f"postgresql+psycopg://postgres@/{database}?host={self.dir}:{self.port}"
+            f"&host={host}:{port}&target_session_attrs=prefer-standby"
+        )
         self.start()
 
     def start(self) -> None:
@@ -160,3 +165,27 @@ async def test_a_stopped_replica_sends_reads_to_the_primary_or_503_and_writes_ne
         got = await client.get(f"/accounts/{a}/balance", params={"consistency": "stale"})
         assert got.status_code == 503 and "retry-after" in got.headers
         assert "replica" in got.json()["detail"]
+
+
+async def test_reads_go_back_to_the_standby_once_it_is_up_again(
+    standby, database_url, settings, admin_key
+):
+    """Through a URL naming both servers, as the cluster's: while the
+    standby is down, its connections reach the primary; once it is back,
+    reads find it again."""
+    reads = dataclasses.replace(settings, read_database_url=standby.both)
+    async with app_client(database_url, reads, admin_key) as client:
+        a, b = await account(client, "debit"), await account(client, "credit")
+        posted = await post(client, a, b, 12)
+        await caught_up(client, posted["id"])
+        standby.stop()
+        url = f"/transactions/{posted['id']}"
+        got = await client.get(url, params={"consistency": "stale"})
+        assert got.status_code == 200 and got.headers["ledger-read-from"] == "primary"
+        standby.start()
+        for _ in range(200):
+            got = await client.get(url, params={"consistency": "stale"})
+            if got.headers.get("ledger-read-from") == "replica":
+                break
+            await asyncio.sleep(0.05)
+        assert got.status_code == 200 and got.headers["ledger-read-from"] == "replica"

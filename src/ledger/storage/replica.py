@@ -8,10 +8,12 @@ operator who would rather shed reports than load the primary)."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from prometheus_client import Gauge
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -26,6 +28,14 @@ T = TypeVar("T")
 
 # A replica that fails is not retried for long: the primary answers instead.
 REPLICA_POLICY = RetryPolicy(2, 0.01, 0.05)
+# How often connections that reached the primary are dropped to look for
+# the standby again.
+RECHECK_SECONDS = 1.0
+REPLICA_LAG = Gauge(
+    "ledger_replica_lag_seconds",
+    "How far behind the primary the read replica was at this process's last read there",
+    multiprocess_mode="max",
+)
 
 
 class Behind(Exception):
@@ -39,6 +49,7 @@ class Replica:
         self.fallback = fallback
         self.opening = dialect.stale_read_statements(name)
         self.lag_sql = text(dialect.replica_lag_sql(name))
+        self._recheck_at = 0.0
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -77,4 +88,18 @@ class Replica:
             served_by("primary")
             return await on_primary()
         served_by("replica" if standby else "primary", lag_ms if standby else None)
+        await self.noticed(standby, lag_ms)
         return result
+
+    async def noticed(self, standby: bool, lag_ms: int) -> None:
+        """Record the lag; and when a pooled connection of the read URL
+        reached a primary (`prefer-standby` while the standby was down),
+        drop the pool's connections, at most once a second, so that reads go
+        back to the standby once it is up again."""
+        if standby:
+            REPLICA_LAG.set(lag_ms / 1000)
+            return
+        now = time.monotonic()
+        if now >= self._recheck_at:
+            self._recheck_at = now + RECHECK_SECONDS
+            await self.engine.dispose()

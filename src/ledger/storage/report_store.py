@@ -108,6 +108,7 @@ class ReportMethods(StoreMethods):
                     yield conn
                 finally:
                     await conn.close()
+                await replica.noticed(standby, lag_ms)
                 return
         served_by("primary")
         async with self._snapshot().connect() as conn, conn.begin():

@@ -260,12 +260,21 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
 
     async def account_sums(self, after: str | None, limit: int) -> dict[str, AccountSums]:
         """A page of accounts' cached and journal totals, in one read-only
-        snapshot (nothing a verifier does can write)."""
+        snapshot (nothing a verifier does can write): on the replica when
+        there is one, so the verifier never loads the primary."""
         options = dialect.snapshot_read_options(self.engine.dialect.name)
-        return await run_transaction(
-            self.engine.execution_options(**options),
-            self.policy,
-            lambda conn, _attempt: verify.per_account(conn, after, limit),
+
+        async def on_primary() -> dict[str, AccountSums]:
+            return await run_transaction(
+                self.engine.execution_options(**options),
+                self.policy,
+                lambda conn, _attempt: verify.per_account(conn, after, limit),
+            )
+
+        if self.replica is None:
+            return await on_primary()
+        return await self.replica.read(
+            lambda conn: verify.per_account(conn, after, limit), on_primary
         )
 
     # --- API keys and the audit trail -------------------------------------------------
