@@ -28,6 +28,7 @@ from ledger.engine.reconcile.model import (
 from ledger.storage import failures
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import audit
+from ledger.storage.reconcile import exceptions, runs
 from ledger.storage.reconcile import queries as q
 from ledger.storage.reconcile.tables import STATEMENT_SHA256
 from ledger.storage.retry import Attempt, run_transaction
@@ -93,37 +94,37 @@ class ReconciliationMethods(StoreMethods):
     ) -> Run:
         async def work(conn: AsyncConnection, attempt: Attempt) -> Run:
             attempt.wrote = True
-            decision = decide(await q.load(conn, source, window))
-            run = await q.write_run(conn, decision, source.currency)
+            decision = decide(await runs.load(conn, source, window))
+            run = await runs.write_run(conn, decision, source.currency)
             await audit.insert(conn, record)
             return run
 
         return await run_transaction(self.engine, self.policy, work)
 
     async def get_run(self, run_id: str) -> Run | None:
-        return await self._read(lambda conn: q.get_run(conn, run_id))
+        return await self._read(lambda conn: runs.get_run(conn, run_id))
 
     async def run_matches(self, run_id: str, after: str | None, limit: int) -> list[Match]:
-        return await self._read(lambda conn: q.run_matches(conn, run_id, after, limit))
+        return await self._read(lambda conn: runs.run_matches(conn, run_id, after, limit))
 
     async def list_exceptions(
         self, where: ExceptionFilter, after: str | None, limit: int
     ) -> list[ReconException]:
-        return await self._read(lambda conn: q.list_exceptions(conn, where, after, limit))
+        return await self._read(lambda conn: exceptions.list_exceptions(conn, where, after, limit))
 
     async def get_exception(self, exception_id: str) -> ReconException | None:
-        return await self._read(lambda conn: q.get_exception(conn, exception_id))
+        return await self._read(lambda conn: exceptions.get_exception(conn, exception_id))
 
     async def resolve_exception(
         self, exception_id: str, resolved: Resolved, record: AuditRecord
     ) -> ReconException | None:
         async def work(conn: AsyncConnection) -> ReconException | None:
-            found = await q.get_exception(conn, exception_id)
+            found = await exceptions.get_exception(conn, exception_id)
             if found is None:
                 return None
-            return await q.resolve(conn, exception_id, resolved, found.source_id)
+            return await exceptions.resolve(conn, exception_id, resolved, found.source_id)
 
         return await self._write(work, record, lambda done: done is not None)
 
     async def open_exception_counts(self) -> list[tuple[str, str, int]]:
-        return await self._read(q.open_counts)
+        return await self._read(exceptions.open_counts)
