@@ -38,6 +38,10 @@ REPLICA_LAG = Gauge(
 )
 
 
+# What a replica that does not answer raises.
+FAILURES = (errors.Unavailable, sa_exc.DBAPIError, sa_exc.TimeoutError, OSError)
+
+
 class Behind(Exception):
     """The replica has not replayed up to the time the read needs."""
 
@@ -79,17 +83,22 @@ class Replica:
         except Behind:
             served_by("primary")
             return await on_primary()
-        except (errors.Unavailable, sa_exc.DBAPIError, sa_exc.TimeoutError, OSError) as exc:
-            if not self.fallback:
-                raise errors.Unavailable(
-                    "the read replica does not answer; retry later", retry_after_seconds=1
-                ) from exc
-            log.warning("read replica unavailable, reading from the primary: %r", exc)
+        except FAILURES as exc:
+            self.failed(exc)
             served_by("primary")
             return await on_primary()
         served_by("replica" if standby else "primary", lag_ms if standby else None)
         await self.noticed(standby, lag_ms)
         return result
+
+    def failed(self, exc: BaseException) -> None:
+        """The replica did not answer: 503 when the operator said so (no
+        fallback), else logged and the primary answers."""
+        if not self.fallback:
+            raise errors.Unavailable(
+                "the read replica does not answer; retry later", retry_after_seconds=1
+            ) from exc
+        log.warning("read replica unavailable, reading from the primary: %r", exc)
 
     async def noticed(self, standby: bool, lag_ms: int) -> None:
         """Record the lag; and when a pooled connection of the read URL

@@ -19,7 +19,7 @@ from ledger.engine.reports import StatementRead, TransactionQuery
 from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import reports, search
-from ledger.storage.replica import Behind
+from ledger.storage.replica import FAILURES, Behind
 from ledger.storage.retry import run_transaction
 
 STREAM_BATCH = 1000
@@ -95,13 +95,11 @@ class ReportMethods(StoreMethods):
                 conn = await replica.engine.connect()
                 await conn.begin()
                 standby, lag_ms = await replica.where_is(conn, as_of)
-            except (Behind, sa_exc.DBAPIError, OSError):
+            except (Behind, *FAILURES) as exc:
                 if conn is not None:
                     await conn.close()
-                if not replica.fallback:
-                    raise errors.Unavailable(
-                        "the read replica does not answer; retry later", retry_after_seconds=1
-                    ) from None
+                if not isinstance(exc, Behind):
+                    replica.failed(exc)
             else:
                 served_by("replica" if standby else "primary", lag_ms if standby else None)
                 try:

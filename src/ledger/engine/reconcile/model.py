@@ -7,7 +7,7 @@ import os
 import re
 import time
 from datetime import date, datetime
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -17,7 +17,6 @@ from ledger.engine.account_rules import ACCOUNT_ID, CURRENCY
 from ledger.engine.free_text import check_text
 
 Format = Literal["camt.053", "stripe-payout-itemized", "adyen-settlement-details", "csv"]
-FORMATS = ("camt.053", "stripe-payout-itemized", "adyen-settlement-details", "csv")
 ExceptionClass = Literal[
     "timing",
     "missing_in_statement",
@@ -26,19 +25,14 @@ ExceptionClass = Literal[
     "duplicate",
     "ambiguous",
 ]
-CLASSES = (
-    "timing",
-    "missing_in_statement",
-    "missing_in_ledger",
-    "amount_mismatch",
-    "duplicate",
-    "ambiguous",
-)
+CLASSES: tuple[str, ...] = get_args(ExceptionClass)
 Severity = Literal["info", "low", "medium", "high"]
-SEVERITIES = ("info", "low", "medium", "high")
+SEVERITIES: tuple[str, ...] = get_args(Severity)
 LineStatus = Literal["booked", "pending", "info"]
 MatchKind = Literal["reference", "amount_date", "group", "tolerance", "manual"]
 Resolution = Literal["accepted", "matched", "written_off"]
+# A person's resolutions: what they settled, a later run leaves alone.
+PERSON_RESOLUTIONS: tuple[str, ...] = get_args(Resolution)
 # What the ledger says when it closes an exception itself: a later run
 # matched it, or found it to be something else now (a timing difference
 # past the settlement lag).
@@ -356,4 +350,4 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
     opened: list[Finding]
     updated: list[ExceptionUpdate]
     # (id, resolution): closed by this run.
-    closed: list[tuple[str, str]]
+    closed: list[tuple[str, AutoResolution]]

@@ -24,7 +24,6 @@ from ledger.storage.reconcile.tables import (
     recon_statements,
 )
 
-PERSON = ("accepted", "matched", "written_off")
 x = recon_exceptions.c
 
 

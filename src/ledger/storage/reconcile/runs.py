@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from ledger.engine.reconcile.model import (
+    PERSON_RESOLUTIONS,
     Counts,
     Decision,
     JournalRow,
@@ -26,7 +27,7 @@ from ledger.engine.reconcile.model import (
 from ledger.storage import ids
 
 # Rows per INSERT statement (PostgreSQL allows 65,535 parameters).
-from ledger.storage.reconcile.queries import PERSON, line_of, x
+from ledger.storage.reconcile.queries import line_of, x
 from ledger.storage.reconcile.tables import (
     recon_exceptions,
     recon_lines,
@@ -121,7 +122,7 @@ async def settled(conn: AsyncConnection, source_id: str) -> set[str]:
         out.update(f"entry:{i}" for i in entry_ids)
     resolved = await conn.execute(
         select(x.statement_line, x.entry_id).where(
-            x.source_id == source_id, x.status == "resolved", x.resolution.in_(PERSON)
+            x.source_id == source_id, x.status == "resolved", x.resolution.in_(PERSON_RESOLUTIONS)
         )
     )
     for line_id, entry_id in resolved:
