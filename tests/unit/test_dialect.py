@@ -117,21 +117,25 @@ def test_the_writer_role_never_gets_update_or_delete_on_the_journal(url):
     assert "GRANT SELECT, INSERT ON TABLE posting_batches TO ledger_writer;" in grants
     # UPDATE only where a row's state changes: a balance, a key's revocation,
     # an account's status, metadata and limits, a webhook endpoint's cursor
-    # and lease, a reconciliation exception's resolution.
+    # and lease, a reconciliation exception's resolution, the reconciliation
+    # events' counter.
     assert [g for g in grants if "UPDATE" in g] == [
         "GRANT SELECT, INSERT, UPDATE ON TABLE account_balances TO ledger_writer;",
         "GRANT SELECT, INSERT, UPDATE ON TABLE api_keys TO ledger_writer;",
         "GRANT UPDATE ON TABLE accounts TO ledger_writer;",
         "GRANT SELECT, INSERT, UPDATE ON TABLE webhook_endpoints TO ledger_writer;",
         "GRANT SELECT, INSERT, UPDATE ON TABLE recon_exceptions TO ledger_writer;",
+        "GRANT SELECT, UPDATE ON TABLE recon_event_counter TO ledger_writer;",
     ]
-    # Reconciliation's statements, lines, runs and matches are append-only.
+    # Reconciliation's statements, lines, runs, matches and events are
+    # append-only.
     for table in (
         "recon_sources",
         "recon_statements",
         "recon_lines",
         "recon_runs",
         "recon_matches",
+        "recon_events",
     ):
         assert f"GRANT SELECT, INSERT ON TABLE {table} TO ledger_writer;" in grants
     # The audit trail: insert and read, nothing else.

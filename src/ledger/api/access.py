@@ -171,6 +171,7 @@ def actor(key: ApiKey | None, request: str, source: str | None, reason: str | No
         source=source,
         reason=reason,
         accounts=tuple(key.accounts) if key.accounts is not None else None,
+        scopes=tuple(key.scopes),
     )
 
 

@@ -40,14 +40,19 @@ async def list_events(
         QueryParameter(description="seconds (up to 30) to wait for an event when none is there"),
     ] = None,
 ) -> EventPage:
-    """Committed transactions as events, in sequence order: after the
-    `after` cursor (absent: from the first), of the `types` asked for, with
-    a leg on `account_id`. Each event's `data` is the transaction as it was
-    when it committed. Continue with the page's `cursor` (it moves on even
-    when nothing matched). With `wait`, a long poll: it answers as soon as
-    there is an event, or empty when the wait is over. A transaction
-    appears about a second after it commits, once it is sealed into the
-    journal; one that rolled back never does."""
+    """Committed transactions and reconciliation exceptions as events:
+    after the `after` cursor (absent: from the first), of the `types` asked
+    for, about `account_id` (a leg on it; a reconciliation source of it).
+    Each event's `data` is the transaction as it was when it committed, or
+    the exception as a run found it (`reconciliation.exception`: opened, or
+    found again with a higher severity; these need `reconciliation:read`
+    too, and are left out for a key without it). The two streams are merged
+    by time; each keeps its own order (`sequence`). Continue with the
+    page's `cursor` (it moves on even when nothing matched). With `wait`, a
+    long poll: it answers as soon as there is an event, or empty when the
+    wait is over. A transaction appears about a second after it commits,
+    once it is sealed into the journal; an exception as soon as its run
+    commits; what rolled back never does."""
     return await ledger.events.feed(
         after,
         limit=limit,

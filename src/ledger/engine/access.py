@@ -78,6 +78,15 @@ class Actor(msgspec.Struct, frozen=True):
     reason: str | None = None
     # Account-id prefixes the key is limited to; None reaches every account.
     accounts: tuple[str, ...] | None = None
+    # The key's scopes; None (the ledger's own work) holds every scope.
+    scopes: tuple[str, ...] | None = None
+
+
+def holds(actor: Actor, scope: str) -> bool:
+    """Whether `actor` holds `scope`: for what a route shows beyond its own
+    scope (the event feed's reconciliation events need
+    `reconciliation:read` too)."""
+    return actor.scopes is None or scope in actor.scopes
 
 
 def system(name: str, client_id: str = "ledger") -> Actor:

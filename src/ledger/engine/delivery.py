@@ -183,7 +183,7 @@ class Deliverer:
         served = _Served(
             stored,
             Progress(
-                position=ev.Position(stored.block, stored.sequence),
+                position=ev.Position(stored.block, stored.sequence, stored.exception),
                 failing_since=webhook.failing_since,
                 last_error=webhook.last_error,
                 delivered_at=webhook.delivered_at,
@@ -231,7 +231,7 @@ class Deliverer:
                 await self._flush(served)
             if idle:  # read again once more is sealed, not before
                 tail = self.events.tail
-                while not await tail.wait_past(reached.sequence, self.settings.flush_seconds):
+                while not await tail.wait_past(reached, self.settings.flush_seconds):
                     served.check()
                 # A change made while the endpoint was quiet (a rotated
                 # secret, above all) is seen before the next delivery: the
@@ -252,7 +252,7 @@ class Deliverer:
             except Exception:
                 log.exception("renewing the lease of webhook %s failed", served.stored.webhook.id)
 
-    async def _deliver(self, served: _Served, event: ev.Event) -> None:
+    async def _deliver(self, served: _Served, event: ev.AnyEvent) -> None:
         """Send `event` until a 2xx acknowledges it. Raises LostLease (also
         when the endpoint was disabled here)."""
         s = self.settings
@@ -344,7 +344,7 @@ class _Served:
             raise LostLease()
 
 
-def _attempt(event: ev.Event, attempt: int, now: datetime, outcome: str, sent: Sent) -> Delivery:
+def _attempt(event: ev.AnyEvent, attempt: int, now: datetime, outcome: str, sent: Sent) -> Delivery:
     return Delivery(
         id=str(uuid.uuid4()),
         event_id=event.id,

@@ -12,36 +12,49 @@ what a later transaction did to it (a reversal, a resolution) is an event
 of its own. So an event's body never changes, whenever it is read or
 delivered again.
 
-The cursor is the (block, sequence) of the last event read, encoded: opaque
-to clients, stable for ever, valid on every service process.
+Reconciliation exceptions are the feed's second stream
+(`ledger.engine.reconcile.feed`), numbered in the commit order of the runs
+that found them. The two streams are merged by time under one cursor: each
+stream's events come in its own order, and the cursor holds a place in each.
+
+The cursor is the (block, sequence) of the last transaction event read and
+the number of the last reconciliation event, encoded: opaque to clients,
+stable for ever, valid on every service process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import msgspec
 
 from ledger.engine import access, errors, paging, pending
-from ledger.engine.access import DIRECT, Actor
+from ledger.engine.access import DIRECT, RECONCILIATION_READ, Actor
+from ledger.engine.event_tail import Tail
 from ledger.engine.journal_model import JournalRecord
 from ledger.engine.limits import Limits
 from ledger.engine.model import PostedLeg, Transaction
+from ledger.engine.reconcile.feed import (
+    EXCEPTION,
+    ExceptionEvent,
+    StoredExceptionEvent,
+    exception_event,
+)
 
 if TYPE_CHECKING:
     from ledger.engine.ports import EventStore
-
-log = logging.getLogger(__name__)
 
 POSTED = "transaction.posted"
 PENDING = "transaction.pending"
 RESOLVED = "transaction.resolved"  # posted, voided or expired: data.resolution
 REVERSED = "transaction.reversed"
-EVENT_TYPES = (POSTED, PENDING, RESOLVED, REVERSED)
+TRANSACTION_TYPES = (POSTED, PENDING, RESOLVED, REVERSED)
+EVENT_TYPES = (*TRANSACTION_TYPES, EXCEPTION)
 EventType = Literal[
     "transaction.posted", "transaction.pending", "transaction.resolved", "transaction.reversed"
 ]
@@ -54,16 +67,21 @@ SCAN_BLOCKS = 50
 
 
 class Position(NamedTuple):
-    """A place in the sealed sequence: after (block, sequence)."""
+    """A place in both streams: after (block, sequence) in the sealed
+    sequence, and after `exception` in the reconciliation stream."""
 
     block: int
     sequence: int
+    exception: int = 0
 
 
 START = Position(0, 0)
 
 
-class Event(msgspec.Struct, frozen=True):
+class Event(msgspec.Struct, frozen=True, tag_field="stream", tag="transaction"):
+    """A transaction's event. `stream` (the tag) tells it from a
+    reconciliation event, whose `sequence` is another stream's."""
+
     id: str
     sequence: int
     type: EventType
@@ -73,11 +91,15 @@ class Event(msgspec.Struct, frozen=True):
     cursor: str
 
 
-class EventPage(msgspec.Struct, frozen=True):
-    """Events in sequence order, and the cursor to continue after them: it
-    moves on past what was read even when no event matched the filter."""
+AnyEvent = Event | ExceptionEvent
 
-    events: list[Event]
+
+class EventPage(msgspec.Struct, frozen=True):
+    """Events, each stream's in its order, and the cursor to continue after
+    them: it moves on past what was read even when no event matched the
+    filter."""
+
+    events: list[AnyEvent]
     cursor: str
 
 
@@ -93,6 +115,12 @@ class EventFilter(msgspec.Struct, frozen=True):
 
     types: tuple[str, ...] | None = None
     account_id: str | None = None
+
+    def transactions(self) -> bool:
+        return self.types is None or any(t in TRANSACTION_TYPES for t in self.types)
+
+    def exceptions(self) -> bool:
+        return self.types is None or EXCEPTION in self.types
 
 
 # --- the rules ------------------------------------------------------------------------
@@ -118,7 +146,9 @@ def event_id(transaction_id: str) -> str:
     return "evt_" + transaction_id.replace("-", "")
 
 
-def event_of(sealed: SealedRecord) -> Event:
+def event_of(sealed: SealedRecord, at: Position | None = None) -> Event:
+    """The transaction's event; `at`: the place after it in both streams
+    (its cursor), when it is read merged with the other stream."""
     record = sealed.record
     legs = sorted(record.entries, key=lambda e: e.leg)
     pending_fields = (
@@ -146,7 +176,7 @@ def event_of(sealed: SealedRecord) -> Event:
         type=event_type(record),
         occurred_at=record.created_at,
         data=data,
-        cursor=encode_cursor(Position(sealed.block, sealed.sequence)),
+        cursor=encode_cursor(at or Position(sealed.block, sealed.sequence)),
     )
 
 
@@ -158,7 +188,10 @@ def visible(actor: Actor, record: JournalRecord) -> bool:
 
 
 def encode_cursor(position: Position) -> str:
-    return paging.encode_cursor(f"{position.block}.{position.sequence}")
+    text = f"{position.block}.{position.sequence}"
+    if position.exception:
+        text += f".{position.exception}"
+    return paging.encode_cursor(text)
 
 
 def decode_cursor(cursor: str | None) -> Position:
@@ -166,17 +199,19 @@ def decode_cursor(cursor: str | None) -> Position:
     text = paging.decode_cursor(cursor)
     if text is None:
         return START
-    block, _, sequence = text.partition(".")
-    if not (block.isdigit() and sequence.isdigit() and len(block) < 19 and len(sequence) < 19):
+    parts = text.split(".")
+    if not (2 <= len(parts) <= 3 and all(p.isdigit() and len(p) < 19 for p in parts)):
         raise errors.InvalidCursor(f"cursor {cursor!r} is not an event cursor", cursor=cursor)
-    return Position(int(block), int(sequence))
+    return Position(*(int(p) for p in parts))
 
 
 def parse_filter(
     types: str | list[str] | None, account_id: str | None, actor: Actor = DIRECT
 ) -> EventFilter:
     """`types`: comma-separated (or a list of) event types. Raises
-    InvalidValue, AccountOutOfReach (an account the key may not read)."""
+    InvalidValue, AccountOutOfReach (an account the key may not read),
+    MissingScope (reconciliation events asked for by name by a key without
+    `reconciliation:read`; unnamed, they are left out for such a key)."""
     names: tuple[str, ...] | None = None
     if types:
         given = types.split(",") if isinstance(types, str) else types
@@ -188,6 +223,11 @@ def parse_filter(
                 f"the types are {', '.join(EVENT_TYPES)}",
                 field="types",
             )
+        if EXCEPTION in names and not access.holds(actor, RECONCILIATION_READ):
+            raise errors.MissingScope(
+                f"the event type {EXCEPTION!r} needs the scope {RECONCILIATION_READ!r}",
+                scope=RECONCILIATION_READ,
+            )
     if account_id is not None and not 0 < len(account_id) <= 128:
         raise errors.InvalidValue("account_id must be 1 to 128 characters", field="account_id")
     if account_id is not None:
@@ -195,57 +235,45 @@ def parse_filter(
     return EventFilter(names, account_id)
 
 
-# --- waiting for the sequence to grow -------------------------------------------------
-
-
-class Tail:
-    """The newest sealed sequence as this process last saw it, and a wait
-    for it to pass a point. One poller per process reads the head while
-    anyone waits (however many long polls and streams are open), and none
-    while no one does."""
-
-    def __init__(self, read_head: Callable[[], Awaitable[int]], poll_seconds: float) -> None:
-        self.read_head = read_head
-        self.poll_seconds = poll_seconds
-        self.latest = -1
-        self._moved = asyncio.Event()
-        self._waiting = 0
-        self._poller: asyncio.Task | None = None
-
-    async def wait_past(self, sequence: int, seconds: float) -> bool:
-        """Wait up to `seconds` for a sealed sequence past
-        `sequence`; whether one came."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        self._waiting += 1
-        try:
-            if self._poller is None or self._poller.done():
-                self._poller = asyncio.create_task(self._poll())
-            while self.latest <= sequence:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                moved = self._moved
-                try:
-                    await asyncio.wait_for(moved.wait(), remaining)
-                except TimeoutError:
-                    return self.latest > sequence
-            return True
-        finally:
-            self._waiting -= 1
-
-    async def _poll(self) -> None:
-        while self._waiting > 0:
-            try:
-                latest = await self.read_head()
-            except Exception:
-                log.exception("reading the journal's head failed")
-                latest = self.latest
-            if latest != self.latest:
-                self.latest = latest
-                moved, self._moved = self._moved, asyncio.Event()
-                moved.set()
-            await asyncio.sleep(self.poll_seconds)
+def merge(
+    after: Position,
+    journal: tuple[list[SealedRecord], Position],
+    reconciliation: tuple[list[StoredExceptionEvent], int],
+    limit: int,
+    actor: Actor,
+) -> tuple[list[AnyEvent], Position]:
+    """The first `limit` of both streams' reads (each with where it
+    reached), merged by time without reordering either, as the events
+    `actor` may see; and the place after what was taken. A stream taken
+    whole moves on to where its read reached; one cut short, to its last
+    event taken. Each event's cursor is the place right after it."""
+    sealed, reached = journal
+    raised, exception_reached = reconciliation
+    pairs = heapq.merge(
+        ((s.record.created_at, s) for s in sealed),
+        ((r.occurred_at, r) for r in raised),
+        key=lambda pair: pair[0],
+    )
+    out: list[AnyEvent] = []
+    block, sequence, exception = after
+    taken_sealed = taken_raised = 0
+    for _, item in itertools.islice(pairs, limit):
+        if isinstance(item, SealedRecord):
+            block, sequence = item.block, item.sequence
+            taken_sealed += 1
+            if visible(actor, item.record):
+                out.append(event_of(item, Position(block, sequence, exception)))
+        else:
+            exception = item.sequence
+            taken_raised += 1
+            if access.reaches(actor, item.account_id):
+                cursor = encode_cursor(Position(block, sequence, exception))
+                out.append(exception_event(item, cursor))
+    if taken_sealed == len(sealed):
+        block, sequence = reached.block, reached.sequence
+    if taken_raised == len(raised):
+        exception = exception_reached
+    return out, Position(block, sequence, exception)
 
 
 # --- the use cases --------------------------------------------------------------------
@@ -255,15 +283,29 @@ class Events:
     def __init__(self, store: EventStore, limits: Limits, *, poll_seconds: float) -> None:
         self.store = store
         self.limits = limits
-        self.tail = Tail(store.journal_head_sequence, poll_seconds)
+        self.tail = Tail(store.event_heads, poll_seconds)
 
     async def read(
         self, after: Position, where: EventFilter, limit: int, actor: Actor = DIRECT
-    ) -> tuple[list[Event], Position]:
+    ) -> tuple[list[AnyEvent], Position]:
         """Up to `limit` events after `after` that match and `actor` may
-        read, and the position the read reached."""
-        found, reached = await self.store.sealed_after(after, SCAN_BLOCKS, limit, where)
-        return [event_of(s) for s in found if visible(actor, s.record)], reached
+        read, the two streams merged by time, and the place the read
+        reached. A stream the filter leaves out (reconciliation events also
+        for a key without `reconciliation:read`) is passed over to its end."""
+        transactions = where.transactions()
+        exceptions = where.exceptions() and access.holds(actor, RECONCILIATION_READ)
+        end = after if transactions and exceptions else await self.store.event_heads()
+        sealed: list[SealedRecord] = []
+        raised: list[StoredExceptionEvent] = []
+        reached = max(after, Position(end.block, end.sequence, after.exception))
+        if transactions:
+            sealed, reached = await self.store.sealed_after(after, SCAN_BLOCKS, limit, where)
+        exception_reached = max(after.exception, end.exception)
+        if exceptions:
+            raised, exception_reached = await self.store.exception_events_after(
+                after.exception, limit, where.account_id
+            )
+        return merge(after, (sealed, reached), (raised, exception_reached), limit, actor)
 
     async def feed(
         self,
@@ -275,9 +317,10 @@ class Events:
         wait: float | None = None,
         actor: Actor = DIRECT,
     ) -> EventPage:
-        """Events after `cursor` in sequence order. With `wait` (seconds, up
-        to 30), a long poll: it answers as soon as there is one, or empty
-        when the wait is over. Raises InvalidCursor, InvalidValue."""
+        """Events after `cursor`, each stream's in its order. With `wait`
+        (seconds, up to 30), a long poll: it answers as soon as there is
+        one, or empty when the wait is over. Raises InvalidCursor,
+        InvalidValue, MissingScope."""
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
         where = parse_filter(types, account_id, actor)
         position = decode_cursor(cursor)
@@ -289,8 +332,8 @@ class Events:
             remaining = deadline - loop.time()
             if events or remaining <= 0:
                 return EventPage(events, encode_cursor(position))
-            if self.tail.latest <= position.sequence:
-                await self.tail.wait_past(position.sequence, remaining)
+            if not self.tail.passed(position):
+                await self.tail.wait_past(position, remaining)
 
     async def stream(
         self,
@@ -301,7 +344,7 @@ class Events:
         actor: Actor = DIRECT,
         heartbeat_seconds: float = 15.0,
         stopping: Callable[[], bool] = lambda: False,
-    ) -> AsyncIterator[Event | None]:
+    ) -> AsyncIterator[AnyEvent | None]:
         """Events after `cursor`, for ever (until `stopping()`); None when
         `heartbeat_seconds` passed without one, for the caller to keep the
         connection alive with. Validate the arguments with `check_stream`
@@ -321,7 +364,7 @@ class Events:
                 if events:
                     quiet_since = loop.time()
                     continue
-            moved = self.tail.latest > position.sequence
+            moved = self.tail.passed(position)
             if moved:
                 continue
             due = quiet_since + heartbeat_seconds - loop.time()
@@ -329,7 +372,7 @@ class Events:
                 yield None
                 quiet_since = loop.time()
                 continue
-            moved = await self.tail.wait_past(position.sequence, min(due, 1.0))
+            moved = await self.tail.wait_past(position, min(due, 1.0))
 
     @staticmethod
     def check_stream(

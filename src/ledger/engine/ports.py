@@ -30,6 +30,7 @@ from ledger.engine.model import (
     Transaction,
     TransactionHeader,
 )
+from ledger.engine.reconcile.feed import StoredExceptionEvent
 from ledger.engine.reconcile.ports import ReconciliationStore
 from ledger.engine.reports import ReportStore
 from ledger.engine.verify import AccountSums, JournalFacts
@@ -167,8 +168,18 @@ class EventStore(Protocol):
         when `limit` were found, else the end of the blocks looked at)."""
         ...
 
-    async def journal_head_sequence(self) -> int:
-        """The last sealed sequence (0 before the first block)."""
+    async def exception_events_after(
+        self, after: int, limit: int, account_id: str | None
+    ) -> tuple[list[StoredExceptionEvent], int]:
+        """Up to `limit` reconciliation events after number `after` (of the
+        sources of `account_id`), in order; and the number the read
+        reached (the last one returned when `limit` were found, else the
+        stream's end)."""
+        ...
+
+    async def event_heads(self) -> Position:
+        """Where both streams end: the last sealed (block, sequence) and
+        the last reconciliation event's number (0 before the first)."""
         ...
 
 

@@ -23,9 +23,11 @@ from urllib.parse import urlsplit
 import msgspec
 from standardwebhooks.webhooks import Webhook as Signer
 
-from ledger.engine import errors
+from ledger.engine import access, errors
+from ledger.engine.access import Actor
 from ledger.engine.events import EVENT_TYPES
 from ledger.engine.free_text import check_text
+from ledger.engine.reconcile.feed import EXCEPTION
 
 EndpointStatus = Literal["active", "disabled"]
 DeliveryOutcome = Literal["delivered", "failed", "gone"]
@@ -91,6 +93,7 @@ class StoredWebhook(msgspec.Struct, frozen=True, kw_only=True):
     generation: int
     block: int  # where its cursor is
     sequence: int
+    exception: int = 0
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -134,6 +137,21 @@ def check_new_webhook(cmd: NewWebhook, *, allow_private: bool) -> str:
             )
     check_text(cmd.description, "description", MAX_DESCRIPTION_CHARS)
     return host
+
+
+def readable_types(cmd: NewWebhook, actor: Actor) -> list[str]:
+    """The types the endpoint gets: those asked for, or (none asked for)
+    every type the creating key may read. Reconciliation events need
+    `reconciliation:read` beside `webhooks:admin`. Raises MissingScope."""
+    may_reconcile = access.holds(actor, access.RECONCILIATION_READ)
+    if cmd.event_types is None:
+        return [t for t in EVENT_TYPES if may_reconcile or t != EXCEPTION]
+    if EXCEPTION in cmd.event_types and not may_reconcile:
+        raise errors.MissingScope(
+            f"the event type {EXCEPTION!r} needs the scope {access.RECONCILIATION_READ!r}",
+            scope=access.RECONCILIATION_READ,
+        )
+    return list(dict.fromkeys(cmd.event_types))
 
 
 def check_url(url: str, *, allow_private: bool) -> str:

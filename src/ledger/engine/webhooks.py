@@ -36,6 +36,7 @@ from ledger.engine.webhook_model import (
     known_id,
     new_id,
     new_secret,
+    readable_types,
 )
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class Webhooks:
         moment. The answer carries its signing secret, shown this once.
         Raises InvalidValue (the URL, a private address, the types)."""
         host = check_new_webhook(cmd, allow_private=self.allow_private)
+        cmd = msgspec.structs.replace(cmd, event_types=readable_types(cmd, actor))
         check_addresses(host, await self.resolve(host), allow_private=self.allow_private)
         webhook_id, secret = new_id(), new_secret()
         record = AuditRecord(

@@ -30,6 +30,8 @@ class Arrival:
     transaction_id: str
     received_at: float  # time.time()
     lag_seconds: float
+    # "transaction" or "reconciliation": the stream whose order it keeps.
+    stream: str = "transaction"
 
 
 @dataclass
@@ -115,7 +117,14 @@ class Receiver:
         occurred = datetime.fromisoformat(event["occurred_at"]).timestamp()
         with self._lock:
             self.arrivals.append(
-                Arrival(event["id"], event["sequence"], event["data"]["id"], now, now - occurred)
+                Arrival(
+                    event["id"],
+                    event["sequence"],
+                    event["data"]["id"],
+                    now,
+                    now - occurred,
+                    str(event.get("type", "")).partition(".")[0],
+                )
             )
         return 204
 
@@ -129,14 +138,14 @@ class Receiver:
             arrivals = list(self.arrivals)
         seen: dict[str, Arrival] = {}
         out_of_order = 0
-        highest = -1
+        highest: dict[str, int] = {}  # per stream: each has its own order
         for a in arrivals:
             if a.event_id in seen:
                 continue
             seen[a.event_id] = a
-            if a.sequence < highest:
+            if a.sequence < highest.get(a.stream, -1):
                 out_of_order += 1
-            highest = max(highest, a.sequence)
+            highest[a.stream] = max(highest.get(a.stream, -1), a.sequence)
         lags = sorted(a.lag_seconds for a in seen.values())
         got = {a.transaction_id for a in seen.values()}
         return Verdict(

@@ -267,6 +267,8 @@ webhook_endpoints = Table(
     # The last event delivered (acknowledged with a 2xx), as (block, sequence).
     Column("cursor_block", BigInteger, nullable=False),
     Column("cursor_sequence", BigInteger, nullable=False),
+    # ... and the last reconciliation event delivered (migration 0012).
+    Column("cursor_exception", BigInteger, nullable=False, server_default="0"),
     # Bumped by every change an operator makes (replay, rotation, deletion):
     # a deliverer holding an older generation stops and reloads.
     Column("generation", Integer, nullable=False),

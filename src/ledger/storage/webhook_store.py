@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.engine.audit import AuditRecord
 from ledger.engine.delivery import Progress
 from ledger.engine.events import EventFilter, Position, SealedRecord
+from ledger.engine.reconcile.feed import StoredExceptionEvent
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
 from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import events, webhooks
+from ledger.storage.reconcile import feed
 from ledger.storage.retry import Attempt, run_transaction
 
 # Attempts one pruning round deletes at most, per endpoint.
@@ -51,8 +53,15 @@ class WebhookMethods(StoreMethods):
             lambda conn: events.sealed_after(conn, after, scan_blocks, limit, where)
         )
 
-    async def journal_head_sequence(self) -> int:
-        return (await self._read_sealed(events.head)).sequence
+    async def exception_events_after(
+        self, after: int, limit: int, account_id: str | None
+    ) -> tuple[list[StoredExceptionEvent], int]:
+        return await self._read_sealed(
+            lambda conn: feed.events_after(conn, after, limit, account_id)
+        )
+
+    async def event_heads(self) -> Position:
+        return await self._read_sealed(events.heads)
 
     # --- endpoints ------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import date
 
 from ledger.engine.model import Account
-from ledger.engine.reconcile import matching
+from ledger.engine.reconcile import feed, matching
 from ledger.engine.reconcile.model import (
     IDEMPOTENCY_KEY,
     WRITE_OFF_KEY,
@@ -97,12 +97,17 @@ def decide(
     matched |= {f"entry:{i}" for m in matches for i in m.entry_ids}
     opened, updated, closed = [], [], []
     still_open: set[str] = set()
-    for exception_id, subject, cls in loaded.open:
+    for exception_id, subject, cls, severity in loaded.open:
         finding = found.get(subject)
         if finding is not None and finding.cls == cls and subject not in still_open:
             still_open.add(subject)
             updated.append(
-                ExceptionUpdate(id=exception_id, severity=finding.severity, amount=finding.amount)
+                ExceptionUpdate(
+                    id=exception_id,
+                    severity=finding.severity,
+                    amount=finding.amount,
+                    raised=feed.raised(severity, finding.severity),
+                )
             )
         elif subject in scope:
             closed.append((exception_id, "matched_by_run" if subject in matched else "superseded"))

@@ -329,21 +329,25 @@ class Loaded(msgspec.Struct, frozen=True, kw_only=True):
     journal: list[JournalRow]
     # Subjects ("line:<id>", "entry:<id>") a person settled.
     settled: set[str]
-    # Open exceptions of the source: (id, subject, class).
-    open: list[tuple[str, str, str]]
+    # Open exceptions of the source: (id, subject, class, severity).
+    open: list[tuple[str, str, str, str]]
 
 
 class ExceptionUpdate(msgspec.Struct, frozen=True, kw_only=True):
-    """An open exception found again: its severity and amount now."""
+    """An open exception found again: its severity and amount now, and
+    whether its severity rose (then it is an event again)."""
 
     id: str
     severity: str
     amount: int
+    raised: bool = False
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
     """What a run writes: itself, its matches, and (unless a dry run) the
-    exceptions it opens, updates and closes."""
+    exceptions it opens, updates and closes. Each exception opened, and
+    each update that `raised` a severity, is a `reconciliation.exception`
+    event (`ledger.engine.reconcile.feed`)."""
 
     run: Run
     matches: list[Match]

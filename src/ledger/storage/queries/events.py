@@ -1,7 +1,8 @@
 """The sealed sequence read as events: the transactions after a (block,
-sequence), filtered by type and account, with their records. The same
-statements on both databases (the journal's primary key is (block,
-sequence), so the read is one range of it)."""
+sequence), filtered by type and account, with their records; and where
+both event streams end. The same statements on both databases (the
+journal's primary key is (block, sequence), so the read is one range of
+it)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.engine import events
 from ledger.engine.events import EventFilter, Position, SealedRecord
 from ledger.storage.queries.journal import RECORD_COLUMNS, records_of
+from ledger.storage.reconcile import feed
 from ledger.storage.tables import entries, journal, journal_blocks, transactions
 
 t = transactions.c
@@ -32,8 +34,14 @@ _LAST_OF_BLOCK = select(journal_blocks.c.last_sequence).where(
 
 
 async def head(conn: AsyncConnection) -> Position:
+    """The last sealed place."""
     row = (await conn.execute(_HEAD.limit(1))).first()
     return events.START if row is None else Position(row.number, row.last_sequence)
+
+
+async def heads(conn: AsyncConnection) -> Position:
+    """The last sealed place, and the reconciliation stream's end."""
+    return (await head(conn))._replace(exception=await feed.head(conn))
 
 
 def _sealed_query(where: EventFilter):
@@ -43,7 +51,8 @@ def _sealed_query(where: EventFilter):
         journal.c.block <= bindparam("upto"),
     ]
     if where.types is not None:
-        conditions.append(or_(false(), *(_TYPE_OF[name] for name in where.types)))
+        chosen = (_TYPE_OF[name] for name in where.types if name in _TYPE_OF)
+        conditions.append(or_(false(), *chosen))
     if where.account_id is not None:
         conditions.append(
             exists().where(

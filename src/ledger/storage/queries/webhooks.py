@@ -26,7 +26,7 @@ from ledger.engine import events
 from ledger.engine.delivery import Progress
 from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
 from ledger.engine.webhooks import WebhookChange
-from ledger.storage.queries.events import head
+from ledger.storage.queries.events import heads
 from ledger.storage.tables import webhook_deliveries, webhook_endpoints
 
 w = webhook_endpoints.c
@@ -48,6 +48,7 @@ def stored_of(row: Any) -> StoredWebhook:
         generation=row.generation,
         block=row.cursor_block,
         sequence=row.cursor_sequence,
+        exception=row.cursor_exception,
     )
 
 
@@ -60,7 +61,9 @@ def webhook_of(row: Any) -> Webhook:
         status=row.status,
         status_reason=row.status_reason,
         created_at=row.created_at,
-        cursor=events.encode_cursor(events.Position(row.cursor_block, row.cursor_sequence)),
+        cursor=events.encode_cursor(
+            events.Position(row.cursor_block, row.cursor_sequence, row.cursor_exception)
+        ),
         failing_since=row.failing_since,
         last_error=row.last_error,
         delivered_at=row.delivered_at,
@@ -77,7 +80,7 @@ async def insert(
     client_id: str,
     accounts: list[str] | None,
 ) -> StoredWebhook:
-    start = await head(conn)
+    start = await heads(conn)
     row = (
         await conn.execute(
             webhook_endpoints.insert()
@@ -92,6 +95,7 @@ async def insert(
                 status="active",
                 cursor_block=start.block,
                 cursor_sequence=start.sequence,
+                cursor_exception=start.exception,
                 generation=0,
             )
             .returning(*webhook_endpoints.c)
@@ -128,6 +132,7 @@ async def change(
         values.update(
             cursor_block=what.replay_from.block,
             cursor_sequence=what.replay_from.sequence,
+            cursor_exception=what.replay_from.exception,
             status="active",
             status_reason=None,
             failing_since=None,
@@ -212,6 +217,7 @@ async def report(
     values: dict[str, Any] = {
         "cursor_block": progress.position.block,
         "cursor_sequence": progress.position.sequence,
+        "cursor_exception": progress.position.exception,
         "failing_since": progress.failing_since,
         "last_error": progress.last_error,
         "delivered_at": progress.delivered_at,

@@ -3,8 +3,6 @@ counted for the gauges."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,35 +12,11 @@ from ledger.engine.reconcile.model import (
     ReconException,
     Resolved,
 )
-
-# Rows per INSERT statement (PostgreSQL allows 65,535 parameters).
-from ledger.storage.reconcile.queries import x
+from ledger.storage.reconcile.queries import exception_of, x
 from ledger.storage.reconcile.runs import insert_matches
 from ledger.storage.reconcile.tables import (
     recon_exceptions,
 )
-
-
-def exception_of(r: Any) -> ReconException:
-    return ReconException(
-        id=r.id,
-        source_id=r.source_id,
-        cls=r._mapping["class"],
-        severity=r.severity,
-        amount=r.amount,
-        currency=r.currency,
-        statement_line=r.statement_line,
-        transaction_id=r.transaction_id,
-        entry_id=r.entry_id,
-        detail=r.detail,
-        detected_at=r.detected_at,
-        run_id=r.run_id,
-        status=r.status,
-        resolution=r.resolution,
-        note=r.note,
-        resolved_at=r.resolved_at,
-        adjustment_transaction_id=r.adjustment_transaction_id,
-    )
 
 
 async def list_exceptions(

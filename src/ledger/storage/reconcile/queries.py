@@ -14,6 +14,7 @@ from ledger.engine.reconcile.model import (
     Line,
     NewSource,
     ParsedStatement,
+    ReconException,
     Source,
     Statement,
 )
@@ -152,3 +153,25 @@ async def get_line(conn: AsyncConnection, source_id: str, line_id: str) -> Line 
         await conn.execute(select(recon_lines).where(c.source_id == source_id, c.id == line_id))
     ).first()
     return None if row is None else line_of(row)
+
+
+def exception_of(r: Any) -> ReconException:
+    return ReconException(
+        id=r.id,
+        source_id=r.source_id,
+        cls=r._mapping["class"],
+        severity=r.severity,
+        amount=r.amount,
+        currency=r.currency,
+        statement_line=r.statement_line,
+        transaction_id=r.transaction_id,
+        entry_id=r.entry_id,
+        detail=r.detail,
+        detected_at=r.detected_at,
+        run_id=r.run_id,
+        status=r.status,
+        resolution=r.resolution,
+        note=r.note,
+        resolved_at=r.resolved_at,
+        adjustment_transaction_id=r.adjustment_transaction_id,
+    )

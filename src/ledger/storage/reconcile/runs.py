@@ -25,8 +25,7 @@ from ledger.engine.reconcile.model import (
     new_id,
 )
 from ledger.storage import ids
-
-# Rows per INSERT statement (PostgreSQL allows 65,535 parameters).
+from ledger.storage.reconcile import feed
 from ledger.storage.reconcile.queries import line_of, x
 from ledger.storage.reconcile.tables import (
     recon_exceptions,
@@ -51,9 +50,9 @@ async def load(conn: AsyncConnection, source: Source, window: Window) -> Loaded:
         journal=await journal_rows(conn, source.account_id, window),
         settled=await settled(conn, source.id),
         open=[
-            (r.id, r.subject, r[2])
+            (r.id, r.subject, r[2], r.severity)
             for r in await conn.execute(
-                select(x.id, x.subject, x["class"])
+                select(x.id, x.subject, x["class"], x.severity)
                 .where(x.source_id == source.id, x.status == "open")
                 .order_by(x.id)
             )
@@ -133,8 +132,9 @@ async def settled(conn: AsyncConnection, source_id: str) -> set[str]:
     return out
 
 
-async def write_run(conn: AsyncConnection, decision: Decision, currency: str) -> Run:
+async def write_run(conn: AsyncConnection, decision: Decision, source: Source) -> Run:
     run = decision.run
+    currency = source.currency
     row = (
         await conn.execute(
             recon_runs.insert()
@@ -183,6 +183,9 @@ async def write_run(conn: AsyncConnection, decision: Decision, currency: str) ->
             .where(x.id == exception_id, x.status == "open")
             .values(status="resolved", resolution=resolution, resolved_at=func.now())
         )
+    raised = [(o["id"], o["severity"], o["amount"]) for o in opened]
+    raised += [(u.id, u.severity, u.amount) for u in decision.updated if u.raised]
+    await feed.append(conn, run.id, source.account_id, raised)
     return msgspec.structs.replace(run, created_at=row.created_at)
 
 

@@ -95,7 +95,7 @@ class ReconciliationMethods(StoreMethods):
         async def work(conn: AsyncConnection, attempt: Attempt) -> Run:
             attempt.wrote = True
             decision = decide(await runs.load(conn, source, window))
-            run = await runs.write_run(conn, decision, source.currency)
+            run = await runs.write_run(conn, decision, source)
             await audit.insert(conn, record)
             return run
 

@@ -132,3 +132,29 @@ Index(
     recon_exceptions.c["class"],
     recon_exceptions.c.severity,
 )
+
+# Migration 0012: the exceptions as events, the event feed's second stream
+# (`ledger.engine.reconcile.feed`), numbered by the one counter row a run
+# bumps last in its transaction. An event row keeps what of the exception
+# may change later (severity, amount, run), as it stood.
+recon_events = Table(
+    "recon_events",
+    metadata,
+    Column("sequence", BigInteger, nullable=False, autoincrement=False),
+    Column("exception_id", String(40), nullable=False),
+    Column("account_id", String(128), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("run_id", String(40), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("sequence", name="recon_events_pkey"),
+)
+Index("recon_events_account", recon_events.c.account_id, recon_events.c.sequence)
+
+recon_event_counter = Table(
+    "recon_event_counter",
+    metadata,
+    Column("id", Integer, nullable=False, autoincrement=False),
+    Column("last_sequence", BigInteger, nullable=False),
+    PrimaryKeyConstraint("id", name="recon_event_counter_pkey"),
+)
