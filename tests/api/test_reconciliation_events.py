@@ -6,6 +6,7 @@ commit order of the runs that found them."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -228,3 +229,39 @@ async def test_event_numbers_are_given_in_the_commit_order_of_runs(client, ledge
     found, _ = await events_after(client, start, **ONLY)
     numbers = [e["sequence"] for e in found]
     assert len(numbers) == 3 and numbers == list(range(numbers[0], numbers[0] + 3))
+
+
+async def test_the_sse_stream_names_each_reconciliation_event_and_resumes_after_it(
+    client, database_url, settings, admin_key
+):
+    _, _, src = await books_with_differences(client)
+    start = await head(client, **ONLY)
+    await run(client, src)
+    short = settings.with_overrides(events_stream_seconds=1.0)
+
+    async def messages(**params) -> list[dict[str, str]]:
+        """Every message that carries an event, until the stream ends."""
+        got, message = [], {}
+        async with (
+            app_client(database_url, short, admin_key) as reader,
+            reader.stream("GET", "/events/stream", params=params) as answer,
+        ):
+            assert answer.status_code == 200
+            async for line in answer.aiter_lines():
+                if line == "" and "data" in message:
+                    got.append(message)
+                if line == "":
+                    message = {}
+                    continue
+                field, _, value = line.partition(": ")
+                message[field] = value
+        return got
+
+    streamed = await messages(after=start, **ONLY)
+    assert [m["event"] for m in streamed] == [EXCEPTION] * 3
+    bodies = [json.loads(m["data"]) for m in streamed]
+    assert [m["id"] for m in streamed] == [b["cursor"] for b in bodies]
+    assert {b["stream"] for b in bodies} == {"reconciliation"}
+    # Resumed from the first one's id: exactly the other two.
+    rest = await messages(after=streamed[0]["id"], **ONLY)
+    assert [json.loads(m["data"])["id"] for m in rest] == [b["id"] for b in bodies[1:]]
