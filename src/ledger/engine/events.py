@@ -146,9 +146,9 @@ def event_id(transaction_id: str) -> str:
     return "evt_" + transaction_id.replace("-", "")
 
 
-def event_of(sealed: SealedRecord, at: Position | None = None) -> Event:
-    """The transaction's event; `at`: the place after it in both streams
-    (its cursor), when it is read merged with the other stream."""
+def event_of(sealed: SealedRecord, at: Position) -> Event:
+    """The transaction's event; `at`: the place right after it in both
+    streams (its cursor)."""
     record = sealed.record
     legs = sorted(record.entries, key=lambda e: e.leg)
     pending_fields = (
@@ -176,7 +176,7 @@ def event_of(sealed: SealedRecord, at: Position | None = None) -> Event:
         type=event_type(record),
         occurred_at=record.created_at,
         data=data,
-        cursor=encode_cursor(at or Position(sealed.block, sealed.sequence)),
+        cursor=encode_cursor(at),
     )
 
 
@@ -294,17 +294,18 @@ class Events:
         for a key without `reconciliation:read`) is passed over to its end."""
         transactions = where.transactions()
         exceptions = where.exceptions() and access.holds(actor, RECONCILIATION_READ)
+        # Where a stream left out ends (both read: not needed).
         end = after if transactions and exceptions else await self.store.event_heads()
-        sealed: list[SealedRecord] = []
-        raised: list[StoredExceptionEvent] = []
-        reached = max(after, Position(end.block, end.sequence, after.exception))
         if transactions:
             sealed, reached = await self.store.sealed_after(after, SCAN_BLOCKS, limit, where)
-        exception_reached = max(after.exception, end.exception)
+        else:
+            sealed, reached = [], max(after, end._replace(exception=after.exception))
         if exceptions:
             raised, exception_reached = await self.store.exception_events_after(
                 after.exception, limit, where.account_id
             )
+        else:
+            raised, exception_reached = [], max(after.exception, end.exception)
         return merge(after, (sealed, reached), (raised, exception_reached), limit, actor)
 
     async def feed(

@@ -123,7 +123,7 @@ class Receiver:
                     event["data"]["id"],
                     now,
                     now - occurred,
-                    str(event.get("type", "")).partition(".")[0],
+                    event.get("stream", "transaction"),
                 )
             )
         return 204
