@@ -147,12 +147,15 @@ async def test_a_key_limited_to_prefixes_reaches_only_those_accounts(client, led
     assert (
         await client.get(f"/transactions/{posted.json()['id']}", headers=auth)
     ).status_code == 200
-    # A transaction touching an account outside cannot be read, reversed or resolved.
+    # A transaction touching an account outside cannot be read (it is not
+    # found: its existence is not confirmed), reversed or resolved.
     theirs = await client.post(
         "/transactions", json=transfer(mine_a, other_a), headers={"Idempotency-Key": fresh_id()}
     )
     theirs_id = theirs.json()["id"]
-    refused(await client.get(f"/transactions/{theirs_id}", headers=auth), 403, "forbidden")
+    refused(
+        await client.get(f"/transactions/{theirs_id}", headers=auth), 404, "transaction-not-found"
+    )
     refused(
         await client.post(
             f"/transactions/{theirs.json()['id']}/reversal",

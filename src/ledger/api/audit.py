@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import get
+from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
 
 from ledger.api import request as req
@@ -16,6 +16,7 @@ from ledger.engine.model import Page
 
 @get("/audit", tags=["audit"], **requires(AUDIT_READ))
 async def list_audit(
+    request: Request,
     ledger: req.LedgerDep,
     cursor: FromQuery[str | None] = None,
     limit: FromQuery[int | None] = None,
@@ -30,7 +31,10 @@ async def list_audit(
     transaction it committed, the request's fingerprint), why (the
     `Ledger-Reason` header), the request id and the outcome, refusals
     included. `actor` matches a key id, key name or client id; `from` is
-    inclusive and `to` exclusive (RFC 3339)."""
+    inclusive and `to` exclusive (RFC 3339). A key limited to account
+    prefixes sees only the rows whose `reach` (the accounts or prefixes a
+    row concerns) lies within its own; rows without one are for keys that
+    reach every account."""
     where = AuditFilter(
         actor=actor,
         action=action,
@@ -38,7 +42,7 @@ async def list_audit(
         since=req.as_of(since, "from"),
         until=req.as_of(until, "to"),
     )
-    return await ledger.audit.page(where, cursor, limit)
+    return await ledger.audit.page(where, cursor, limit, req.actor(request))
 
 
 HANDLERS = [list_audit]

@@ -13,8 +13,10 @@ from litestar import Request, get
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from ledger.api import problems
 from ledger.api import request as req
 from ledger.api.access import requires
+from ledger.engine import errors
 from ledger.engine.access import EVENTS_READ
 from ledger.engine.events import EventPage
 
@@ -114,7 +116,17 @@ async def stream_events(
                 data=msgspec.json.encode(event).decode(), event=event.type, id=event.cursor
             )
 
-    return ServerSentEvent(messages(), headers={"Cache-Control": "no-store"})
+    async def until_revoked() -> AsyncIterator[ServerSentEventMessage]:
+        # A key revoked while its stream is open ends the stream with a last
+        # message naming the problem, so a client knows not to reconnect.
+        try:
+            async for message in messages():
+                yield message
+        except errors.Unauthenticated as exc:
+            problem = problems.error_body(exc, request.url.path)
+            yield ServerSentEventMessage(data=msgspec.json.encode(problem).decode(), event="error")
+
+    return ServerSentEvent(until_revoked(), headers={"Cache-Control": "no-store"})
 
 
 HANDLERS = [list_events, stream_events]

@@ -23,7 +23,10 @@ class KeyController(Controller):
         self, request: Request, ledger: req.LedgerDep, settings: req.SettingsDep
     ) -> Response[IssuedKey]:
         """Make an API key. The answer's `key` is the only time the secret is
-        shown; the ledger keeps its SHA-256 alone. `client_id` is the
+        shown; the ledger keeps its SHA-256 alone. A key may make only keys
+        under its own ceiling: scopes it holds, and `accounts` prefixes that
+        each start with one of its own (a limited key cannot leave
+        `accounts` out); anything more is 403. `client_id` is the
         idempotency scope: give a new key of the same client the same one,
         and its retries find the postings of the key it replaces."""
         cmd = decode_body(await request.body(), NewKey, settings.max_body_bytes)
@@ -33,23 +36,30 @@ class KeyController(Controller):
     @get(**requires(KEYS_ADMIN))
     async def list_keys(
         self,
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> Page[ApiKey]:
-        """Keys in id order, revoked ones too; never their secrets."""
-        return await ledger.keys.page(cursor, limit)
+        """Keys under the caller's ceiling (scopes it holds, prefixes within
+        its own), in id order, revoked ones too; never their secrets."""
+        return await ledger.keys.page(cursor, limit, req.actor(request))
 
     @get("/{key_id:str}", **requires(KEYS_ADMIN))
-    async def get_key(self, key_id: FromPath[str], ledger: req.LedgerDep) -> ApiKey:
-        """The key's name, client, scopes, reach and limits (never its secret)."""
-        return await ledger.keys.get(key_id)
+    async def get_key(
+        self, key_id: FromPath[str], request: Request, ledger: req.LedgerDep
+    ) -> ApiKey:
+        """The key's name, client, scopes, reach and limits (never its
+        secret); a key above the caller's ceiling is not found."""
+        return await ledger.keys.get(key_id, req.actor(request))
 
     @post("/{key_id:str}/revoke", status_code=200, **requires(KEYS_ADMIN, audit.KEY_REVOKE))
     async def revoke_key(
         self, key_id: FromPath[str], request: Request, ledger: req.LedgerDep
     ) -> ApiKey:
-        """Revoke the key: it stops working in this service process at once,
-        and in every other within `LEDGER_KEY_CACHE_SECONDS`. Revoking it
+        """Revoke a key under the caller's ceiling: it stops working in this
+        service process at once, and in every other within
+        `LEDGER_KEY_CACHE_SECONDS`, open event streams and long polls
+        included; the webhook endpoints it registered pause. Revoking it
         again changes nothing."""
         return await ledger.keys.revoke(key_id, req.actor(request))

@@ -196,6 +196,7 @@ class _Recorder:
                 outcome="replayed",
                 target=_text(answer.get("id")),
                 fingerprint=self._fingerprint(),
+                reach=_named_accounts(self.action, answer),
             )
         else:
             record = AuditRecord(
@@ -233,6 +234,26 @@ class _Recorder:
         """SHA-256 of the request body, when the handler read one."""
         body = value_or_default(ScopeState.from_scope(self.scope).body, None)
         return hashlib.sha256(body).hexdigest() if body else None
+
+
+def _named_accounts(action: str, answer: dict) -> tuple[str, ...] | None:
+    """The accounts a replayed answer names (an account's id, or every
+    `account_id` in it): its audit row's reach. None when it names none,
+    so only keys that reach every account read the row."""
+    found: set[str] = set()
+    if action.startswith("account.") and isinstance(answer.get("id"), str):
+        found.add(answer["id"])
+    stack: list[Any] = [answer]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            value = item.get("account_id")
+            if isinstance(value, str):
+                found.add(value)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return tuple(sorted(found)) or None
 
 
 def _text(value: Any) -> str | None:

@@ -58,17 +58,20 @@ class ReconciliationController(Controller):
     @get("/sources", **requires(RECONCILIATION_READ))
     async def list_sources(
         self,
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> Page[Source]:
-        """Sources in id order."""
-        return await ledger.reconciliation.sources(cursor, limit)
+        """Sources of accounts the key reaches, in id order."""
+        return await ledger.reconciliation.sources(cursor, limit, req.actor(request))
 
     @get("/sources/{source_id:str}", **requires(RECONCILIATION_READ))
-    async def get_source(self, source_id: FromPath[str], ledger: req.LedgerDep) -> Source:
+    async def get_source(
+        self, source_id: FromPath[str], request: Request, ledger: req.LedgerDep
+    ) -> Source:
         """The source and its matching settings."""
-        return await ledger.reconciliation.source(source_id)
+        return await ledger.reconciliation.source(source_id, req.actor(request))
 
     @post(
         "/sources/{source_id:str}/statements",
@@ -114,26 +117,28 @@ class ReconciliationController(Controller):
         return Response(run, status_code=201)
 
     @get("/runs/{run_id:str}", **requires(RECONCILIATION_READ))
-    async def get_run(self, run_id: FromPath[str], ledger: req.LedgerDep) -> Run:
+    async def get_run(self, run_id: FromPath[str], request: Request, ledger: req.LedgerDep) -> Run:
         """The run: its window and its counts (matches, exceptions by class,
         lines and entries it looked at, and what a person had settled)."""
-        return await ledger.reconciliation.get_run(run_id)
+        return await ledger.reconciliation.get_run(run_id, req.actor(request))
 
     @get("/runs/{run_id:str}/matches", **requires(RECONCILIATION_READ))
     async def list_matches(
         self,
         run_id: FromPath[str],
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> Page[Match]:
         """The run's matches: their kind (`reference`, `amount_date`,
         `group`, `tolerance`), lines, entries and transactions."""
-        return await ledger.reconciliation.matches(run_id, cursor, limit)
+        return await ledger.reconciliation.matches(run_id, cursor, limit, req.actor(request))
 
     @get("/exceptions", **requires(RECONCILIATION_READ))
     async def list_exceptions(
         self,
+        request: Request,
         ledger: req.LedgerDep,
         source_id: FromQuery[str | None] = None,
         exception_class: Annotated[str | None, QueryParameter(name="class")] = None,
@@ -146,15 +151,15 @@ class ReconciliationController(Controller):
         where = ExceptionFilter(
             source_id=source_id, cls=exception_class, severity=severity, status=status
         )
-        return await ledger.reconciliation.exceptions(where, cursor, limit)
+        return await ledger.reconciliation.exceptions(where, cursor, limit, req.actor(request))
 
     @get("/exceptions/{exception_id:str}", **requires(RECONCILIATION_READ))
     async def get_exception(
-        self, exception_id: FromPath[str], ledger: req.LedgerDep
+        self, exception_id: FromPath[str], request: Request, ledger: req.LedgerDep
     ) -> ReconException:
         """The exception: its class, severity, amount (statement minus
         ledger, minor units), what it is about, and its resolution."""
-        return await ledger.reconciliation.get_exception(exception_id)
+        return await ledger.reconciliation.get_exception(exception_id, req.actor(request))
 
     @post(
         "/exceptions/{exception_id:str}/resolve",

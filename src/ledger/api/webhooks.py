@@ -47,19 +47,23 @@ class WebhookController(Controller):
     @get(**requires(WEBHOOKS_ADMIN))
     async def list_webhooks(
         self,
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
     ) -> Page[Webhook]:
-        """Endpoints in id order, never their secrets."""
-        return await ledger.webhooks.page(cursor, limit)
+        """Endpoints the key reaches (whose account prefixes lie within its
+        own), in id order, never their secrets."""
+        return await ledger.webhooks.page(cursor, limit, req.actor(request))
 
     @get("/{webhook_id:str}", **requires(WEBHOOKS_ADMIN))
-    async def get_webhook(self, webhook_id: FromPath[str], ledger: req.LedgerDep) -> Webhook:
+    async def get_webhook(
+        self, webhook_id: FromPath[str], request: Request, ledger: req.LedgerDep
+    ) -> Webhook:
         """The endpoint: where its deliveries stand (`cursor`, the last
         event acknowledged), whether it is failing and since when, and
-        whether it is active or disabled and why."""
-        return await ledger.webhooks.get(webhook_id)
+        whether it is active, paused or disabled and why."""
+        return await ledger.webhooks.get(webhook_id, req.actor(request))
 
     @delete("/{webhook_id:str}", **requires(WEBHOOKS_ADMIN, audit.WEBHOOK_DELETE))
     async def delete_webhook(
@@ -86,6 +90,7 @@ class WebhookController(Controller):
     async def list_deliveries(
         self,
         webhook_id: FromPath[str],
+        request: Request,
         ledger: req.LedgerDep,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int | None] = None,
@@ -93,7 +98,20 @@ class WebhookController(Controller):
         """The endpoint's delivery attempts, newest first: each event's
         id and sequence, the attempt's number, the receiver's status (or
         why there was none) and how long it took."""
-        return await ledger.webhooks.deliveries(webhook_id, cursor, limit)
+        return await ledger.webhooks.deliveries(webhook_id, cursor, limit, req.actor(request))
+
+    @post(
+        "/{webhook_id:str}/resume",
+        status_code=200,
+        **requires(WEBHOOKS_ADMIN, audit.WEBHOOK_RESUME, answers=(409,)),
+    )
+    async def resume(
+        self, webhook_id: FromPath[str], request: Request, ledger: req.LedgerDep
+    ) -> Webhook:
+        """Turn on again an endpoint paused because the key that registered
+        it was revoked (409 for one that is not paused). It belongs to the
+        calling key from then on, and its deliveries go on from its cursor."""
+        return await ledger.webhooks.resume(webhook_id, req.actor(request))
 
     @post(
         "/{webhook_id:str}/replay",
@@ -111,7 +129,7 @@ class WebhookController(Controller):
         """Deliver again, in order, every event after the cursor `after`
         (absent: from the first event). A disabled endpoint becomes active
         again: this is how one is turned back on once its receiver is
-        fixed."""
+        fixed. A paused one stays paused until it is resumed."""
         raw = await request.body()
         cmd = (
             decode_body(raw, ReplayRequest, settings.max_body_bytes)

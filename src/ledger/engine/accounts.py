@@ -72,6 +72,7 @@ class AccountCases:
             outcome="created",
             target=account_id,
             fingerprint=rules.fingerprint("account", cmd),
+            reach=(account_id,),
         )
         created = await self.store.insert_account(account_id, cmd, record)
         if created is not None:
@@ -111,6 +112,7 @@ class AccountCases:
             outcome="updated",
             target=account_id,
             fingerprint=rules.fingerprint("account-update", patch),
+            reach=(account_id,),
         )
         found = await self.store.change_account(
             account_id, lambda state: account_changes.plan(state, patch, self.limits), record

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from ledger.engine import errors, paging
+from ledger.engine import errors, paging, reach
 from ledger.engine.access import Actor
 from ledger.engine.free_text import check_text
 from ledger.engine.limits import Limits
@@ -41,6 +41,7 @@ WEBHOOK_CREATE = "webhook.create"
 WEBHOOK_DELETE = "webhook.delete"
 WEBHOOK_ROTATE = "webhook.rotate_secret"
 WEBHOOK_REPLAY = "webhook.replay"
+WEBHOOK_RESUME = "webhook.resume"
 RECON_SOURCE_CREATE = "reconciliation.source.create"
 RECON_STATEMENT_UPLOAD = "reconciliation.statement.upload"
 RECON_RUN = "reconciliation.run"
@@ -67,6 +68,9 @@ class AuditRecord(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str | None = None
     problem: str | None = None
     detail: str | None = None
+    # The account ids or prefixes the row concerns: who may read it
+    # (`ledger.engine.reach`); None, unlimited keys only.
+    reach: tuple[str, ...] | None = None
 
 
 class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -87,6 +91,9 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     outcome: str
     problem: str | None
     detail: str | None
+    # The accounts or account-id prefixes the row concerns; null for a row
+    # only keys that reach every account may read.
+    reach: list[str] | None = None
 
 
 class AuditFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,13 +133,28 @@ class AuditTrail:
         replay), in a transaction of its own."""
         await self.store.insert_audit(record)
 
-    async def page(self, where: AuditFilter, cursor: str | None, limit: int | None = None) -> Page:
-        """Rows oldest first. Raises InvalidCursor, InvalidValue."""
+    async def page(
+        self,
+        where: AuditFilter,
+        cursor: str | None,
+        limit: int | None = None,
+        actor: Actor | None = None,
+    ) -> Page:
+        """Rows oldest first; for a key limited to prefixes, only the rows
+        whose reach lies within them (`ledger.engine.reach`). Raises
+        InvalidCursor, InvalidValue."""
         check_filter(where)
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
-        after = _decode(paging.decode_cursor(cursor), cursor)
-        items = await self.store.audit_rows(where, after, size + 1)
-        return paging.page(items, size, _cursor_key)
+
+        async def fetch(after: str | None, count: int) -> list[AuditEntry]:
+            return await self.store.audit_rows(where, _decode(after, cursor), count)
+
+        if actor is None or actor.accounts is None:
+            rows = await fetch(paging.decode_cursor(cursor), size + 1)
+            return paging.page(rows, size, _cursor_key)
+        return await reach.filtered_page(
+            fetch, lambda row: reach.sees(actor, row.reach), cursor, size, _cursor_key
+        )
 
     async def export(self, where: AuditFilter, chunk: int = 1000) -> AsyncIterator[AuditEntry]:
         """Every matching row, oldest first, read a chunk at a time."""

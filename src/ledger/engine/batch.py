@@ -172,8 +172,8 @@ class _Plan:
             if posting is None:
                 continue
             try:
-                result = replay(posting, self.fingerprints[i], self.keys[i], unit)
-            except errors.IdempotencyKeyReused as exc:
+                result = replay(posting, self.fingerprints[i], self.keys[i], unit, self.actor)
+            except (errors.IdempotencyKeyReused, errors.AccountOutOfReach) as exc:
                 found[i] = ItemOutcome(i, error=exc)
             else:
                 found[i] = ItemOutcome(i, result.transaction, replayed=result.replayed)
@@ -202,6 +202,7 @@ class _Plan:
             item.metadata,
             actor=self.actor,
             action=audit.TRANSACTION_CREATE,
+            reach=(leg.account_id for leg in item.entries),
             pending=item.pending,
             timeout_seconds=item.timeout_seconds,
         )
@@ -216,6 +217,7 @@ class _Plan:
                 fingerprint=self.fingerprints[i],
                 problem=outcome.error.code,
                 detail=outcome.error.detail,
+                reach=_accounts(self.items[i].entries),
             )
         assert outcome.transaction is not None
         return AuditRecord(
@@ -224,6 +226,7 @@ class _Plan:
             outcome="replayed",
             target=outcome.transaction.id,
             fingerprint=self.fingerprints[i],
+            reach=_accounts(outcome.transaction.entries),
         )
 
 
@@ -307,3 +310,8 @@ async def _replay_batch(
         ItemOutcome(i, t, replayed=not unit.wrote_earlier(t.id)) for i, t in enumerate(transactions)
     ]
     return BatchResult(outcomes, replayed=all(o.replayed for o in outcomes))
+
+
+def _accounts(legs) -> tuple[str, ...] | None:
+    """The accounts an item's audit row concerns (its reach)."""
+    return tuple(sorted({leg.account_id for leg in legs})) or None

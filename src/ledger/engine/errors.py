@@ -323,6 +323,14 @@ class AccountExists(Conflict):
     title = "An account with this id exists with other attributes"
 
 
+class WebhookNotPaused(Conflict):
+    """Only a paused endpoint is resumed (`details["status"]` says what it
+    is); a disabled one is turned on by a replay."""
+
+    code = "webhook-not-paused"
+    title = "The webhook endpoint is not paused"
+
+
 class NotSealedYet(Conflict):
     """The transaction is committed but has no place in the sealed journal
     yet (`details["retry_after_seconds"]`: about when it will)."""

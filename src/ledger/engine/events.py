@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -279,11 +279,41 @@ def merge(
 # --- the use cases --------------------------------------------------------------------
 
 
+async def _always_live(key_id: str) -> bool:
+    return True
+
+
 class Events:
-    def __init__(self, store: EventStore, limits: Limits, *, poll_seconds: float) -> None:
+    """`key_live` says whether a key is still live (not revoked): a long
+    poll or a stream asks it every `recheck_seconds` and ends with
+    Unauthenticated once the key that opened it is revoked."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        limits: Limits,
+        *,
+        poll_seconds: float,
+        key_live: Callable[[str], Awaitable[bool]] = _always_live,
+        recheck_seconds: float = 5.0,
+    ) -> None:
         self.store = store
         self.limits = limits
         self.tail = Tail(store.event_heads, poll_seconds)
+        self.key_live = key_live
+        self.recheck_seconds = recheck_seconds
+
+    async def _recheck(self, actor: Actor, checked_at: float) -> float:
+        """When the actor's key was last found live: now, if it was due for
+        a check. Raises Unauthenticated once the key is revoked."""
+        now = asyncio.get_running_loop().time()
+        if actor.key_id is None or now - checked_at < self.recheck_seconds:
+            return checked_at
+        if not await self.key_live(actor.key_id):
+            raise errors.Unauthenticated(
+                f"API key {actor.key_id!r} was revoked; this stream has ended"
+            )
+        return now
 
     async def read(
         self, after: Position, where: EventFilter, limit: int, actor: Actor = DIRECT
@@ -327,14 +357,16 @@ class Events:
         position = decode_cursor(cursor)
         seconds = check_wait(wait)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
+        checked_at = loop.time()
+        deadline = checked_at + seconds
         while True:
+            checked_at = await self._recheck(actor, checked_at)
             events, position = await self.read(position, where, size, actor)
             remaining = deadline - loop.time()
             if events or remaining <= 0:
                 return EventPage(events, encode_cursor(position))
             if not self.tail.passed(position):
-                await self.tail.wait_past(position, remaining)
+                await self.tail.wait_past(position, min(remaining, self.recheck_seconds))
 
     async def stream(
         self,
@@ -349,13 +381,15 @@ class Events:
         """Events after `cursor`, for ever (until `stopping()`); None when
         `heartbeat_seconds` passed without one, for the caller to keep the
         connection alive with. Validate the arguments with `check_stream`
-        first: this raises only once iterated."""
+        first: this raises only once iterated, Unauthenticated too, once the
+        actor's key is revoked."""
         where = parse_filter(types, account_id, actor)
         position = decode_cursor(cursor)
         loop = asyncio.get_running_loop()
-        quiet_since = loop.time()
+        quiet_since = checked_at = loop.time()
         moved = True  # whether more may be sealed than the last read reached
         while not stopping():
+            checked_at = await self._recheck(actor, checked_at)
             if moved:
                 events, position = await self.read(
                     position, where, self.limits.max_page_size, actor

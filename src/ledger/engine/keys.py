@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ledger.engine import access, audit, errors, paging, rules
+from ledger.engine import access, audit, errors, paging, reach, rules
 from ledger.engine.access import Actor, ApiKey, IssuedKey, NewKey, StoredKey
 from ledger.engine.audit import AuditRecord
 from ledger.engine.limits import Limits
@@ -65,9 +65,11 @@ class Keys:
         return stored
 
     async def create(self, cmd: NewKey, actor: Actor) -> IssuedKey:
-        """Make a key and return it with its secret, shown this once.
-        Raises InvalidValue."""
+        """Make a key and return it with its secret, shown this once. It
+        may hold no scope `actor` lacks and reach no account `actor` does
+        not. Raises InvalidValue, Forbidden."""
         access.check_new_key(cmd)
+        reach.check_ceiling(actor, cmd.scopes, cmd.accounts)
         key_id, key = access.new_key()
         made = await self.store.insert_key(
             key_id, access.digest(key), cmd, _created(actor, key_id, cmd)
@@ -93,41 +95,64 @@ class Keys:
         made = await self.store.insert_first_key(key_id, access.digest(key), cmd, record)
         return None if made is None else _issued(made, key)
 
-    async def get(self, key_id: str) -> ApiKey:
-        """Raises KeyNotFound."""
+    async def get(self, key_id: str, actor: Actor = access.DIRECT) -> ApiKey:
+        """A key under `actor`'s ceiling. Raises KeyNotFound (for one above
+        it too: its existence is not confirmed)."""
         stored = await self.store.get_key(key_id) if access.known_key_id(key_id) else None
-        if stored is None:
+        if stored is None or not _under(actor, stored.key):
             raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
         return stored.key
 
-    async def page(self, cursor: str | None, limit: int | None = None) -> Page:
-        """Keys in id order. Raises InvalidCursor, InvalidValue."""
+    async def page(
+        self, cursor: str | None, limit: int | None = None, actor: Actor = access.DIRECT
+    ) -> Page:
+        """Keys under `actor`'s ceiling, in id order. Raises InvalidCursor,
+        InvalidValue."""
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
-        items = await self.store.list_keys(paging.decode_cursor(cursor), size + 1)
-        return paging.page(items, size, lambda k: k.id)
+        return await reach.filtered_page(
+            self.store.list_keys, lambda k: _under(actor, k), cursor, size, lambda k: k.id
+        )
 
     async def revoke(self, key_id: str, actor: Actor) -> ApiKey:
-        """Revoke the key (revoking it again changes nothing). It stops
-        working in this process at once, in others within the cache time.
-        Raises KeyNotFound."""
-        if not access.known_key_id(key_id):
-            raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
-        record = AuditRecord(actor=actor, action=audit.KEY_REVOKE, outcome="revoked", target=key_id)
+        """Revoke a key under `actor`'s ceiling (revoking it again changes
+        nothing). It stops working in this process at once, in others
+        within the cache time; the webhook endpoints it registered pause in
+        the same transaction. Raises KeyNotFound."""
+        key = await self.get(key_id, actor)
+        record = AuditRecord(
+            actor=actor,
+            action=audit.KEY_REVOKE,
+            outcome="revoked",
+            target=key_id,
+            reach=None if key.accounts is None else tuple(key.accounts),
+        )
         found = await self.store.revoke_key(key_id, record)
         if found is None:
             raise errors.KeyNotFound(f"no API key {key_id!r}", key_id=key_id)
         self._cache.pop(key_id, None)
         return found
 
+    async def still_live(self, key_id: str) -> bool:
+        """Whether the key is known and not revoked, as this process's cache
+        knows it (at most `cache_seconds` old): for streams and long polls
+        that outlive the request that authenticated them."""
+        stored = await self._stored(key_id)
+        return stored is not None and stored.key.revoked_at is None
+
+
+def _under(actor: Actor, key: ApiKey) -> bool:
+    return reach.within_ceiling(actor, key.scopes, key.accounts)
+
 
 def _created(actor: Actor, key_id: str, cmd: NewKey) -> AuditRecord:
-    """The audit row of a key's creation."""
+    """The audit row of a key's creation: it concerns what the key reaches."""
     return AuditRecord(
         actor=actor,
         action=audit.KEY_CREATE,
         outcome="created",
         target=key_id,
         fingerprint=rules.fingerprint("key", cmd),
+        reach=None if cmd.accounts is None else tuple(cmd.accounts),
     )
 
 

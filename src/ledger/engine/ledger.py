@@ -9,7 +9,17 @@ from datetime import datetime
 
 import msgspec
 
-from ledger.engine import access, account_rules, audit, errors, free_text, paging, pending, rules
+from ledger.engine import (
+    access,
+    account_rules,
+    audit,
+    errors,
+    free_text,
+    paging,
+    pending,
+    reach,
+    rules,
+)
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.accounts import AccountCases
 from ledger.engine.audit import AuditTrail
@@ -66,7 +76,15 @@ class Ledger(AccountCases):
         self.audit = AuditTrail(store, limits)
         self.batches = Batches(store, limits)
         self.journal = Journal(store, limits, proof_max_blocks=proof_max_blocks)
-        self.events = Events(store, limits, poll_seconds=events_poll_seconds)
+        # A stream or long poll rechecks its key twice per cache period, so
+        # it ends within one and a half of them after a revocation.
+        self.events = Events(
+            store,
+            limits,
+            poll_seconds=events_poll_seconds,
+            key_live=self.keys.still_live,
+            recheck_seconds=key_cache_seconds / 2,
+        )
         self.webhooks = Webhooks(
             store,
             limits,
@@ -101,7 +119,7 @@ class Ledger(AccountCases):
             if not unit.first_attempt:
                 stored = await unit.find_by_key(key)
                 if stored is not None:
-                    return replay(stored, fingerprint, key, unit)
+                    return replay(stored, fingerprint, key, unit, actor)
             transaction = await write(
                 unit,
                 header(
@@ -111,6 +129,7 @@ class Ledger(AccountCases):
                     cmd.metadata,
                     actor=actor,
                     action=audit.TRANSACTION_CREATE,
+                    reach=(leg.account_id for leg in cmd.entries),
                     pending=cmd.pending,
                     timeout_seconds=cmd.timeout_seconds,
                 ),
@@ -141,11 +160,10 @@ class Ledger(AccountCases):
         fingerprint = rules.fingerprint(f"reverse:{transaction_id}", cmd)
 
         async def work(unit: PostingUnit) -> PostingResult:
-            found = await replay_or_target(unit, key, fingerprint, transaction_id)
+            found = await replay_or_target(unit, key, fingerprint, transaction_id, actor)
             if isinstance(found, PostingResult):
                 return found
             original = found
-            access.check_reach(actor, (e.account_id for e in original.entries))
             rules.check_reversible(
                 original, original.pending and pending.is_overdue(original, await unit.now())
             )
@@ -165,6 +183,7 @@ class Ledger(AccountCases):
                     actor=actor,
                     action=audit.TRANSACTION_REVERSE,
                     target=transaction_id,
+                    reach=(e.account_id for e in original.entries),
                     reverses=transaction_id,
                 ),
                 legs,
@@ -264,11 +283,10 @@ class Ledger(AccountCases):
             # The key is looked up before the pending transaction's state is
             # judged: a retry of a post that succeeded must get that post
             # back, not "already resolved".
-            found = await replay_or_target(unit, key, fingerprint, transaction_id)
+            found = await replay_or_target(unit, key, fingerprint, transaction_id, actor)
             if isinstance(found, PostingResult):
                 return found
             original = found
-            access.check_reach(actor, (e.account_id for e in original.entries))
             pending.check_resolvable(original, resolution, await unit.now())
             held = [Leg(e.account_id, e.direction, e.amount) for e in original.entries]
             to_post: list[Leg] = []
@@ -282,6 +300,7 @@ class Ledger(AccountCases):
                 actor=actor,
                 action=_RESOLUTION_ACTIONS[resolution],
                 target=transaction_id,
+                reach=(e.account_id for e in original.entries),
                 resolves=transaction_id,
                 resolution=resolution,
             )
@@ -293,15 +312,17 @@ class Ledger(AccountCases):
     async def get_transaction(
         self, transaction_id: str, *, stale: bool = False, actor: Actor = DIRECT
     ) -> Transaction:
-        """Raises TransactionNotFound, AccountOutOfReach (a key limited to
-        account prefixes reads only transactions whose every leg it
-        reaches). `stale` allows a slightly old snapshot."""
+        """Raises TransactionNotFound, for one outside the caller's reach
+        too (a key limited to account prefixes reads only transactions
+        whose every leg it reaches, and is not told the others exist).
+        `stale` allows a slightly old snapshot."""
         transaction = await self.store.get_transaction(transaction_id, stale=stale)
-        if transaction is None:
+        if transaction is None or not reach.sees(
+            actor, [e.account_id for e in transaction.entries]
+        ):
             raise errors.TransactionNotFound(
                 f"no transaction {transaction_id!r}", transaction_id=transaction_id
             )
-        access.check_reach(actor, (e.account_id for e in transaction.entries))
         return transaction
 
     # --- balances and history -----------------------------------------------------

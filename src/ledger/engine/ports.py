@@ -196,10 +196,11 @@ class WebhookStore(Protocol):
         secret: str,
         client_id: str,
         accounts: list[str] | None,
+        key_id: str | None,
         audit: AuditRecord,
     ) -> StoredWebhook:
-        """Insert the endpoint with its cursor at the journal's head, and
-        its audit row, in one transaction."""
+        """Insert the endpoint (owned by `key_id`) with its cursor at the
+        journal's head, and its audit row, in one transaction."""
         ...
 
     async def get_webhook(self, webhook_id: str) -> StoredWebhook | None:
@@ -369,8 +370,9 @@ class Store(JournalStore, EventStore, WebhookStore, ReconciliationStore, ReportS
     async def list_keys(self, after: str | None, limit: int) -> list[ApiKey]: ...
 
     async def revoke_key(self, key_id: str, audit: AuditRecord) -> ApiKey | None:
-        """Set the key's revocation time (kept if it was set), with `audit`;
-        None if there is no such key."""
+        """Set the key's revocation time (kept if it was set) and pause the
+        webhook endpoints it owns, with `audit`; None if there is no such
+        key."""
         ...
 
     async def insert_audit(self, record: AuditRecord) -> None:

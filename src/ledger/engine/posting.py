@@ -5,8 +5,9 @@ was used before. `ledger.engine.ledger` composes them into the use cases."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
-from ledger.engine import errors, rules
+from ledger.engine import access, errors, rules
 from ledger.engine.access import Actor
 from ledger.engine.audit import AuditRecord
 from ledger.engine.model import (
@@ -30,12 +31,13 @@ def header(
     actor: Actor,
     action: str,
     target: str | None = None,
+    reach: Iterable[str] = (),
     **fields,
 ) -> TransactionHeader:
     """The transaction row of a posting under `key`, with its audit row
-    (`actor` did `action` to `target`, by default the new transaction);
-    `fields` are the optional columns (pending, timeout, what it reverses
-    or resolves)."""
+    (`actor` did `action` to `target`, by default the new transaction, on
+    the accounts of `reach`); `fields` are the optional columns (pending,
+    timeout, what it reverses or resolves)."""
     return TransactionHeader(
         client_id=key.client_id,
         idempotency_key=key.key,
@@ -43,7 +45,12 @@ def header(
         description=description,
         metadata=metadata,
         audit=AuditRecord(
-            actor=actor, action=action, outcome="created", target=target, fingerprint=fingerprint
+            actor=actor,
+            action=action,
+            outcome="created",
+            target=target,
+            fingerprint=fingerprint,
+            reach=tuple(sorted(set(reach))) or None,
         ),
         **fields,
     )
@@ -100,27 +107,37 @@ def _balanced(entries: list[NewEntry]) -> bool:
 
 
 async def replay_or_target(
-    unit: PostingUnit, key: IdempotencyKey, fingerprint: str, transaction_id: str
+    unit: PostingUnit, key: IdempotencyKey, fingerprint: str, transaction_id: str, actor: Actor
 ) -> PostingResult | Transaction:
     """For an action on an existing transaction: the stored answer if this
-    key was used already, else the transaction acted on. Raises
-    IdempotencyKeyReused, TransactionNotFound."""
+    key was used already, else the transaction acted on. Reach is judged
+    first, on the transaction acted on and on a stored answer alike: a
+    replay answers only a caller that could have made the request. Raises
+    AccountOutOfReach, IdempotencyKeyReused, TransactionNotFound."""
     stored = await unit.find_by_key(key)
-    if stored is not None:
-        return replay(stored, fingerprint, key, unit)
     target = await unit.get_transaction(transaction_id)
     if target is None:
         raise errors.TransactionNotFound(
             f"no transaction {transaction_id!r}", transaction_id=transaction_id
         )
+    access.check_reach(actor, (e.account_id for e in target.entries))
+    if stored is not None:
+        return replay(stored, fingerprint, key, unit, actor)
     return target
 
 
 def replay(
-    stored: StoredPosting, fingerprint: str, key: IdempotencyKey, unit: PostingUnit
+    stored: StoredPosting,
+    fingerprint: str,
+    key: IdempotencyKey,
+    unit: PostingUnit,
+    actor: Actor,
 ) -> PostingResult:
-    """The stored answer for a key used before. Raises IdempotencyKeyReused
-    when the request differs from the one stored under the key."""
+    """The stored answer for a key used before. Raises AccountOutOfReach
+    when the stored transaction touches an account `actor` does not reach
+    (whatever the request), IdempotencyKeyReused when the request differs
+    from the one stored under the key."""
+    access.check_reach(actor, (e.account_id for e in stored.transaction.entries))
     if stored.fingerprint != fingerprint:
         raise errors.IdempotencyKeyReused(
             f"idempotency key {key.key!r} was already used for a different request "

@@ -29,7 +29,9 @@ from ledger.engine.events import EVENT_TYPES
 from ledger.engine.free_text import check_text
 from ledger.engine.reconcile.feed import EXCEPTION
 
-EndpointStatus = Literal["active", "disabled"]
+EndpointStatus = Literal["active", "paused", "disabled"]
+# Why an endpoint is paused: the key that registered it was revoked.
+KEY_REVOKED = "key-revoked"
 DeliveryOutcome = Literal["delivered", "failed", "gone"]
 
 MAX_URL_CHARS = 2048
@@ -58,9 +60,11 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     event_types: list[str]
     description: str | None
-    # active, or disabled: by a 410 from the receiver, or after failing for
-    # `LEDGER_WEBHOOK_DISABLE_AFTER_SECONDS`; `status_reason` says which.
-    # A replay turns it on again.
+    # active; paused, when the key that registered it was revoked
+    # (`status_reason` "key-revoked"), until a key that reaches it resumes
+    # it; or disabled: by a 410 from the receiver, or after failing for
+    # `LEDGER_WEBHOOK_DISABLE_AFTER_SECONDS` (`status_reason` says which),
+    # until a replay turns it on again.
     status: EndpointStatus
     status_reason: str | None
     created_at: datetime
@@ -74,6 +78,9 @@ class Webhook(msgspec.Struct, frozen=True, kw_only=True):
     # The account prefixes of the key that made it: the endpoint gets only
     # events of transactions whose every leg is in them (null: all).
     accounts: list[str] | None
+    # The key that registered it, or resumed it last: revoking that key
+    # pauses the endpoint.
+    key_id: str | None = None
 
 
 class IssuedWebhook(Webhook, frozen=True, kw_only=True):

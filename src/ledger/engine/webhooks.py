@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ledger.engine import errors, paging, rules
+from ledger.engine import errors, paging, reach, rules
 from ledger.engine import events as ev
-from ledger.engine.access import Actor
+from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import (
     WEBHOOK_CREATE,
     WEBHOOK_DELETE,
     WEBHOOK_REPLAY,
+    WEBHOOK_RESUME,
     WEBHOOK_ROTATE,
     AuditRecord,
 )
@@ -60,8 +61,11 @@ class WebhookChange(msgspec.Struct, frozen=True, kw_only=True):
     secret: str | None = None
     # With a new secret: the old one signs too until this time.
     previous_until: datetime | None = None
-    # A replay: the cursor moves here, and the endpoint is active again.
+    # A replay: the cursor moves here, and a disabled endpoint is active
+    # again (a paused one stays paused).
     replay_from: ev.Position | None = None
+    # A resume: a paused endpoint is active again and belongs to this key.
+    resumed_by: str | None = None
 
 
 class Webhooks:
@@ -94,6 +98,7 @@ class Webhooks:
             outcome="created",
             target=webhook_id,
             fingerprint=rules.fingerprint("webhook", cmd),
+            reach=actor.accounts,
         )
         stored = await self.store.insert_webhook(
             webhook_id,
@@ -101,20 +106,44 @@ class Webhooks:
             secret,
             actor.client_id,
             list(actor.accounts) if actor.accounts is not None else None,
+            actor.key_id,
             record,
         )
         return _issued(stored.webhook, secret)
 
-    async def get(self, webhook_id: str) -> Webhook:
-        """Raises WebhookNotFound."""
-        return (await self._stored(webhook_id)).webhook
+    async def get(self, webhook_id: str, actor: Actor = DIRECT) -> Webhook:
+        """An endpoint `actor` reaches: one whose prefixes lie within the
+        actor's (an endpoint of every account, for unlimited keys only).
+        Raises WebhookNotFound (for one out of reach too)."""
+        return (await self._stored(webhook_id, actor)).webhook
 
-    async def page(self, cursor: str | None, limit: int | None = None) -> Page[Webhook]:
-        """Endpoints in id order (deleted ones left out). Raises
-        InvalidCursor, InvalidValue."""
+    async def page(
+        self, cursor: str | None, limit: int | None = None, actor: Actor = DIRECT
+    ) -> Page[Webhook]:
+        """Endpoints `actor` reaches, in id order (deleted ones left out).
+        Raises InvalidCursor, InvalidValue."""
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
-        items = await self.store.list_webhooks(paging.decode_cursor(cursor), size + 1)
-        return paging.page(items, size, lambda w: w.id)
+        return await reach.filtered_page(
+            self.store.list_webhooks,
+            lambda w: reach.sees(actor, w.accounts),
+            cursor,
+            size,
+            lambda w: w.id,
+        )
+
+    async def resume(self, webhook_id: str, actor: Actor) -> Webhook:
+        """Deliver again to an endpoint paused because its key was revoked;
+        it belongs to `actor`'s key from now on, and goes on from where it
+        stopped. Raises WebhookNotFound, WebhookNotPaused."""
+        found = await self._stored(webhook_id, actor)
+        if found.webhook.status != "paused":
+            raise errors.WebhookNotPaused(
+                f"webhook {webhook_id!r} is {found.webhook.status}, not paused",
+                webhook_id=webhook_id,
+                status=found.webhook.status,
+            )
+        change = WebhookChange(resumed_by=actor.key_id)
+        return await self._change(webhook_id, change, actor, WEBHOOK_RESUME)
 
     async def delete(self, webhook_id: str, actor: Actor) -> None:
         """Stop delivering to the endpoint, for good. Raises WebhookNotFound."""
@@ -139,29 +168,38 @@ class Webhooks:
         return await self._change(webhook_id, change, actor, WEBHOOK_REPLAY)
 
     async def deliveries(
-        self, webhook_id: str, cursor: str | None, limit: int | None = None
+        self,
+        webhook_id: str,
+        cursor: str | None,
+        limit: int | None = None,
+        actor: Actor = DIRECT,
     ) -> Page:
         """The endpoint's delivery attempts, newest first. Raises
         WebhookNotFound, InvalidCursor, InvalidValue."""
-        await self._stored(webhook_id)
+        await self._stored(webhook_id, actor)
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
         after = _delivery_key(cursor)
         items = await self.store.webhook_deliveries(webhook_id, after, size + 1)
         return paging.page(items, size, lambda d: f"{d.attempted_at.isoformat()} {d.id}")
 
-    async def _stored(self, webhook_id: str) -> StoredWebhook:
+    async def _stored(self, webhook_id: str, actor: Actor) -> StoredWebhook:
         found = await self.store.get_webhook(webhook_id) if known_id(webhook_id) else None
-        if found is None:
+        if found is None or not reach.sees(actor, found.webhook.accounts):
             raise errors.WebhookNotFound(f"no webhook {webhook_id!r}", webhook_id=webhook_id)
         return found
 
     async def _change(
         self, webhook_id: str, change: WebhookChange, actor: Actor, action: str
     ) -> Webhook:
-        record = AuditRecord(actor=actor, action=action, outcome="updated", target=webhook_id)
-        found = None
-        if known_id(webhook_id):
-            found = await self.store.change_webhook(webhook_id, change, record)
+        reached = await self._stored(webhook_id, actor)
+        record = AuditRecord(
+            actor=actor,
+            action=action,
+            outcome="updated",
+            target=webhook_id,
+            reach=None if reached.webhook.accounts is None else tuple(reached.webhook.accounts),
+        )
+        found = await self.store.change_webhook(webhook_id, change, record)
         if found is None:
             raise errors.WebhookNotFound(f"no webhook {webhook_id!r}", webhook_id=webhook_id)
         return found.webhook

@@ -48,6 +48,7 @@ from ledger.storage.queries import (
     operator,
     transactions,
     verify,
+    webhooks,
 )
 from ledger.storage.reconcile.store import ReconciliationMethods
 from ledger.storage.replica import Replica
@@ -320,9 +321,13 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
         return await self._read(lambda conn: keys.listing(conn, after, limit))
 
     async def revoke_key(self, key_id: str, record: AuditRecord) -> ApiKey | None:
-        return await self._write(
-            lambda conn: keys.revoke(conn, key_id), record, lambda found: found is not None
-        )
+        async def revoke(conn: AsyncConnection) -> ApiKey | None:
+            found = await keys.revoke(conn, key_id)
+            if found is not None:
+                await webhooks.pause_for_key(conn, key_id)
+            return found
+
+        return await self._write(revoke, record, lambda found: found is not None)
 
     async def insert_audit(self, record: AuditRecord) -> None:
         async def work(conn: AsyncConnection, attempt: Attempt) -> None:

@@ -277,8 +277,11 @@ webhook_endpoints = Table(
     Column("failing_since", DateTime(timezone=True), nullable=True),
     Column("last_error", String(500), nullable=True),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
+    # The key that registered it (migration 0013): revoking that key pauses it.
+    Column("key_id", String(32), nullable=True),
     CheckConstraint(
-        "status IN ('active', 'disabled', 'deleted')", name="webhook_endpoints_status_check"
+        "status IN ('active', 'paused', 'disabled', 'deleted')",
+        name="webhook_endpoints_status_check",
     ),
 )
 
@@ -334,6 +337,9 @@ audit_log = Table(
     Column("outcome", String(16), nullable=False),
     Column("problem", String(64), nullable=True),
     Column("detail", Text, nullable=True),
+    # The accounts or prefixes the row concerns (migration 0013); null: for
+    # unlimited keys only (see ledger.engine.reach).
+    Column("reach", JSONB, nullable=True),
     # The trail's order; hash-sharded on CockroachDB (see dialect.audit_log_ddl).
     PrimaryKeyConstraint("occurred_at", "id", name="log_pkey"),
     schema=AUDIT_SCHEMA,

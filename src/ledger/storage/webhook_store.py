@@ -72,10 +72,13 @@ class WebhookMethods(StoreMethods):
         secret: str,
         client_id: str,
         accounts: list[str] | None,
+        key_id: str | None,
         audit: AuditRecord,
     ) -> StoredWebhook:
         return await self._write(
-            lambda conn: webhooks.insert(conn, webhook_id, cmd, secret, client_id, accounts),
+            lambda conn: webhooks.insert(
+                conn, webhook_id, cmd, secret, client_id, accounts, key_id
+            ),
             audit,
             lambda _: True,
         )

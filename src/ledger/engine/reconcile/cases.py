@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ledger.engine import errors, paging
-from ledger.engine.access import Actor
+from ledger.engine import access, errors, paging, reach
+from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import (
     RECON_RESOLVE,
     RECON_RUN,
@@ -67,8 +67,10 @@ class Reconciliation:
     # --- sources ----------------------------------------------------------------------
 
     async def create_source(self, cmd: NewSource, actor: Actor) -> Source:
-        """Raises InvalidValue, UnknownAccount, CurrencyMismatch, SourceExists."""
+        """Raises InvalidValue, AccountOutOfReach, UnknownAccount,
+        CurrencyMismatch, SourceExists."""
         check_new_source(cmd)
+        access.check_reach(actor, [cmd.account_id])
         account = await self._account(cmd.account_id)
         if account.currency != cmd.currency:
             raise errors.CurrencyMismatch(
@@ -77,22 +79,42 @@ class Reconciliation:
                 currency=cmd.currency,
             )
         record = AuditRecord(
-            actor=actor, action=RECON_SOURCE_CREATE, outcome="created", target=cmd.id
+            actor=actor,
+            action=RECON_SOURCE_CREATE,
+            outcome="created",
+            target=cmd.id,
+            reach=(cmd.account_id,),
         )
         return await self.store.insert_source(cmd, record)
 
-    async def source(self, source_id: str) -> Source:
+    async def source(self, source_id: str, actor: Actor = DIRECT) -> Source:
+        """A source whose account `actor` reaches. Raises
+        ReconciliationNotFound (for one out of reach too)."""
         found = await self.store.get_source(source_id)
-        if found is None:
+        if found is None or not access.reaches(actor, found.account_id):
             raise errors.ReconciliationNotFound(
                 f"no reconciliation source {source_id!r}", kind="source", id=source_id
             )
         return found
 
-    async def sources(self, cursor: str | None, limit: int | None = None) -> Page[Source]:
+    async def sources(
+        self, cursor: str | None, limit: int | None = None, actor: Actor = DIRECT
+    ) -> Page[Source]:
+        """The sources of accounts `actor` reaches, in id order."""
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
-        items = await self.store.list_sources(paging.decode_cursor(cursor), size + 1)
-        return paging.page(items, size, lambda s: s.id)
+        return await reach.filtered_page(
+            self.store.list_sources,
+            lambda s: access.reaches(actor, s.account_id),
+            cursor,
+            size,
+            lambda s: s.id,
+        )
+
+    async def _reaches_source(self, actor: Actor, source_id: str) -> bool:
+        if actor.accounts is None:
+            return True
+        found = await self.store.get_source(source_id)
+        return found is not None and access.reaches(actor, found.account_id)
 
     async def _account(self, account_id: str) -> Account:
         account = await self.store.get_account(account_id)
@@ -108,7 +130,7 @@ class Reconciliation:
         """Parse and keep a statement file; the same bytes again are a
         replay (True). Raises ReconciliationNotFound, InvalidValue (the
         media type), StatementMalformed, StatementUnbalanced."""
-        source = await self.source(source_id)
+        source = await self.source(source_id, actor)
         expected = MEDIA.get(source.format, CSV_MEDIA)
         if media_type.split(";")[0].strip().lower() not in expected:
             raise errors.InvalidValue(
@@ -127,6 +149,7 @@ class Reconciliation:
             outcome="created",
             target=statement_id,
             fingerprint=sha256,
+            reach=(source.account_id,),
         )
         statement, replayed = await self.store.insert_statement(
             statement_id,
@@ -148,7 +171,7 @@ class Reconciliation:
         """Match the source's lines in [from, to) against its account's
         journal entries of the same days. Raises ReconciliationNotFound,
         InvalidValue."""
-        source = await self.source(cmd.source_id)
+        source = await self.source(cmd.source_id, actor)
         if not cmd.from_ < cmd.to or (cmd.to - cmd.from_).days > MAX_DAYS:
             raise errors.InvalidValue(
                 f"from must be before to, at most {MAX_DAYS} days apart", field="to"
@@ -158,7 +181,12 @@ class Reconciliation:
         today = (await self.store.now()).astimezone(zone(source.timezone)).date()
         run_id = new_id("run_")
         record = AuditRecord(
-            actor=actor, action=RECON_RUN, outcome="created", target=run_id, detail=source.id
+            actor=actor,
+            action=RECON_RUN,
+            outcome="created",
+            target=run_id,
+            detail=source.id,
+            reach=(source.account_id,),
         )
         return await self.store.reconcile(
             source,
@@ -170,14 +198,18 @@ class Reconciliation:
             cmd.dry_run,
         )
 
-    async def get_run(self, run_id: str) -> Run:
+    async def get_run(self, run_id: str, actor: Actor = DIRECT) -> Run:
+        """Raises ReconciliationNotFound (for a run of a source out of
+        `actor`'s reach too)."""
         found = await self.store.get_run(run_id)
-        if found is None:
+        if found is None or not await self._reaches_source(actor, found.source_id):
             raise errors.ReconciliationNotFound(f"no run {run_id!r}", kind="run", id=run_id)
         return found
 
-    async def matches(self, run_id: str, cursor: str | None, limit: int | None) -> Page[Match]:
-        await self.get_run(run_id)
+    async def matches(
+        self, run_id: str, cursor: str | None, limit: int | None, actor: Actor = DIRECT
+    ) -> Page[Match]:
+        await self.get_run(run_id, actor)
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
         items = await self.store.run_matches(run_id, paging.decode_cursor(cursor), size + 1)
         return paging.page(items, size, lambda m: m.id)
@@ -185,9 +217,14 @@ class Reconciliation:
     # --- exceptions -------------------------------------------------------------------
 
     async def exceptions(
-        self, where: ExceptionFilter, cursor: str | None, limit: int | None
+        self,
+        where: ExceptionFilter,
+        cursor: str | None,
+        limit: int | None,
+        actor: Actor = DIRECT,
     ) -> Page[ReconException]:
-        """Oldest first. Raises InvalidValue, InvalidCursor."""
+        """The exceptions of sources `actor` reaches, oldest first. Raises
+        InvalidValue, InvalidCursor."""
         for field, value, allowed in (
             ("class", where.cls, CLASSES),
             ("severity", where.severity, SEVERITIES),
@@ -199,12 +236,29 @@ class Reconciliation:
                 )
         check_text(where.source_id, "source_id", 128)
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
-        items = await self.store.list_exceptions(where, paging.decode_cursor(cursor), size + 1)
-        return paging.page(items, size, lambda e: e.id)
+        accounts: dict[str, str | None] = {}
 
-    async def get_exception(self, exception_id: str) -> ReconException:
+        async def fetch(after: str | None, count: int) -> list[ReconException]:
+            rows = await self.store.list_exceptions(where, after, count)
+            if actor.accounts is not None:
+                for source_id in {r.source_id for r in rows} - accounts.keys():
+                    found = await self.store.get_source(source_id)
+                    accounts[source_id] = None if found is None else found.account_id
+            return rows
+
+        def keep(e: ReconException) -> bool:
+            account_id = accounts.get(e.source_id)
+            return actor.accounts is None or (
+                account_id is not None and access.reaches(actor, account_id)
+            )
+
+        return await reach.filtered_page(fetch, keep, cursor, size, lambda e: e.id)
+
+    async def get_exception(self, exception_id: str, actor: Actor = DIRECT) -> ReconException:
+        """Raises ReconciliationNotFound (for one of a source out of
+        `actor`'s reach too)."""
         found = await self.store.get_exception(exception_id)
-        if found is None:
+        if found is None or not await self._reaches_source(actor, found.source_id):
             raise errors.ReconciliationNotFound(
                 f"no exception {exception_id!r}", kind="exception", id=exception_id
             )
@@ -218,7 +272,7 @@ class Reconciliation:
         or line it belongs to) or written off (posting the difference to
         `offset_account_id`). Raises ReconciliationNotFound, InvalidValue,
         ExceptionResolved, and a posting's refusals."""
-        found = await self.get_exception(exception_id)
+        found = await self.get_exception(exception_id, actor)
         if not cmd.note.strip():
             raise errors.InvalidValue("a resolution needs a note saying why", field="note")
         check_text(cmd.note, "note", 500)
@@ -242,10 +296,11 @@ class Reconciliation:
             target=found.id,
             transaction_id=None,
             detail=cmd.resolution,
+            reach=tuple(sorted({source.account_id, cmd.offset_account_id or source.account_id})),
         )
         done = await self.store.resolve_exception(found.id, resolved, record)
         if done is None:
-            again = await self.get_exception(found.id)
+            again = await self.get_exception(found.id, actor)
             if resolved.adjustment_transaction_id and (
                 again.adjustment_transaction_id == resolved.adjustment_transaction_id
             ):

@@ -90,7 +90,7 @@ class BatchMethods:
         self.attempt.written += [str(ref) for ref in refs]
         created_at = write.created_at
         header_rows = []
-        audit_rows = [audit.values(r) for r in write.records]
+        audit_rows = [_audit_row(r) for r in write.records]
         entry_rows = []
         for ref, posting in zip(refs, write.postings, strict=True):
             h = posting.header
@@ -106,7 +106,7 @@ class BatchMethods:
                     "timeout_seconds": h.timeout_seconds,
                 }
             )
-            audit_rows.append(audit.values(h.audit, ref))
+            audit_rows.append(_audit_row(h.audit, ref))
             entry_rows += [
                 {
                     "account_id": e.account_id,
@@ -226,3 +226,12 @@ def _transactions(
         )
         for ref, p in zip(refs, write.postings, strict=True)
     ]
+
+
+def _audit_row(record, transaction_id=None) -> dict:
+    """An audit row's values as the batch's arrays carry them: its reach
+    as JSON text, like the headers' metadata."""
+    row = audit.values(record, transaction_id)
+    if row["reach"] is not None:
+        row["reach"] = msgspec.json.encode(row["reach"]).decode()
+    return row

@@ -184,7 +184,10 @@ def _audit_params(record: AuditRecord | None, transaction_id: uuid.UUID) -> dict
     """The audit row's parameters in `statements.open_posting`. Every
     posting carries one: a write without its audit row is a bug."""
     assert record is not None, "a posting reached storage without its audit row"
-    return {f"audit_{k}": v for k, v in audit.values(record, transaction_id).items()}
+    row = audit.values(record, transaction_id)
+    if row["reach"] is not None:
+        row["reach"] = Jsonb(row["reach"])
+    return {f"audit_{k}": v for k, v in row.items()}
 
 
 def _refusal(exc: sa_exc.IntegrityError, header: TransactionHeader) -> Exception | None:

@@ -62,6 +62,7 @@ def _columns(record: AuditRecord, committed: uuid.UUID | None, detail: str | Non
         "outcome": record.outcome,
         "problem": record.problem,
         "detail": detail,
+        "reach": None if record.reach is None else list(record.reach),
     }
 
 
@@ -112,4 +113,5 @@ def _entry(r: Any) -> AuditEntry:
         outcome=r.outcome,
         problem=r.problem,
         detail=r.detail,
+        reach=None if r.reach is None else list(r.reach),
     )

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Interval,
     and_,
     bindparam,
+    case,
     cast,
     func,
     literal_column,
@@ -24,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine import events
 from ledger.engine.delivery import Progress
-from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
+from ledger.engine.webhook_model import (
+    KEY_REVOKED,
+    Delivery,
+    NewWebhook,
+    StoredWebhook,
+    Webhook,
+)
 from ledger.engine.webhooks import WebhookChange
 from ledger.storage.queries.events import heads
 from ledger.storage.tables import webhook_deliveries, webhook_endpoints
@@ -69,6 +76,7 @@ def webhook_of(row: Any) -> Webhook:
         delivered_at=row.delivered_at,
         previous_secret_until=row.previous_secret_until,
         accounts=list(row.accounts) if row.accounts is not None else None,
+        key_id=row.key_id,
     )
 
 
@@ -79,6 +87,7 @@ async def insert(
     secret: str,
     client_id: str,
     accounts: list[str] | None,
+    key_id: str | None,
 ) -> StoredWebhook:
     start = await heads(conn)
     row = (
@@ -91,6 +100,7 @@ async def insert(
                 description=cmd.description,
                 client_id=client_id,
                 accounts=accounts,
+                key_id=key_id,
                 secret=secret,
                 status="active",
                 cursor_block=start.block,
@@ -129,15 +139,20 @@ async def change(
             previous_secret_until=what.previous_until,
         )
     if what.replay_from is not None:
+        # A replay turns a disabled endpoint on again, never a paused one:
+        # only a resume does that.
+        paused = w.status == "paused"
         values.update(
             cursor_block=what.replay_from.block,
             cursor_sequence=what.replay_from.sequence,
             cursor_exception=what.replay_from.exception,
-            status="active",
-            status_reason=None,
+            status=case((paused, w.status), else_="active"),
+            status_reason=case((paused, w.status_reason), else_=None),
             failing_since=None,
             last_error=None,
         )
+    if what.resumed_by is not None:
+        values.update(status="active", status_reason=None, key_id=what.resumed_by)
     row = (
         await conn.execute(
             webhook_endpoints.update()
@@ -147,6 +162,22 @@ async def change(
         )
     ).first()
     return None if row is None else stored_of(row)
+
+
+async def pause_for_key(conn: AsyncConnection, key_id: str) -> None:
+    """Pause every live endpoint `key_id` registered (its key was revoked):
+    the deliverer stops at its next claim or report, as after any change."""
+    await conn.execute(
+        webhook_endpoints.update()
+        .where(w.key_id == key_id, LIVE, w.status != "paused")
+        .values(
+            status="paused",
+            status_reason=KEY_REVOKED,
+            generation=w.generation + 1,
+            changed_at=func.now(),
+            lease_owner=None,
+        )
+    )
 
 
 async def deliveries(
