@@ -23,6 +23,7 @@ from ledger.api import journal as journal_routes
 from ledger.api import reconciliation as reconciliation_routes
 from ledger.api import reports as report_routes
 from ledger.api.accounts import AccountController
+from ledger.api.client_address import parse_proxies
 from ledger.api.keys import KeyController
 from ledger.api.middleware import AccessMiddleware, echo_request_id
 from ledger.api.problems import EXCEPTION_HANDLERS
@@ -63,14 +64,16 @@ def create_app(
     resolves the embedded default before it calls this. With `bootstrapped`,
     start-up makes an admin key when the database holds none (see
     `Keys.bootstrap`) and hands it to `bootstrapped` with whether it came
-    from `LEDGER_BOOTSTRAP_KEY`."""
+    from `LEDGER_BOOTSTRAP_KEY`. Raises ValueError for trusted proxies that
+    are not addresses."""
+    proxies = parse_proxies(settings.trusted_proxies)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = build_store(database_url, settings)
         ledger = build_ledger(store, settings)
         app.state.ledger = ledger
-        app.state.gate = access.Gate(ledger.keys, settings.auth_failures_per_minute)
+        app.state.gate = access.Gate(ledger.keys, settings.auth_failures_per_minute, proxies)
         app.state.draining = False
         if bootstrapped is not None:
             issued = await ledger.keys.bootstrap(settings.bootstrap_key or None)

@@ -139,9 +139,14 @@ class Settings:
     # Access control. A key's row is cached in each process this long: a
     # revoked key stops working everywhere within it.
     key_cache_seconds: float = 5.0
-    # Failed authentications one source address may make per minute before
-    # its requests are refused with 429 for the rest of the minute.
+    # Failed authentications one source address may make per minute with
+    # one key id (and, apart, with unknown ones) before those failing
+    # requests get 429 instead of 401; a valid key is never refused for them.
     auth_failures_per_minute: int = 30
+    # Proxies (comma-separated CIDRs) whose X-Forwarded-For / Forwarded
+    # headers name the client's address, for those limits and the audit
+    # row's `source`; empty: the peer address is the client's.
+    trusted_proxies: str = ""
     # When the database holds no key, `ledger serve` makes an admin key:
     # this one if set (lk_<id>_<secret>), else a random one written to
     # `bootstrap_key_file` (default: admin-key next to the data directory).

@@ -244,18 +244,98 @@ async def test_keys_of_one_client_share_idempotency_and_two_clients_do_not(clien
     assert theirs.status_code == 201 and theirs.json()["id"] != one.json()["id"]
 
 
-async def test_failed_attempts_from_one_address_are_rate_limited(database_url, settings, ledger):
+async def test_failed_attempts_are_limited_and_never_lock_out_a_valid_key(
+    database_url, settings, ledger
+):
     key = await make_key(ledger, ACCOUNTS_READ)
+    other = await make_key(ledger, ACCOUNTS_READ)
+    wrong = f"lk_{other.split('_')[1]}_{'x' * 43}"  # a real key id, a made-up secret
     limited = settings.with_overrides(auth_failures_per_minute=3, expiry_sweep_seconds=0)
     async with app_client(database_url, limited) as c:
+        # Made-up keys from one address: three 401s, then 429 for them...
         for _ in range(3):
             refused(await c.get("/accounts", headers=bearer(new_key()[1])), 401, "unauthenticated")
-        # Past the limit the address is refused, even with a good key.
-        response = await c.get("/accounts", headers=bearer(key))
+        response = await c.get("/accounts", headers=bearer(new_key()[1]))
         body = refused(response, 429, "rate-limited")
         # A whole number of seconds, within the limiter's one-minute window.
         assert body["retry_after_seconds"] in range(1, 61)
         assert int(response.headers["retry-after"]) == body["retry_after_seconds"]
+        # ... while a valid key from the same address is answered.
+        assert (await c.get("/accounts", headers=bearer(key))).status_code == 200
+        # Guessing the secret of a real key id is limited for that id alone,
+        # and the key's holder, from the same address, is still let in.
+        for _ in range(3):
+            refused(await c.get("/accounts", headers=bearer(wrong)), 401, "unauthenticated")
+        refused(await c.get("/accounts", headers=bearer(wrong)), 429, "rate-limited")
+        assert (await c.get("/accounts", headers=bearer(other))).status_code == 200
+        assert (await c.get("/accounts", headers=bearer(key))).status_code == 200
+
+
+def behind(app, peer: str):
+    """`app` as a server sees it when every request comes from `peer`."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            scope = {**scope, "client": (peer, 40000)}
+        await app(scope, receive, send)
+
+    return asgi
+
+
+async def test_trusted_proxies_name_the_client_for_limits_and_the_audit_row(
+    database_url, settings, ledger, owner_engine
+):
+    from litestar.testing import AsyncTestClient
+    from sqlalchemy import text
+
+    from ledger.app import create_app
+
+    key = await make_key(ledger, ACCOUNTS_READ, ACCOUNTS_WRITE)
+    limited = settings.with_overrides(
+        auth_failures_per_minute=2, expiry_sweep_seconds=0, trusted_proxies="10.9.0.0/16"
+    )
+    app = behind(create_app(limited, database_url), "10.9.0.7")
+    async with AsyncTestClient(app=app) as c:
+        # Two clients behind the proxy: one fails past the limit, the
+        # other's made-up keys are still only 401.
+        for _ in range(3):
+            await c.get(
+                "/accounts",
+                headers={**bearer(new_key()[1]), "X-Forwarded-For": "203.0.113.5, 10.9.0.2"},
+            )
+        refused(
+            await c.get(
+                "/accounts", headers={**bearer(new_key()[1]), "X-Forwarded-For": "203.0.113.5"}
+            ),
+            429,
+            "rate-limited",
+        )
+        refused(
+            await c.get(
+                "/accounts", headers={**bearer(new_key()[1]), "Forwarded": "for=198.51.100.1"}
+            ),
+            401,
+            "unauthenticated",
+        )
+        # A client cannot choose its address by writing one to the left.
+        request_id = fresh_id("req")
+        made = await c.post(
+            "/accounts",
+            json={"id": fresh_id(), "currency": "USD", "scale": 2, "normal_side": "debit"},
+            headers={
+                **bearer(key),
+                "X-Request-Id": request_id,
+                "X-Forwarded-For": "1.2.3.4, 198.51.100.9",
+            },
+        )
+        assert made.status_code == 201
+    async with owner_engine.connect() as conn:
+        source = (
+            await conn.execute(
+                text("SELECT source FROM audit.log WHERE request_id = :r"), {"r": request_id}
+            )
+        ).scalar_one()
+    assert source == "198.51.100.9"
 
 
 async def test_a_key_may_carry_its_own_request_rate(client, ledger):
@@ -266,6 +346,14 @@ async def test_a_key_may_carry_its_own_request_rate(client, ledger):
     while 429 not in statuses and len(statuses) < 50:
         statuses.append((await client.get("/accounts", headers=bearer(key))).status_code)
     assert statuses[:2] == [200, 200] and statuses[-1] == 429
+    # Every answer to it says the policy and what is left of the window.
+    answer = await client.get("/accounts", headers=bearer(key))
+    assert answer.headers["ratelimit-policy"] == '"key";q=2;w=1'
+    remaining, reset = answer.headers["ratelimit"].removeprefix('"key";').split(";")
+    assert remaining.startswith("r=") and int(remaining[2:]) in (0, 1)
+    assert reset.startswith("t=") and 0 <= int(reset[2:]) <= 1
+    unlimited = await client.get("/accounts")
+    assert "ratelimit" not in unlimited.headers
 
 
 async def test_write_bodies_must_be_json(client):

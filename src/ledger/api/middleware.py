@@ -37,6 +37,7 @@ from ledger.engine.reads import READ_FROM
 log = logging.getLogger(__name__)
 
 ACTOR_STATE = "ledger_actor"
+RATE_STATE = "ledger_rate"  # the RateLimit headers of a key with a rate
 REQUEST_ID_STATE = "ledger_request_id"
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -57,18 +58,22 @@ class AccessMiddleware(ASGIMiddleware):
         if declared is None and scope["method"] == "OPTIONS":
             declared = access.AUTHENTICATED  # Litestar's own OPTIONS answers
         action = opt.get(access.ACTION_OPT)
-        source = scope["client"][0] if scope.get("client") else None
+        app_state = scope["litestar_app"].state
+        gate = app_state.gate
+        peer = scope["client"][0] if scope.get("client") else None
+        source = gate.source(peer, headers.get(b"x-forwarded-for"), headers.get(b"forwarded"))
         reason = headers.get(b"ledger-reason")
         if action is not None:
             send = _Recorder(scope, send, action, request, source, reason)
-        app_state = scope["litestar_app"].state
-        gate = app_state.gate
         try:
             key = await gate.authenticate(headers.get(b"authorization"), source)
             state[ACTOR_STATE] = access.actor(key, request, source, reason)
-            gate.admit(key, declared, reason)
-            if not opt.get(access.FILE_BODY_OPT):
-                _check_media_type(scope["method"], headers)
+            try:
+                gate.admit(key, declared, reason)
+            finally:
+                if key.requests_per_second is not None:
+                    state[RATE_STATE] = gate.rate_headers(key)
+            _check_media_type(scope["method"], headers, opt.get(access.FILE_BODY_OPT))
             if scope["query_string"] and declared != access.AUTHENTICATED:
                 _check_query(scope)
         except errors.LedgerError as exc:
@@ -96,12 +101,20 @@ _WANTED = frozenset(
         b"content-type",
         b"content-length",
         b"transfer-encoding",
+        b"x-forwarded-for",
+        b"forwarded",
     }
 )
 
 
-def _check_media_type(method: str, headers: dict[bytes, str]) -> None:
-    """A write's body, when it has one, must be JSON. Raises
+def _check_media_type(
+    method: str, headers: dict[bytes, str], files: tuple[str, ...] | None
+) -> None:
+    """A write's body, when it has one, must be JSON, or, on a route that
+    takes a file, one of its media types (`files`; `application/*+xml`
+    stands for every XML type, the ISO 20022 ones among them). Never a
+    type a browser may send cross-origin without asking first (text/plain,
+    a form): a page on another site cannot post here. Raises
     UnsupportedMediaType."""
     if method not in _WRITE_METHODS:
         return
@@ -109,12 +122,22 @@ def _check_media_type(method: str, headers: dict[bytes, str]) -> None:
     if not has_body:
         return
     media = headers.get(b"content-type", "").split(";", 1)[0].strip().lower()
-    if media == "application/json" or (
+    if files:
+        if media in files or (
+            "application/*+xml" in files
+            and media.startswith("application/")
+            and media.endswith("+xml")
+        ):
+            return
+        expected = ", ".join(files)
+    elif media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     ):
         return
+    else:
+        expected = "application/json"
     raise wire.UnsupportedMediaType(
-        f"send the body as Content-Type: application/json; got {media or 'no Content-Type'!r}",
+        f"send the body as Content-Type: {expected}; got {media or 'no Content-Type'!r}",
         content_type=media or None,
     )
 
@@ -284,6 +307,14 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
         headers.append((b"ledger-read-from", source.server.encode()))
         if source.lag_ms is not None:
             headers.append((b"ledger-replica-lag-ms", str(source.lag_ms).encode()))
+    rate = state.get(RATE_STATE)
+    if rate:
+        headers = message.setdefault("headers", [])
+        for name, value in rate:
+            if isinstance(headers, list):
+                headers.append((name, value))
+            else:
+                headers.add(name.decode(), value.decode())
     request = state.get(REQUEST_ID_STATE)
     if request is None:
         given = next(

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 from litestar.openapi.spec import (
+    OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIType,
     Operation,
@@ -141,7 +142,8 @@ def body_operation(type_: type, *, required: bool = True) -> type[Operation]:
 def file_operation(media_types: tuple[str, ...], description: str) -> type[Operation]:
     """An Operation class whose request body is a file, as one of
     `media_types`, for `operation_class=`."""
-    content = {m: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)) for m in media_types}
+    binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+    content = {m: OpenAPIMediaType(schema=binary) for m in media_types if "*" not in m}
 
     @dataclasses.dataclass
     class _WithFile(Operation):

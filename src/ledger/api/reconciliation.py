@@ -17,6 +17,7 @@ from ledger.api.openapi import body_operation, file_operation
 from ledger.engine import audit
 from ledger.engine.access import RECONCILIATION_READ, RECONCILIATION_WRITE
 from ledger.engine.model import Page
+from ledger.engine.reconcile.cases import STATEMENT_MEDIA
 from ledger.engine.reconcile.model import (
     ExceptionFilter,
     Match,
@@ -29,8 +30,6 @@ from ledger.engine.reconcile.model import (
     Statement,
 )
 from ledger.settings import Settings
-
-STATEMENT_MEDIA = ("text/csv", "application/xml")
 
 
 class ReconciliationController(Controller):
@@ -77,10 +76,14 @@ class ReconciliationController(Controller):
         "/sources/{source_id:str}/statements",
         operation_class=file_operation(
             STATEMENT_MEDIA,
-            "The file: application/xml for camt.053, text/csv for the others.",
+            "The file, as bytes: application/xml (or an ISO 20022 XML media type) for "
+            "camt.053, text/csv for the others; application/octet-stream for any.",
         ),
         **requires(
-            RECONCILIATION_WRITE, audit.RECON_STATEMENT_UPLOAD, answers=(413,), file_body=True
+            RECONCILIATION_WRITE,
+            audit.RECON_STATEMENT_UPLOAD,
+            answers=(413, 415),
+            file_body=STATEMENT_MEDIA,
         ),
     )
     async def upload_statement(

@@ -53,6 +53,12 @@ class Keys:
             raise errors.Unauthenticated(f"API key {key_id!r} was revoked")
         return stored.key
 
+    def known_missing(self, key_id: str) -> bool:
+        """Whether this process looked `key_id` up lately and found no key:
+        answered without the database."""
+        cached = self._cache.get(key_id)
+        return cached is not None and cached[1] is None and cached[0] > self.clock()
+
     async def _stored(self, key_id: str) -> StoredKey | None:
         now = self.clock()
         cached = self._cache.get(key_id)

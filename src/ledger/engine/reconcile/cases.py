@@ -54,8 +54,24 @@ Post = Callable[[NewTransaction, IdempotencyKey, Actor], Awaitable[PostingResult
 # one exception, one adjusting posting.
 WRITE_OFF_CLIENT = "reconciliation"
 WRITES_OFF = ("missing_in_ledger", "missing_in_statement", "amount_mismatch")
-MEDIA = {"camt.053": ("application/xml", "text/xml")}
-CSV_MEDIA = ("text/csv", "application/csv", "text/plain")
+# The media types a statement of each format may be sent as: its own, and
+# application/octet-stream for any. Never text/plain, which a browser sends
+# cross-origin without asking first.
+OCTETS = "application/octet-stream"
+XML_MEDIA = ("application/xml", "text/xml", OCTETS)
+CSV_MEDIA = ("text/csv", "application/csv", OCTETS)
+MEDIA = {"camt.053": XML_MEDIA}
+# Every media type a statement may come as (`application/*+xml`: any XML
+# type, the ISO 20022 ones among them), for the HTTP layer to refuse others
+# before it reads the body.
+STATEMENT_MEDIA = (*dict.fromkeys((*XML_MEDIA, *CSV_MEDIA)), "application/*+xml")
+
+
+def media_fits(media_type: str, expected: tuple[str, ...]) -> bool:
+    media = media_type.split(";")[0].strip().lower()
+    return media in expected or (
+        expected is XML_MEDIA and media.startswith("application/") and media.endswith("+xml")
+    )
 
 
 class Reconciliation:
@@ -132,7 +148,7 @@ class Reconciliation:
         media type), StatementMalformed, StatementUnbalanced."""
         source = await self.source(source_id, actor)
         expected = MEDIA.get(source.format, CSV_MEDIA)
-        if media_type.split(";")[0].strip().lower() not in expected:
+        if not media_fits(media_type, expected):
             raise errors.InvalidValue(
                 f"a {source.format} statement is sent as {expected[0]}, not {media_type!r}",
                 field="content-type",
