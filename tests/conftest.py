@@ -87,6 +87,13 @@ def new_database(
     return url
 
 
+def service_url(database_url: str, settings: Settings) -> str:
+    """What the service logs in with: the writer role itself, as `ledger
+    serve` does on the embedded server (never the owner, which could undo
+    its role)."""
+    return dialect.writer_url(database_url, settings.db_role)
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     # Keys are cached briefly, so a test can see a revocation take effect;
@@ -110,7 +117,9 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture(scope="session")
 async def ledger(database_url: str, settings: Settings) -> AsyncIterator[Ledger]:
-    store = build_store(database_url, settings, application_name="ledger-tests")
+    store = build_store(
+        service_url(database_url, settings), settings, application_name="ledger-tests"
+    )
     yield build_ledger(store, settings)
     await store.dispose()
 
@@ -212,7 +221,7 @@ async def app_client(database_url: str, settings: Settings, key: str | None = No
     """A test client of the app; with `key`, every request carries it."""
     from litestar.testing import AsyncTestClient
 
-    async with AsyncTestClient(app=create_app(settings, database_url)) as c:
+    async with AsyncTestClient(app=create_app(settings, service_url(database_url, settings))) as c:
         if key is not None:
             c.headers["Authorization"] = f"Bearer {key}"
         yield c

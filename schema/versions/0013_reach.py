@@ -14,10 +14,17 @@ refusals, key changes of unlimited keys) are for unlimited keys alone.
 `webhook_endpoints.key_id` names the key that registered an endpoint; the
 endpoint pauses when that key is revoked. Endpoints made before this
 revision belong to no key and never pause that way.
+
+On PostgreSQL the writer role may log in now: the service logs in as it
+instead of logging in as the owner and dropping to it with SET ROLE (which
+RESET ROLE would undo). On CockroachDB it always was the login.
 """
 
 import sqlalchemy as sa
 from alembic import op
+
+from ledger.storage import migrate
+from ledger.storage.dialect import POSTGRESQL
 
 revision = "0013"
 down_revision = "0012"
@@ -26,6 +33,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_context().dialect.name == POSTGRESQL:
+        op.execute(f"ALTER ROLE {migrate.arguments().role} WITH LOGIN")
     op.add_column(
         "log",
         sa.Column("reach", sa.dialects.postgresql.JSONB, nullable=True),

@@ -95,7 +95,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from ledger import background
     from ledger.api import telemetry
     from ledger.app import create_app
-    from ledger.storage import migrate
+    from ledger.storage import dialect, migrate
 
     started.mark("imports")
 
@@ -107,13 +107,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    with database(settings) as (url, embedded):
+    role = settings.db_role or "ledger_writer"
+    with database(settings) as (owner_url, embedded):
         started.mark("embedded database")
         if embedded or args.migrate:
-            migrate.upgrade(url, role=settings.db_role or "ledger_writer")
-        elif not schema_is_current(url):
+            migrate.upgrade(settings.migrate_database_url or owner_url, role=role)
+        elif not schema_is_current(owner_url):
             return 2
         started.mark("schema")
+        # The embedded server's owner migrates; the service logs in as the
+        # writer role (trusted on the server's own socket), so no statement
+        # it could send gives it the owner's rights back.
+        url = dialect.writer_url(owner_url, role) if embedded else owner_url
+        _warn_if_privileged(url)
         telemetry.configure_access_log(settings)
         # The loops' child process starts once the service listens: on a
         # busy machine its imports would otherwise compete with the
@@ -145,6 +151,20 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 child.wait(30)
         print("ledger: stopped", flush=True)
     return 0
+
+
+def _warn_if_privileged(url: str) -> None:
+    """Say so at start when the service's login could undo its own role."""
+    from ledger.storage.database import login_is_privileged
+
+    if login_is_privileged(url):
+        print(
+            "ledger: warning: the service logs in as a superuser or the tables' owner, so "
+            "the database does not hold it to append-only; give LEDGER_DATABASE_URL the "
+            "ledger_writer login and `ledger migrate` the owner's (see the README)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _uvicorn_config(app, settings: Settings):

@@ -29,6 +29,9 @@ class Settings:
     # and nothing more there; the migration creates it. Empty disables SET ROLE
     # (for a login user that already is that role).
     db_role: str = "ledger_writer"
+    # The owner's URL, for `ledger serve --migrate` when the service's own
+    # login (LEDGER_DATABASE_URL, the writer role) may not change the schema.
+    migrate_database_url: str = ""
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from conftest import open_account
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
 from ledger.storage import dialect, failures
-from ledger.storage.database import create_engine
+from ledger.storage.database import create_engine, login_is_privileged
 
 
 @pytest.fixture
@@ -71,3 +71,36 @@ async def test_the_writer_role_can_read_the_audit_row_of_what_it_wrote(writer_en
             {"t": transaction_id},
         )
         assert [tuple(r) for r in found] == [("transaction.create", "created")]
+
+
+async def test_the_service_login_cannot_undo_its_role(ledger, posted, database_url):
+    """The service's own connections (the `ledger` fixture logs in as
+    `ledger serve` does) are the writer role at login: RESET ROLE or SET
+    ROLE to the owner gives nothing back."""
+    _, transaction_id = posted
+    engine = ledger.store.engine
+    async with engine.connect() as conn:
+        login = (await conn.execute(text("SELECT session_user"))).scalar_one()
+    assert login == "ledger_writer"
+    for undo in ("RESET ROLE", "SET ROLE NONE"):
+        with pytest.raises(sa_exc.ProgrammingError) as caught:
+            async with engine.connect() as conn:
+                await conn.execute(text(undo))
+                await conn.execute(
+                    text("DELETE FROM audit.log WHERE transaction_id = CAST(:t AS UUID)"),
+                    {"t": transaction_id},
+                )
+        assert failures.sqlstate(caught.value) == "42501"
+    owner = await _scalar(engine, "SELECT tableowner FROM pg_tables WHERE tablename = 'entries'")
+    with pytest.raises(sa_exc.ProgrammingError) as caught:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'SET ROLE "{owner}"'))
+    assert failures.sqlstate(caught.value) == "42501"
+    # The start-up check tells the two logins apart.
+    assert login_is_privileged(database_url)
+    assert not login_is_privileged(dialect.writer_url(database_url, login))
+
+
+async def _scalar(engine, sql: str):
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql))).scalar_one()

@@ -78,9 +78,17 @@ def test_session_setup_uses_set_role_only_on_postgresql():
     assert not any("ROLE" in s for s in dialect.session_setup("postgresql", "", 1000))
 
 
-def test_writer_url_logs_in_as_the_role_only_on_cockroachdb():
-    assert dialect.writer_url(PG, "w") == PG
+def test_writer_url_logs_in_as_the_role_on_both():
+    assert dialect.writer_url(PG, "w").startswith("postgresql+psycopg://w@localhost")
     assert dialect.writer_url(CRDB, "w").startswith("cockroachdb+psycopg://w@")
+
+
+def test_the_writer_role_is_a_login_and_nothing_more():
+    sql = migrate.render_sql(PG)
+    assert "CREATE ROLE ledger_writer LOGIN" in sql
+    assert "ALTER ROLE ledger_writer WITH LOGIN" in sql
+    for power in ("SUPERUSER", "CREATEROLE", "CREATEDB", "BYPASSRLS"):
+        assert power not in sql
 
 
 def test_postgresql_ddl_hash_partitions_entries():

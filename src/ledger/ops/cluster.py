@@ -32,6 +32,9 @@ from ledger.engine.access import new_key
 from ledger.ops.files import free_port
 from ledger.ops.nodes import DATABASE, Server, Service, pg, system_user, tail
 
+# The role the services log in as (the migrations make it; see dialect.writer_role_ddl).
+WRITER = "ledger_writer"
+
 DEFAULT_DIR = Path(".ledger/cluster")
 # The PostgreSQL names of the two servers, also their application_name for
 # replication: the primary waits for the standby named in
@@ -75,12 +78,14 @@ class Cluster:
         )
 
     def database_url(self) -> str:
-        """The services' URL: both servers, and only a read-write one will do.
+        """The services' URL: both servers, and only a read-write one will do,
+        logged in as the writer role.
         Through their Unix sockets: on one machine they cost less CPU per
         round trip than loopback TCP (pgbench's baseline uses them too)."""
         hosts = "&".join(f"host={s.data_dir}:{s.port}" for s in self.servers)
+        # The writer role is the services' login, never the owner.
         return (
-            f"postgresql+psycopg://postgres@/{DATABASE}?{hosts}"
+            f"postgresql+psycopg://{WRITER}@/{DATABASE}?{hosts}"
             "&target_session_attrs=read-write&connect_timeout=3"
         )
 

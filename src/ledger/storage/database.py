@@ -58,3 +58,21 @@ def create_engine(
         dbapi_connection.commit()
 
     return engine
+
+
+def login_is_privileged(url: str) -> bool:
+    """Whether the login of `url` is a superuser, may create roles, or is (or
+    may become) the owner of the journal's tables: a service logged in so
+    could undo its own role. False when it cannot be told (the question
+    itself failed)."""
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy import pool, text
+
+    engine = create_sync_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(text(dialect.privileged_login_query())).scalar())
+    except Exception:  # a question about the login must not stop the service
+        return False
+    finally:
+        engine.dispose()

@@ -35,10 +35,11 @@ def dialect_name(url: str) -> str:
 def session_setup(name: str, role: str, statement_timeout_ms: int) -> list[str]:
     """Statements run once on every new connection.
 
-    On PostgreSQL the service may log in as the owner (the embedded default
-    does) and drops to the append-only writer role with SET ROLE. On
-    CockroachDB only admins may SET ROLE, so there the login user must itself
-    be the writer role (deploy/cockroach sets that up).
+    The service logs in as the append-only writer role itself. On
+    PostgreSQL it SETs ROLE to it too, which changes nothing for that login
+    and keeps a service still given the owner's URL on the writer's rights
+    (it warns at start; see `login_is_privileged`). On CockroachDB only
+    admins may SET ROLE, so there the login user is the writer role.
     """
     statements = [f"SET statement_timeout = {int(statement_timeout_ms)}"]
     if role and name == POSTGRESQL:
@@ -110,13 +111,23 @@ def terminate_sessions_sql(name: str, application_name: str) -> str:
     )
 
 
+def privileged_login_query() -> str:
+    """Whether the session's login could take the owner's rights: a
+    superuser (CockroachDB: an admin), a role that may create roles, or a
+    member of the role owning `entries`. The same SQL on both."""
+    return (
+        "SELECT r.rolsuper OR r.rolcreaterole OR pg_has_role(session_user, "
+        "(SELECT tableowner FROM pg_tables WHERE tablename = 'entries' LIMIT 1), 'MEMBER') "
+        "FROM pg_roles r WHERE r.rolname = session_user"
+    )
+
+
 def writer_url(url: str, role: str) -> str:
-    """The URL to connect with as the writer role: unchanged on PostgreSQL
-    (the session SETs ROLE), the role as login user on CockroachDB."""
+    """The owner's URL with the writer role as its login (and no password):
+    what the service connects with where the login needs none, as on the
+    embedded server's socket or an insecure test cluster."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == COCKROACHDB:
-        return parsed.set(username=role, password=None).render_as_string(hide_password=False)
-    return url
+    return parsed.set(username=role, password=None).render_as_string(hide_password=False)
 
 
 # --- the posting path ----------------------------------------------------------------

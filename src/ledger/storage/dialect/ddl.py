@@ -125,14 +125,15 @@ def writer_role_ddl(name: str, role: str) -> list[str]:
     INSERT and SELECT on the journal, never UPDATE or DELETE.
 
     Roles are cluster-wide on PostgreSQL, so several ledger databases on one
-    server share it; it is created only if missing. On PostgreSQL it cannot log
-    in (the service SETs ROLE to it); on CockroachDB it is the login user.
+    server share it; it is created only if missing. It is the service's
+    login on both databases: never a superuser, never the tables' owner,
+    and a member of no role that is, so the service cannot become one.
     """
     if name == POSTGRESQL:
         create = (
             "DO $$ BEGIN "
             f"IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
-            f"THEN CREATE ROLE {role} NOLOGIN; END IF; END $$"
+            f"THEN CREATE ROLE {role} LOGIN; END IF; END $$"
         )
     else:
         create = f"CREATE ROLE IF NOT EXISTS {role} WITH LOGIN"
