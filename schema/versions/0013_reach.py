@@ -33,8 +33,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    role = migrate.arguments().role
     if op.get_context().dialect.name == POSTGRESQL:
-        op.execute(f"ALTER ROLE {migrate.arguments().role} WITH LOGIN")
+        op.execute(f"ALTER ROLE {role} WITH LOGIN")
+    # The service checks at start that the schema is the one it knows.
+    op.execute(f"GRANT SELECT ON TABLE alembic_version TO {role}")
     op.add_column(
         "log",
         sa.Column("reach", sa.dialects.postgresql.JSONB, nullable=True),

@@ -161,8 +161,8 @@ async def test_a_key_limited_to_prefixes_reaches_only_those_accounts(client, led
             f"/transactions/{theirs.json()['id']}/reversal",
             headers={**auth, "Idempotency-Key": fresh_id("k")},
         ),
-        403,
-        "forbidden",
+        404,
+        "transaction-not-found",
     )
     # Listing shows only its accounts; creating one outside, or without an id, is refused.
     listed = (await client.get("/accounts?limit=500", headers=auth)).json()["items"]

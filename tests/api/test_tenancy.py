@@ -323,14 +323,15 @@ async def test_a_replay_answers_only_a_caller_that_could_have_made_the_request(
         json={},
         headers={**sharing, "Idempotency-Key": key},
     )
-    body = refused(same, 403, "forbidden")
-    assert "replayed" not in same.headers.get("idempotent-replayed", "")
+    # The same answer as a fresh request: that transaction is not found.
+    body = refused(same, 404, "transaction-not-found")
+    assert "idempotent-replayed" not in same.headers
     other = await client.post(
         f"/transactions/{theirs['id']}/reversal",
         json={"description": "another body"},
         headers={**sharing, "Idempotency-Key": key},
     )
-    body = refused(other, 403, "forbidden")
+    body = refused(other, 404, "transaction-not-found")
     assert reversal.json()["id"] not in json.dumps(body)
     # A posting's key of another tenant, reused on the posting path, too.
     posted = await client.post(
@@ -345,6 +346,7 @@ async def test_a_replay_answers_only_a_caller_that_could_have_made_the_request(
         )
         problem = refused(again, 403, "forbidden")
         assert posted.json()["id"] not in json.dumps(problem)
+        assert tenants.p2 not in json.dumps(problem) or tenants.p2 in json.dumps(body_json)
 
 
 # --- 7. revocation ends what is open --------------------------------------------------

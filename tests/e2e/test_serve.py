@@ -175,6 +175,9 @@ def test_serve_makes_an_admin_key_in_a_private_file_when_there_is_none(tmp_path)
         total, imports = float(ready["total"]), float(ready["imports"])
         assert 0 < imports < total
         assert "embedded database" in ready.group(0) and "schema" in ready.group(0)
+        # The service logs in as the writer role, never as the owner.
+        assert logins(tmp_path / "pg") == {"ledger_writer"}
+        assert "warning" not in startup
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
@@ -247,3 +250,83 @@ def test_the_server_bounds_a_requests_head(tmp_path, database_url, extra, why):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def logins(data_dir: Path) -> set[str]:
+    """The database users the service's connections logged in as, read as
+    the owner through the embedded server's socket."""
+    import psycopg
+
+    port = (data_dir / "postmaster.pid").read_text().splitlines()[3]
+    dsn = f"host={data_dir} port={port} dbname=ledger user=postgres"
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity "
+            "WHERE datname = 'ledger' AND application_name LIKE 'ledger%'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def answers(raw: bytes) -> list[tuple[int, bytes]]:
+    """The (status, body) of every HTTP/1.1 answer in `raw`, in order."""
+    found = []
+    while raw:
+        head, _, raw = raw.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
+        found.append((status, raw[:length]))
+        raw = raw[length:]
+    return found
+
+
+@pytest.fixture
+def plain_server(tmp_path, database_url):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    process, base = start(tmp_path, ["--database-url", database_url], env)
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_pipelined_requests_are_each_answered_in_order(plain_server):
+    many = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 4999
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    got = answers(raw_request(plain_server, many + last))
+    assert len(got) == 5000 and {status for status, _ in got} == {200}
+
+
+def test_requests_before_a_malformed_one_are_answered_and_written(plain_server, admin_key):
+    auth = f"Authorization: Bearer {admin_key}\r\n".encode()
+    accounts = [fresh_id("pipe"), fresh_id("pipe")]
+    head = b"Host: x\r\nContent-Type: application/json\r\n" + auth
+
+    def post(path: str, body: dict, key: str | None = None) -> bytes:
+        data = json.dumps(body).encode()
+        extra = f"Idempotency-Key: {key}\r\n".encode() if key else b""
+        return (
+            f"POST {path} HTTP/1.1\r\n".encode()
+            + head
+            + extra
+            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+
+    legs = [
+        {"account_id": accounts[0], "direction": "debit", "amount": 5},
+        {"account_id": accounts[1], "direction": "credit", "amount": 5},
+    ]
+    valid = [
+        post("/accounts", {"id": a, "currency": "USD", "scale": 2, "normal_side": "debit"})
+        for a in accounts
+    ]
+    valid += [post("/transactions", {"entries": legs}, fresh_id("k")) for _ in range(3)]
+    valid += [b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"] * 5
+    got = answers(raw_request(plain_server, b"".join(valid) + b"NOT HTTP AT ALL\r\n\r\n"))
+    assert [status for status, _ in got] == [201, 201, 201, 201, 201, *[200] * 5, 400]
+    posted = [json.loads(body)["id"] for _, body in got[2:5]]
+    for transaction_id in posted:
+        found = httpx.get(
+            f"{plain_server}/transactions/{transaction_id}",
+            headers={"Authorization": f"Bearer {admin_key}"},
+        )
+        assert found.status_code == 200, found.text

@@ -6,7 +6,11 @@ on its h11 protocol (`h11_max_incomplete_event_size`), several times slower
 per request, so the httptools protocol is kept and bounded here.
 
 A request over either limit is answered 431 (RFC 6585) with a problem body,
-and its connection closed, before the application sees it."""
+and its connection closed, before the application sees it. The limits
+apply to each request's own head: requests pipelined before it in the same
+bytes count for nothing, and are answered first, in order (so is a
+malformed request's 400: uvicorn would send it at once and close, leaving
+the requests before it unanswered)."""
 
 from __future__ import annotations
 
@@ -28,11 +32,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _raw_bytes = 0  # received while the head was still open
     _in_head = True
     _refusal: str | None = None
+    # A request began in the bytes being parsed: what came before it in them
+    # belongs to earlier requests.
+    _began_here = False
+    # The 400 or 431 to send once the requests before it are answered.
+    _deferred: str | None = None
+    # The request being parsed is whole (its body too).
+    _message_done = True
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        # Requests parsed and not yet answered, oldest first.
+        self._unanswered: list = []
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = self._raw_bytes = 0
         self._in_head = True
+        self._began_here = True
+        self._message_done = False
+
+    def on_message_complete(self) -> None:
+        self._message_done = True
+        super().on_message_complete()
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -47,15 +69,21 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle not in self._unanswered:
+            self._unanswered.append(self.cycle)
 
     def data_received(self, data: bytes) -> None:
-        if self._refusal is not None:
+        if self._refusal is not None or self._deferred is not None:
             return  # the rest of a refused request, read and dropped
+        self._began_here = False
         super().data_received(data)
         # The parser holds a header line until it ends: a head still
         # open after this many bytes is refused without waiting for more.
-        if self._in_head and self._refusal is None and self.parser is not None:
-            self._raw_bytes += len(data)
+        # Bytes of the chunk its request began in are not counted (some were
+        # earlier requests'), so a head may reach one read's size more.
+        if self._in_head and self._refusal is None and self._deferred is None:
+            if not self._began_here:
+                self._raw_bytes += len(data)
             if self._raw_bytes > self.max_head_bytes:
                 self._refusal = self._too_large()
                 self.send_400_response("")
@@ -74,7 +102,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _too_large(self) -> str:
         return f"the request's line and headers may be at most {self.max_head_bytes} bytes"
 
+    def _busy(self) -> bool:
+        """Whether a request before the refused one is still unanswered."""
+        self._unanswered = [c for c in self._unanswered if not c.response_complete]
+        return bool(self._unanswered)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._deferred is not None and not self._busy():
+            msg, self._deferred = self._deferred, ""
+            self._answer_refusal(msg)
+
     def send_400_response(self, msg: str) -> None:
+        if not self._message_done and self._unanswered and self._unanswered[-1] is self.cycle:
+            # The refused request got as far as its body: it is never run
+            # (queued) or hears that its client is gone (running).
+            broken = self._unanswered.pop()
+            if self.pipeline and self.pipeline[0][0] is broken:
+                self.pipeline.popleft()
+            else:
+                broken.disconnected = True
+                broken.message_event.set()
+        if self._busy():
+            # Answer the requests before it first; read nothing more.
+            self._deferred = msg
+            self.flow.pause_reading()
+            return
+        self._answer_refusal(msg)
+
+    def _answer_refusal(self, msg: str) -> None:
         if self._refusal is None:
             super().send_400_response(msg)
             return

@@ -220,6 +220,10 @@ def reaches(actor: Actor, account_id: str) -> bool:
     return actor.accounts is None or account_id.startswith(actor.accounts)
 
 
+def reaches_all(actor: Actor, account_ids: Iterable[str]) -> bool:
+    return actor.accounts is None or all(a.startswith(actor.accounts) for a in account_ids)
+
+
 def check_reach(actor: Actor, account_ids: Iterable[str]) -> None:
     """Raises AccountOutOfReach for the first account outside the key's
     prefixes."""

@@ -173,7 +173,7 @@ class _Plan:
                 continue
             try:
                 result = replay(posting, self.fingerprints[i], self.keys[i], unit, self.actor)
-            except (errors.IdempotencyKeyReused, errors.AccountOutOfReach) as exc:
+            except (errors.IdempotencyKeyReused, errors.Forbidden) as exc:
                 found[i] = ItemOutcome(i, error=exc)
             else:
                 found[i] = ItemOutcome(i, result.transaction, replayed=result.replayed)

@@ -10,7 +10,7 @@ database); what a block is, is said here.
 
 from __future__ import annotations
 
-from ledger.engine import access, errors, hashing, paging
+from ledger.engine import errors, hashing, paging, reach
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.journal_check import JournalCheck, JournalReport
 from ledger.engine.journal_model import (
@@ -18,6 +18,7 @@ from ledger.engine.journal_model import (
     JournalHead,
     Proof,
     ProofStep,
+    SealedTransaction,
     build_block,
     encode_record,
     transaction_hash,
@@ -49,14 +50,19 @@ class Journal:
             block.number, block.last_sequence, block.hash, block.merkle_root, block.sealed_at
         )
 
-    async def block(self, number: int | str) -> BlockDetail:
-        """Block `number` (1, 2, ...). Raises BlockNotFound."""
+    async def block(self, number: int | str, actor: Actor = DIRECT) -> BlockDetail:
+        """Block `number` (1, 2, ...); for a key limited to account
+        prefixes, its leaves without their transaction ids. Raises
+        BlockNotFound."""
         text = str(number)
         found = None
         if text.isdigit() and len(text) <= 18:
             found = await self.store.block_detail(int(text))
         if found is None:
             raise errors.BlockNotFound(f"no block {number} in the sealed journal", block=number)
+        if actor.accounts is not None:
+            leaves = [SealedTransaction(t.sequence, None, t.hash) for t in found.transactions]
+            return BlockDetail(found.block, leaves)
         return found
 
     async def blocks(self, cursor: str | None, limit: int | None = None) -> Page:
@@ -70,14 +76,14 @@ class Journal:
         return paging.page(items, size, lambda b: str(b.number))
 
     async def proof(self, transaction_id: str, actor: Actor = DIRECT) -> Proof:
-        """Raises TransactionNotFound, NotSealedYet, AccountOutOfReach."""
+        """Raises TransactionNotFound (for one out of `actor`'s reach too),
+        NotSealedYet."""
         found = await self.store.proof_material(transaction_id, self.proof_max_blocks)
-        if found is None:
+        if found is None or not reach.sees(actor, [e.account_id for e in found[0].entries]):
             raise errors.TransactionNotFound(
                 f"no transaction {transaction_id!r}", transaction_id=transaction_id
             )
         record, detail, chain, complete = found
-        access.check_reach(actor, (e.account_id for e in record.entries))
         if detail is None:
             raise errors.NotSealedYet(
                 f"transaction {transaction_id!r} is committed but not sealed into a block "

@@ -76,7 +76,10 @@ class Block(msgspec.Struct, frozen=True):
 
 class SealedTransaction(msgspec.Struct, frozen=True):
     sequence: int
-    transaction_id: str
+    # Null for a key limited to account prefixes: a block's leaves are
+    # every tenant's, and such a key is shown their hashes alone (its own
+    # transactions' proofs come from /transactions/{id}/proof).
+    transaction_id: str | None
     hash: str
 
 

@@ -112,15 +112,15 @@ async def replay_or_target(
     """For an action on an existing transaction: the stored answer if this
     key was used already, else the transaction acted on. Reach is judged
     first, on the transaction acted on and on a stored answer alike: a
-    replay answers only a caller that could have made the request. Raises
-    AccountOutOfReach, IdempotencyKeyReused, TransactionNotFound."""
+    replay answers only a caller that could have made the request, and a
+    transaction out of reach is not found (its accounts are not named).
+    Raises TransactionNotFound, Forbidden, IdempotencyKeyReused."""
     stored = await unit.find_by_key(key)
     target = await unit.get_transaction(transaction_id)
-    if target is None:
+    if target is None or not access.reaches_all(actor, (e.account_id for e in target.entries)):
         raise errors.TransactionNotFound(
             f"no transaction {transaction_id!r}", transaction_id=transaction_id
         )
-    access.check_reach(actor, (e.account_id for e in target.entries))
     if stored is not None:
         return replay(stored, fingerprint, key, unit, actor)
     return target
@@ -133,11 +133,16 @@ def replay(
     unit: PostingUnit,
     actor: Actor,
 ) -> PostingResult:
-    """The stored answer for a key used before. Raises AccountOutOfReach
-    when the stored transaction touches an account `actor` does not reach
-    (whatever the request), IdempotencyKeyReused when the request differs
-    from the one stored under the key."""
-    access.check_reach(actor, (e.account_id for e in stored.transaction.entries))
+    """The stored answer for a key used before. Raises Forbidden when the
+    stored transaction touches an account `actor` does not reach (whatever
+    the request; naming nothing of it), IdempotencyKeyReused when the
+    request differs from the one stored under the key."""
+    if not access.reaches_all(actor, (e.account_id for e in stored.transaction.entries)):
+        raise errors.Forbidden(
+            f"idempotency key {key.key!r} was used for a posting outside this API key's "
+            "reach; use a new key",
+            idempotency_key=key.key,
+        )
     if stored.fingerprint != fingerprint:
         raise errors.IdempotencyKeyReused(
             f"idempotency key {key.key!r} was already used for a different request "
