@@ -37,8 +37,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     _began_here = False
     # The 400 or 431 to send once the requests before it are answered.
     _deferred: str | None = None
-    # The request being parsed is whole (its body too).
+    # The request being parsed is whole (its body too), and its cycle once
+    # its head was read.
     _message_done = True
+    _cycle_of_message = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -51,6 +53,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = True
         self._began_here = True
         self._message_done = False
+        self._cycle_of_message = None
 
     def on_message_complete(self) -> None:
         self._message_done = True
@@ -71,6 +74,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None and self.cycle not in self._unanswered:
             self._unanswered.append(self.cycle)
+            self._cycle_of_message = self.cycle
 
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None or self._deferred is not None:
@@ -114,10 +118,11 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._answer_refusal(msg)
 
     def send_400_response(self, msg: str) -> None:
-        if not self._message_done and self._unanswered and self._unanswered[-1] is self.cycle:
+        broken = None if self._message_done else self._cycle_of_message
+        if broken is not None and broken in self._unanswered:
             # The refused request got as far as its body: it is never run
             # (queued) or hears that its client is gone (running).
-            broken = self._unanswered.pop()
+            self._unanswered.remove(broken)
             if self.pipeline and self.pipeline[0][0] is broken:
                 self.pipeline.popleft()
             else:

@@ -44,7 +44,7 @@ from ledger.engine.access import Actor
 from ledger.engine.webhook_model import Delivery, StoredWebhook, backoff_seconds, sign
 
 if TYPE_CHECKING:
-    from ledger.engine.events import Events
+    from ledger.engine.event_feed import Events
     from ledger.engine.ports import WebhookStore
 
 log = logging.getLogger(__name__)

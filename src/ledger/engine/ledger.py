@@ -24,7 +24,7 @@ from ledger.engine.access import DIRECT, Actor
 from ledger.engine.accounts import AccountCases
 from ledger.engine.audit import AuditTrail
 from ledger.engine.batch import Batches
-from ledger.engine.events import Events
+from ledger.engine.event_feed import Events
 from ledger.engine.journal import Journal
 from ledger.engine.keys import Keys
 from ledger.engine.limits import Limits

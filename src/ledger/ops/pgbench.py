@@ -62,6 +62,7 @@ _HEADER = {
     "audit_outcome": "'created'",
     "audit_problem": "NULL",
     "audit_detail": "NULL",
+    "audit_reach": "jsonb_build_array(" + _DEBIT + ", " + _CREDIT + ")",
 }
 
 

@@ -301,6 +301,8 @@ webhook_deliveries = Table(
     PrimaryKeyConstraint("endpoint_id", "attempted_at", "id", name="webhook_deliveries_pkey"),
 )
 
+Index("webhook_endpoints_key", webhook_endpoints.c.key_id)
+
 # Access control (migration 0004): API keys, and the audit trail in its own
 # schema, where the service's role may insert and read and nothing else.
 api_keys = Table(

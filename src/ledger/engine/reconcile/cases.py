@@ -6,7 +6,6 @@ posting path (`post`), idempotent on the exception."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
@@ -23,13 +22,12 @@ from ledger.engine.audit import (
 )
 from ledger.engine.free_text import check_text
 from ledger.engine.limits import Limits
-from ledger.engine.model import Account, IdempotencyKey, Leg, NewTransaction, Page, PostingResult
-from ledger.engine.reconcile import lifecycle, statements
+from ledger.engine.model import Account, Page
+from ledger.engine.reconcile import lifecycle, resolution, statements
 from ledger.engine.reconcile.model import (
     CLASSES,
     MAX_DAYS,
     SEVERITIES,
-    WRITE_OFF_KEY,
     ExceptionFilter,
     Match,
     NewRun,
@@ -45,15 +43,11 @@ from ledger.engine.reconcile.model import (
     new_id,
     zone,
 )
+from ledger.engine.reconcile.resolution import Post
 
 if TYPE_CHECKING:
     from ledger.engine.ports import Store
 
-Post = Callable[[NewTransaction, IdempotencyKey, Actor], Awaitable[PostingResult]]
-# The client a write-off's idempotency key belongs to, whoever resolves:
-# one exception, one adjusting posting.
-WRITE_OFF_CLIENT = "reconciliation"
-WRITES_OFF = ("missing_in_ledger", "missing_in_statement", "amount_mismatch")
 # The media types a statement of each format may be sent as: its own, and
 # application/octet-stream for any. Never text/plain, which a browser sends
 # cross-origin without asking first.
@@ -302,9 +296,11 @@ class Reconciliation:
         if cmd.resolution == "accepted":
             resolved = Resolved(resolution="accepted", note=cmd.note)
         elif cmd.resolution == "matched":
-            resolved = await self._manual_match(found, source, cmd)
+            account = await self._account(source.account_id)
+            resolved = await resolution.manual_match(self.store, account, found, source, cmd)
         else:
-            resolved = await self._write_off(found, source, cmd, actor)
+            account = await self._account(source.account_id)
+            resolved = await resolution.write_off(self.post, account, found, cmd, actor)
         record = AuditRecord(
             actor=actor,
             action=RECON_RESOLVE,
@@ -327,98 +323,6 @@ class Reconciliation:
                 resolution=again.resolution,
             )
         return done
-
-    async def _manual_match(
-        self, found: ReconException, source: Source, cmd: ResolveRequest
-    ) -> Resolved:
-        account = await self._account(source.account_id)
-        if found.statement_line is not None and found.entry_id is None:
-            if cmd.transaction_id is None:
-                raise errors.InvalidValue(
-                    "matching a statement line needs the transaction_id it belongs to",
-                    field="transaction_id",
-                )
-            transaction = await self.store.get_transaction(cmd.transaction_id)
-            legs = (
-                []
-                if transaction is None
-                else [leg for leg in transaction.entries if leg.account_id == account.id]
-            )
-            if not legs:
-                raise errors.InvalidValue(
-                    f"transaction {cmd.transaction_id!r} has no entry on {account.id!r}",
-                    field="transaction_id",
-                )
-            line_ids, entry_ids = [found.statement_line], [leg.entry_id for leg in legs]
-            ledger = sum(
-                leg.amount if leg.direction == account.normal_side else -leg.amount for leg in legs
-            )
-            transaction_ids = [cmd.transaction_id]
-            line = await self.store.get_line(source.id, found.statement_line)
-            amount = line.amount if line is not None else 0
-        elif found.entry_id is not None and found.statement_line is None:
-            if cmd.statement_line is None:
-                raise errors.InvalidValue(
-                    "matching a ledger entry needs the statement_line it belongs to",
-                    field="statement_line",
-                )
-            line = await self.store.get_line(source.id, cmd.statement_line)
-            if line is None:
-                raise errors.InvalidValue(
-                    f"source {source.id!r} has no statement line {cmd.statement_line!r}",
-                    field="statement_line",
-                )
-            line_ids, entry_ids = [line.id], [found.entry_id]
-            transaction_ids = [found.transaction_id or ""]
-            amount, ledger = line.amount, line.amount + found.amount
-        else:  # a pair already, or a difference on a match: nothing to match
-            raise errors.InvalidValue(
-                f"a {found.cls} exception is not matched by hand; accept or write it off",
-                field="resolution",
-            )
-        match = Match(
-            kind="manual",
-            statement_lines=line_ids,
-            entry_ids=entry_ids,
-            transaction_ids=transaction_ids,
-            amount=amount,
-            difference=amount - ledger,
-        )
-        return Resolved(resolution="matched", note=cmd.note, match=match)
-
-    async def _write_off(
-        self, found: ReconException, source: Source, cmd: ResolveRequest, actor: Actor
-    ) -> Resolved:
-        if found.cls not in WRITES_OFF or found.amount == 0:
-            raise errors.InvalidValue(
-                f"a {found.cls} exception of {found.amount} cannot be written off",
-                field="resolution",
-            )
-        if cmd.offset_account_id is None:
-            raise errors.InvalidValue(
-                "a write-off needs the offset_account_id to post against",
-                field="offset_account_id",
-            )
-        account = await self._account(source.account_id)
-        raise_side = account.normal_side
-        lower_side = "credit" if raise_side == "debit" else "debit"
-        here, there = (raise_side, lower_side) if found.amount > 0 else (lower_side, raise_side)
-        amount = abs(found.amount)
-        posting = NewTransaction(
-            entries=[
-                Leg(account_id=account.id, direction=here, amount=amount),
-                Leg(account_id=cmd.offset_account_id, direction=there, amount=amount),
-            ],
-            description=cmd.note[:1024],
-            metadata={WRITE_OFF_KEY: found.id},
-        )
-        key = IdempotencyKey(client_id=WRITE_OFF_CLIENT, key=f"write-off:{found.id}")
-        result = await self.post(posting, key, actor)
-        return Resolved(
-            resolution="written_off",
-            note=cmd.note,
-            adjustment_transaction_id=result.transaction.id,
-        )
 
 
 def window_of(start: date, end: date, timezone: str) -> Window:
