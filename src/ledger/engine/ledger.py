@@ -4,7 +4,6 @@ steps postings share are in `ledger.engine.posting`."""
 
 from __future__ import annotations
 
-import random
 from datetime import datetime
 
 import msgspec
@@ -36,11 +35,10 @@ from ledger.engine.model import (
     Page,
     PendingTotals,
     PostingResult,
-    PostPendingRequest,
     ReversalRequest,
     Transaction,
-    VoidRequest,
 )
+from ledger.engine.pending_cases import PendingCases
 from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
 from ledger.engine.reconcile.cases import Reconciliation
@@ -48,11 +46,10 @@ from ledger.engine.reports import Reports
 from ledger.engine.verify import SampleCheck, VerifyReport, check_sample, judge
 from ledger.engine.webhooks import Resolve, Webhooks, no_resolver
 
-EXPIRY = access.system("expiry", client_id="ledger-expiry")
 
-
-class Ledger(AccountCases):
-    """The accounts' use cases come from `AccountCases`; the API keys', the
+class Ledger(AccountCases, PendingCases):
+    """The accounts' use cases come from `AccountCases`, the pending
+    transactions' from `PendingCases`; the API keys', the
     audit trail's, the sealed journal's, the events' and the webhooks' are
     `keys`, `audit`, `journal`, `events` and `webhooks`; batches of postings
     are `batches`; reconciliation against statements is `reconciliation`;
@@ -192,123 +189,6 @@ class Ledger(AccountCases):
 
         return await self.store.run(work)
 
-    # --- pending transactions -------------------------------------------------------
-
-    async def post_pending(
-        self,
-        transaction_id: str,
-        cmd: PostPendingRequest,
-        key: IdempotencyKey,
-        actor: Actor = DIRECT,
-    ) -> PostingResult:
-        """Post a pending transaction, in full or in part, releasing the rest.
-
-        Raises TransactionNotFound, NotPending, AlreadyResolved, PendingExpired,
-        InvalidResolution, LimitExceeded, IdempotencyKeyReused,
-        MissingIdempotencyKey, RetriesExhausted, OutcomeUnknown.
-        """
-        self._check_key(key)
-        free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
-        return await self._resolve(
-            transaction_id,
-            "posted",
-            cmd,
-            key,
-            rules.fingerprint(f"post:{transaction_id}", cmd),
-            actor,
-        )
-
-    async def void_pending(
-        self,
-        transaction_id: str,
-        cmd: VoidRequest,
-        key: IdempotencyKey,
-        actor: Actor = DIRECT,
-    ) -> PostingResult:
-        """Release a pending transaction without posting anything.
-
-        Raises TransactionNotFound, NotPending, AlreadyResolved, PendingExpired,
-        IdempotencyKeyReused, MissingIdempotencyKey, RetriesExhausted,
-        OutcomeUnknown.
-        """
-        self._check_key(key)
-        free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
-        return await self._resolve(
-            transaction_id,
-            "voided",
-            cmd,
-            key,
-            rules.fingerprint(f"void:{transaction_id}", cmd),
-            actor,
-        )
-
-    async def expire_due(self, limit: int = 100) -> int:
-        """Void every pending transaction whose timeout has passed; returns how
-        many this call expired. Safe to run in many processes at once: each
-        expiry is keyed by the pending transaction's id, and the database
-        admits one resolution per pending transaction, so a racing sweeper or
-        post finds the work done and moves on."""
-        expired = 0
-        due = await self.store.due_for_expiry(limit)
-        # Sweepers in other processes see the same oldest rows; taking them
-        # in a different order makes them collide less.
-        random.shuffle(due)
-        for transaction_id in due:
-            key = IdempotencyKey("ledger-expiry", f"expire:{transaction_id}")
-            try:
-                result = await self._resolve(
-                    transaction_id,
-                    "expired",
-                    VoidRequest(description="expired"),
-                    key,
-                    rules.fingerprint(f"expire:{transaction_id}", VoidRequest()),
-                    EXPIRY,
-                )
-            except (errors.AlreadyResolved, errors.PendingExpired, errors.TransactionNotFound):
-                continue
-            if not result.replayed:
-                expired += 1
-        return expired
-
-    async def _resolve(
-        self,
-        transaction_id: str,
-        resolution: str,
-        cmd: PostPendingRequest | VoidRequest,
-        key: IdempotencyKey,
-        fingerprint: str,
-        actor: Actor,
-    ) -> PostingResult:
-        async def work(unit: PostingUnit) -> PostingResult:
-            # The key is looked up before the pending transaction's state is
-            # judged: a retry of a post that succeeded must get that post
-            # back, not "already resolved".
-            found = await replay_or_target(unit, key, fingerprint, transaction_id, actor)
-            if isinstance(found, PostingResult):
-                return found
-            original = found
-            pending.check_resolvable(original, resolution, await unit.now())
-            held = [Leg(e.account_id, e.direction, e.amount) for e in original.entries]
-            to_post: list[Leg] = []
-            if isinstance(cmd, PostPendingRequest):
-                to_post = rules.resolution_legs(held, [e.currency for e in original.entries], cmd)
-            resolving = header(
-                key,
-                fingerprint,
-                cmd.description,
-                cmd.metadata,
-                actor=actor,
-                action=_RESOLUTION_ACTIONS[resolution],
-                target=transaction_id,
-                reach=(e.account_id for e in original.entries),
-                resolves=transaction_id,
-                resolution=resolution,
-            )
-            transaction = await write(unit, resolving, to_post, release=held)
-            return PostingResult(transaction, replayed=False)
-
-        return await self.store.run(work)
-
     async def get_transaction(
         self, transaction_id: str, *, stale: bool = False, actor: Actor = DIRECT
     ) -> Transaction:
@@ -405,15 +285,3 @@ class Ledger(AccountCases):
         report = judge(await self.store.journal_facts())
         sealed = await self.journal.verify(since_block)
         return msgspec.structs.replace(report, ok=report.ok and sealed.ok, journal=sealed)
-
-    # --- helpers -----------------------------------------------------------------
-
-    def _check_key(self, key: IdempotencyKey) -> None:
-        rules.check_idempotency_key(key, self.limits)
-
-
-_RESOLUTION_ACTIONS = {
-    "posted": audit.PENDING_POST,
-    "voided": audit.PENDING_VOID,
-    "expired": audit.PENDING_EXPIRE,
-}
