@@ -22,7 +22,7 @@ import httpx
 
 from ledger.engine.access import new_key
 from ledger.ops.files import free_port
-from ledger.storage import migrate
+from ledger.storage import dialect, migrate
 from ledger.storage.embedded import EmbeddedPostgres
 
 # The admin key the service makes at start-up (LEDGER_BOOTSTRAP_KEY), and
@@ -58,7 +58,8 @@ def served(
                 "ledger.cli",
                 "serve",
                 "--database-url",
-                url,
+                # The service's own login, as a deployment gives it.
+                dialect.writer_url(url, "ledger_writer"),
                 "--port",
                 str(port),
             ],

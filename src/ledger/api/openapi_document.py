@@ -78,7 +78,17 @@ _ANSWER_HEADERS = {
     access.REQUEST_ID_HEADER: {
         "description": "The request's id.",
         "schema": {"type": "string"},
-    }
+    },
+    "RateLimit-Policy": {
+        "description": "For a key with a rate of its own: its policy, "
+        '`"key";q=<requests>;w=1` (draft-ietf-httpapi-ratelimit-headers).',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": "For a key with a rate of its own: what is left of the window, "
+        '`"key";r=<remaining>;t=<seconds to its reset>`.',
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -150,6 +160,11 @@ def _complete_operation(
     responses = operation.setdefault("responses", {})
     for answer in responses.values():
         answer.setdefault("headers", {}).update(_ANSWER_HEADERS)
+        for media, content in answer.get("content", {}).items():
+            # Text that is not JSON (Prometheus' exposition, an event
+            # stream): a string, as a client generator should read it.
+            if media.startswith("text/") and not content.get("schema"):
+                content["schema"] = {"type": "string"}
     for status in sorted(statuses):
         responses[str(status)] = _problem_response(status, codes.get(status, []))
 
