@@ -44,11 +44,14 @@ def parts(embedded) -> tuple[list[psutil.Process], list[psutil.Process]]:
     """(the service, the PostgreSQL server and its live backends)."""
     me = psutil.Process()
     service = [c for c in me.children() if "serve" in " ".join(c.cmdline())]
+    # The postmaster is the process started with `-D <data dir>`; the
+    # service's own command line may name the directory too (in its
+    # database URL), and must not be counted as the database.
     data = str(embedded.data_dir)
     postmaster = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if p.info["cmdline"] and data in " ".join(p.info["cmdline"])
+        if p.info["cmdline"] and f"-D {data}" in " ".join(p.info["cmdline"])
     ]
     backends = [c for p in postmaster for c in p.children()]
     return service, postmaster + backends

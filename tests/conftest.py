@@ -61,7 +61,14 @@ def database_url(server_url: str) -> str:
     ours = dialect.dialect_name(server_url) == dialect.POSTGRESQL and not os.environ.get(
         "LEDGER_TEST_DATABASE_URL"
     )
-    return new_database(server_url, "ledger_test", lazy_commits=ours)
+    url = new_database(server_url, "ledger_test", lazy_commits=ours)
+    if make_url(url).password and dialect.dialect_name(url) == dialect.POSTGRESQL:
+        # A server that asks for passwords: give the service's login one.
+        admin = create_sync_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER ROLE ledger_writer PASSWORD '{WRITER_PASSWORD}'"))
+        admin.dispose()
+    return url
 
 
 def new_database(
@@ -87,11 +94,19 @@ def new_database(
     return url
 
 
+# The writer role's password on an external PostgreSQL that asks for one
+# (set by `database_url`); the embedded server trusts its own socket.
+WRITER_PASSWORD = uuid.uuid4().hex
+
+
 def service_url(database_url: str, settings: Settings) -> str:
     """What the service logs in with: the writer role itself, as `ledger
     serve` does on the embedded server (never the owner, which could undo
     its role)."""
-    return dialect.writer_url(database_url, settings.db_role)
+    url = make_url(dialect.writer_url(database_url, settings.db_role))
+    if make_url(database_url).password and url.get_backend_name() == dialect.POSTGRESQL:
+        url = url.set(password=WRITER_PASSWORD)
+    return url.render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
