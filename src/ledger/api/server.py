@@ -113,7 +113,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._deferred is not None and not self._busy():
+        # Answered requests leave the list at once: on a keep-alive
+        # connection it holds the few requests in flight, never its history.
+        busy = self._busy()
+        if self._deferred is not None and not busy:
             msg, self._deferred = self._deferred, ""
             self._answer_refusal(msg)
 
