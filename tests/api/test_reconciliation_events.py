@@ -162,9 +162,12 @@ async def test_a_long_poll_wakes_for_a_reconciliation_event(client, ledger):
 async def test_only_keys_that_may_read_reconciliation_see_its_events(
     database_url, settings, ledger, client
 ):
-    bank, _, src = await books_with_differences(client)
+    bank, revenue, src = await books_with_differences(client)
     start = await head(client)
     await run(client, src)
+    # A transaction after the run, so the key without reconciliation:read
+    # has an event to see beside the exceptions it must not.
+    posted = await post(client, bank, revenue, 100, None)
     plain = await make_key(ledger, EVENTS_READ, TRANSACTIONS_READ)
     both = await make_key(ledger, EVENTS_READ, RECONCILIATION_READ)
     elsewhere = await make_key(ledger, EVENTS_READ, RECONCILIATION_READ, accounts=["elsewhere"])
@@ -172,7 +175,8 @@ async def test_only_keys_that_may_read_reconciliation_see_its_events(
     async with app_client(database_url, settings, plain) as reader:
         named = await reader.get("/events", params={"after": start, **ONLY})
         assert named.status_code == 403 and RECONCILIATION_READ in named.text
-        found, _ = await events_after(reader, start, limit=500)
+        found, _ = await events_after(reader, start, limit=500, account_id=bank, wait=10)
+        assert [e["data"]["id"] for e in found] == [posted]
         assert all(e["type"] != EXCEPTION for e in found)
     async with app_client(database_url, settings, both) as reader:
         found, _ = await events_after(reader, start, account_id=bank, **ONLY)

@@ -86,4 +86,5 @@ def test_cluster_up_bench_and_a_report_with_clean_books(tmp_path):
         down = ledger("cluster", "down", "--dir", str(cluster))
         assert down.returncode == 0, down.stderr
     stopped = ledger("cluster", "status", "--dir", str(cluster), "--json")
-    assert all(row["state"] == "down" for row in json.loads(stopped.stdout))
+    rows = json.loads(stopped.stdout)
+    assert rows and all(row["state"] == "down" for row in rows)

@@ -212,11 +212,13 @@ async def test_account_creation_is_idempotent_for_identical_attributes(ledger):
 
 
 async def test_list_accounts_pages_in_id_order(ledger):
+    for _ in range(3):
+        await open_account(ledger)
     page = await ledger.list_accounts(None, 2)
-    assert len(page.items) <= 2
-    if page.next_cursor:
-        nxt = await ledger.list_accounts(page.next_cursor, 2)
-        assert all(x.id > page.items[-1].id for x in nxt.items)
+    assert len(page.items) == 2 and page.items[0].id < page.items[1].id
+    assert page.next_cursor is not None
+    nxt = await ledger.list_accounts(page.next_cursor, 2)
+    assert nxt.items and all(x.id > page.items[-1].id for x in nxt.items)
 
 
 async def test_a_replay_returns_the_original_even_when_its_limit_is_now_used_up(ledger):
