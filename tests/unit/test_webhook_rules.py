@@ -164,3 +164,8 @@ def test_backoff_grows_and_stays_under_its_cap(attempt, jitter):
     pause = backoff_seconds(attempt, 0.5, 60.0, jitter)
     assert 0.25 <= pause <= 60.0
     assert pause >= min(60.0, 0.5 * 2**attempt) / 2
+
+
+def test_a_plain_http_url_is_refused_with_the_setting_that_allows_it():
+    with pytest.raises(errors.InvalidValue, match=r"LEDGER_WEBHOOK_ALLOW_PRIVATE=true"):
+        check_url("http://127.0.0.1:8080/hook", allow_private=False)

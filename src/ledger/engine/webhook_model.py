@@ -176,8 +176,14 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise errors.InvalidValue(f"url is not a valid URL: {exc}", field="url") from exc
     schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in schemes or not parts.hostname:
+        hint = ""
+        if parts.scheme == "http" and parts.hostname:
+            hint = (
+                "; plain http is allowed only with LEDGER_WEBHOOK_ALLOW_PRIVATE=true (for "
+                "receivers on this machine or a private network)"
+            )
         raise errors.InvalidValue(
-            f"url must be an absolute {' or '.join(schemes)} URL with a host", field="url"
+            f"url must be an absolute {' or '.join(schemes)} URL with a host{hint}", field="url"
         )
     if parts.username is not None or parts.password is not None:
         raise errors.InvalidValue("url must not carry credentials", field="url")
@@ -202,8 +208,8 @@ def check_addresses(host: str, addresses: list[str], *, allow_private: bool) -> 
         if not address.is_global or address.is_multicast:
             raise errors.InvalidValue(
                 f"url's host {host!r} resolves to {text}, which is not a public address; "
-                "webhooks go to public addresses only (LEDGER_WEBHOOK_ALLOW_PRIVATE allows "
-                "others)",
+                "webhooks go to public addresses only (LEDGER_WEBHOOK_ALLOW_PRIVATE=true "
+                "allows others)",
                 field="url",
                 address=text,
             )
