@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from conftest import fresh_id, open_account
 from ledger.app import build_ledger, build_store
-from ledger.engine import access
+from ledger.engine import access, errors
 from ledger.engine.batch_model import BatchItem, NewBatch
 from ledger.engine.model import AccountFlags, IdempotencyKey, Leg, NewTransaction
 
@@ -237,3 +237,93 @@ async def test_a_batch_whose_commit_answer_was_lost_tells_its_own_items_from_rep
     assert lost
     assert [o.replayed for o in result.outcomes] == [True, False]
     assert (await ledger.balance(accounts[3])).posted.credits == 7 + 11
+
+
+async def open_mixed_set(ledger) -> list[str]:
+    """Six accounts for arbitrary legs: a USD funding account, a limited
+    USD wallet, a USD shop, a hot USD fee account, and two EUR accounts."""
+    return [
+        await open_account(ledger),
+        await open_account(ledger, normal_side="credit", flags=LIMITED),
+        await open_account(ledger, normal_side="credit"),
+        await open_account(ledger, normal_side="credit", hot=True),
+        await open_account(ledger, currency="EUR"),
+        await open_account(ledger, currency="EUR", normal_side="credit", flags=LIMITED),
+    ]
+
+
+# A leg: (account index, 6 = an unknown account), direction, amount, and
+# the currency it states (None, or one that may not be the account's).
+any_legs = st.lists(
+    st.tuples(
+        st.integers(0, 6),
+        st.sampled_from(["debit", "credit"]),
+        st.integers(1, 300),
+        st.sampled_from([None, None, None, "USD", "EUR"]),
+    ),
+    min_size=2,
+    max_size=6,
+)
+
+
+def legs_on(accounts: list[str], spec) -> list[Leg]:
+    return [
+        Leg(accounts[i] if i < 6 else "no-such-account", d, amount, currency=currency)
+        for i, d, amount, currency in spec
+    ]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(spec=any_legs, pending=st.booleans(), funding=st.integers(0, 400))
+async def test_a_batch_of_one_is_a_single_posting_for_any_legs(ledger, spec, pending, funding):
+    """Any legs at all, balanced or not, known or not, within limits or not:
+    a batch of one gives the single posting's outcome (the same error with
+    the same facts, or the same entries) and the same balances."""
+    single_set, batch_set = await open_mixed_set(ledger), await open_mixed_set(ledger)
+    for accounts in (single_set, batch_set):
+        for source, wallet in ((0, 1), (4, 5)):
+            amount = funding + 1
+            fund = [Leg(accounts[source], "debit", amount), Leg(accounts[wallet], "credit", amount)]
+            await ledger.post_transaction(
+                NewTransaction(fund), IdempotencyKey("tests", fresh_id("k")), TESTS
+            )
+    names = {a: f"#{i}" for s in (single_set, batch_set) for i, a in enumerate(s)}
+    try:
+        single = await ledger.post_transaction(
+            NewTransaction(legs_on(single_set, spec), pending=pending),
+            IdempotencyKey("tests", fresh_id("k")),
+            TESTS,
+        )
+    except errors.LedgerError as exc:
+        single = exc
+    result = await ledger.batches.post(
+        NewBatch([BatchItem(fresh_id("k"), legs_on(batch_set, spec), pending=pending)]),
+        None,
+        TESTS,
+    )
+    [item] = result.outcomes
+
+    def anonymous(text: str) -> str:
+        for account, name in names.items():
+            text = text.replace(account, name)
+        return text
+
+    if isinstance(single, Exception):
+        assert item.error is not None, f"the single posting was refused: {single.detail}"
+        assert type(item.error) is type(single)
+        assert anonymous(item.error.detail) == anonymous(single.detail)
+        assert {k: anonymous(str(v)) for k, v in item.error.details.items()} == {
+            k: anonymous(str(v)) for k, v in single.details.items()
+        }
+    else:
+        assert item.error is None, f"the batch refused what a single posting took: {item.error}"
+        shape = lambda t: (  # noqa: E731
+            t.pending,
+            [(names[e.account_id], e.direction, e.amount, e.currency) for e in t.entries],
+        )
+        assert shape(item.transaction) == shape(single.transaction)
+    assert await totals(ledger, batch_set) == await totals(ledger, single_set)

@@ -3,6 +3,7 @@
 import pytest
 
 from ledger.engine import account_rules, errors, free_text, rules
+from ledger.engine import legs as leg_rules
 from ledger.engine.model import (
     Account,
     AccountFlags,
@@ -66,7 +67,7 @@ def test_debits_must_equal_credits_per_currency():
         Leg("d", "credit", 2),
     ]
     with pytest.raises(errors.UnbalancedTransaction) as caught:
-        rules.check_balanced(legs, ["USD", "USD", "EUR", "EUR"])
+        leg_rules.check_balanced(legs, ["USD", "USD", "EUR", "EUR"])
     assert caught.value.details == {"currency": "EUR", "debits": 3, "credits": 2}
 
 
@@ -77,31 +78,33 @@ def test_balanced_in_each_currency_is_accepted_even_if_totals_differ_across_curr
         Leg("c", "debit", 7),
         Leg("d", "credit", 7),
     ]
-    rules.check_balanced(legs, ["USD", "USD", "EUR", "EUR"])
+    leg_rules.check_balanced(legs, ["USD", "USD", "EUR", "EUR"])
 
 
 def test_equal_totals_across_currencies_do_not_hide_an_imbalance():
     legs = [Leg("a", "debit", 5), Leg("b", "credit", 5)]
     with pytest.raises(errors.UnbalancedTransaction):
-        rules.check_balanced(legs, ["USD", "EUR"])
+        leg_rules.check_balanced(legs, ["USD", "EUR"])
 
 
 def test_every_leg_needs_an_existing_account():
     with pytest.raises(errors.UnknownAccount) as caught:
-        rules.check_accounts([Leg("a", "debit", 1), Leg("ghost", "credit", 1)], {"a": state("a")})
+        leg_rules.check_accounts(
+            [Leg("a", "debit", 1), Leg("ghost", "credit", 1)], {"a": state("a")}
+        )
     assert caught.value.details["account_id"] == "ghost"
 
 
 def test_a_stated_leg_currency_must_be_the_accounts():
     with pytest.raises(errors.CurrencyMismatch):
-        rules.check_accounts([Leg("a", "debit", 1, currency="EUR")], {"a": state("a")})
-    assert rules.check_accounts([Leg("a", "debit", 1, currency="USD")], {"a": state("a")}) == [
+        leg_rules.check_accounts([Leg("a", "debit", 1, currency="EUR")], {"a": state("a")})
+    assert leg_rules.check_accounts([Leg("a", "debit", 1, currency="USD")], {"a": state("a")}) == [
         "USD"
     ]
 
 
 def test_deltas_sum_legs_per_account_in_account_order():
-    deltas = rules.balance_deltas(
+    deltas = leg_rules.balance_deltas(
         [Leg("b", "debit", 5), Leg("a", "credit", 2), Leg("b", "credit", 1)]
     )
     assert [(d.account_id, d.debits, d.credits) for d in deltas] == [("a", 0, 2), ("b", 5, 1)]
@@ -109,22 +112,22 @@ def test_deltas_sum_legs_per_account_in_account_order():
 
 def test_debits_must_not_exceed_credits_allows_reaching_zero_but_not_below():
     states = {"w": state("w", debits=0, credits=10, debits_must_not_exceed_credits=True)}
-    rules.check_limits(states, rules.balance_deltas([Leg("w", "debit", 10)]))
+    leg_rules.check_limits(states, leg_rules.balance_deltas([Leg("w", "debit", 10)]))
     with pytest.raises(errors.LimitExceeded) as caught:
-        rules.check_limits(states, rules.balance_deltas([Leg("w", "debit", 11)]))
+        leg_rules.check_limits(states, leg_rules.balance_deltas([Leg("w", "debit", 11)]))
     assert caught.value.details["shortfall"] == 1
 
 
 def test_credits_must_not_exceed_debits():
     states = {"c": state("c", debits=3, credits=0, credits_must_not_exceed_debits=True)}
     with pytest.raises(errors.LimitExceeded):
-        rules.check_limits(states, rules.balance_deltas([Leg("c", "credit", 4)]))
+        leg_rules.check_limits(states, leg_rules.balance_deltas([Leg("c", "credit", 4)]))
 
 
 def test_totals_beyond_64_bits_are_refused():
-    states = {"a": state("a", debits=rules.INT64_MAX)}
+    states = {"a": state("a", debits=leg_rules.INT64_MAX)}
     with pytest.raises(errors.BalanceOverflow):
-        rules.check_limits(states, rules.balance_deltas([Leg("a", "debit", 1)]))
+        leg_rules.check_limits(states, leg_rules.balance_deltas([Leg("a", "debit", 1)]))
 
 
 def test_reversal_swaps_every_direction_and_keeps_amounts():
@@ -249,7 +252,7 @@ def test_text_that_is_not_valid_unicode_is_refused():
 
 
 def test_a_pending_transaction_moves_pending_totals_only():
-    deltas = rules.balance_deltas([Leg("a", "debit", 5), Leg("b", "credit", 5)], pending=True)
+    deltas = leg_rules.balance_deltas([Leg("a", "debit", 5), Leg("b", "credit", 5)], pending=True)
     assert [(d.debits, d.credits, d.pending_debits, d.pending_credits) for d in deltas] == [
         (0, 0, 5, 0),
         (0, 0, 0, 5),
@@ -259,7 +262,9 @@ def test_a_pending_transaction_moves_pending_totals_only():
 def test_posting_for_less_releases_the_whole_hold_and_posts_the_part():
     held = [Leg("a", "debit", 10), Leg("b", "credit", 10)]
     posted = [Leg("a", "debit", 6), Leg("b", "credit", 6)]
-    merged = rules.merge_deltas(rules.balance_deltas(posted), rules.release_deltas(held))
+    merged = leg_rules.merge_deltas(
+        leg_rules.balance_deltas(posted), leg_rules.release_deltas(held)
+    )
     assert [(d.debits, d.credits, d.pending_debits, d.pending_credits) for d in merged] == [
         (6, 0, -10, 0),
         (0, 6, 0, -10),
@@ -273,11 +278,13 @@ def test_pending_debits_count_against_a_debit_limit_pending_credits_do_not():
     wallet = AccountState(wallet.account, 0, 100, 60, 500)
     # 60 held + 41 more would spend 101 of 100; the 500 pending credits do not help.
     with pytest.raises(errors.LimitExceeded) as caught:
-        rules.check_limits(
-            {"w": wallet}, rules.balance_deltas([Leg("w", "debit", 41)], pending=True)
+        leg_rules.check_limits(
+            {"w": wallet}, leg_rules.balance_deltas([Leg("w", "debit", 41)], pending=True)
         )
     assert caught.value.details["shortfall"] == 1
-    rules.check_limits({"w": wallet}, rules.balance_deltas([Leg("w", "debit", 40)], pending=True))
+    leg_rules.check_limits(
+        {"w": wallet}, leg_rules.balance_deltas([Leg("w", "debit", 40)], pending=True)
+    )
 
 
 def test_available_subtracts_only_pending_amounts_that_reduce_the_balance():
@@ -356,11 +363,11 @@ def test_legs_that_cancel_out_on_every_account_are_refused():
 def test_a_leg_alone_in_its_currency_is_pointed_at():
     legs = [Leg("usd", "debit", 100), Leg("eur", "credit", 100)]
     with pytest.raises(errors.UnbalancedTransaction) as caught:
-        rules.check_balanced(legs, ["USD", "EUR"])
+        leg_rules.check_balanced(legs, ["USD", "EUR"])
     assert caught.value.details["pointer"] == "/entries/1/account_id"
     assert "'eur'" in caught.value.detail and "EUR" in caught.value.detail
     # Two sides in one currency that differ keep the totals message.
     legs = [Leg("a", "debit", 100), Leg("b", "credit", 90)]
     with pytest.raises(errors.UnbalancedTransaction) as caught:
-        rules.check_balanced(legs, ["USD", "USD"])
+        leg_rules.check_balanced(legs, ["USD", "USD"])
     assert "debits total 100 but credits total 90" in caught.value.detail

@@ -11,6 +11,7 @@ from typing import Any
 from ledger.engine import errors
 from ledger.engine.account_rules import check_flags, check_hot
 from ledger.engine.free_text import check_metadata
+from ledger.engine.legs import LIMIT_FLAGS, limit_excess
 from ledger.engine.limits import Limits
 from ledger.engine.model import (
     AccountFlags,
@@ -19,7 +20,6 @@ from ledger.engine.model import (
     FieldChange,
     PendingTotals,
 )
-from ledger.engine.rules import LIMIT_FLAGS, limit_excess
 
 PATCH_FIELDS = "hot, status, metadata, flags"
 

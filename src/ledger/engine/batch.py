@@ -18,13 +18,10 @@ so a refusal is never given for an item that was in fact written before.
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from ledger.engine import access, audit, errors, rules
 from ledger.engine.access import Actor
 from ledger.engine.audit import AuditRecord
 from ledger.engine.batch_model import (
-    BatchItem,
     BatchKeyRecord,
     BatchPosting,
     BatchResult,
@@ -33,8 +30,9 @@ from ledger.engine.batch_model import (
     NewBatch,
     StoredBatch,
 )
+from ledger.engine.legs import Judge
 from ledger.engine.limits import Limits
-from ledger.engine.model import AccountState, BalanceDelta, IdempotencyKey, NewEntry
+from ledger.engine.model import IdempotencyKey, NewEntry
 from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay
 
@@ -136,7 +134,7 @@ class _Plan:
             except errors.LedgerError as exc:
                 self.early[i] = exc
         self.entries: dict[int, list[NewEntry]] = {}
-        self.judged: _Judge | None = None
+        self.judged: Judge | None = None
 
     async def judge(self, unit: PostingUnit) -> list[ItemOutcome]:
         """Every item's outcome; the accepted ones have neither a
@@ -148,11 +146,13 @@ class _Plan:
         todo = [i for i in open_items if i not in outcomes]
         accounts = sorted({leg.account_id for i in todo for leg in self.items[i].entries})
         opened = await unit.lock_accounts(accounts) if todo else (None, {})
-        judged = self.judged = _Judge(*opened)
+        created_at, states = opened
+        judged = self.judged = Judge(states, created_at)
         self.entries = {}
         for i in todo:
+            item = self.items[i]
             try:
-                self.entries[i] = judged.take(self.items[i])
+                self.entries[i] = judged.take(item.entries, pending=item.pending)
             except errors.RuleViolated as exc:
                 outcomes[i] = ItemOutcome(i, error=exc)
         if unit.first_attempt:
@@ -228,53 +228,6 @@ class _Plan:
             fingerprint=self.fingerprints[i],
             reach=_accounts(outcome.transaction.entries),
         )
-
-
-class _Judge:
-    """The rules of `ledger.engine.posting.write`, item after item, against
-    balances that carry the items accepted before."""
-
-    def __init__(self, created_at, states: dict[str, AccountState]) -> None:
-        self.created_at = created_at
-        self.states = dict(states)
-        self.net: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-
-    def take(self, item: BatchItem) -> list[NewEntry]:
-        """The item's entries, once its rules hold; its changes are then
-        part of what the next item is judged against. Raises what
-        `posting.write`'s checks raise."""
-        currencies = rules.check_accounts(item.entries, self.states)
-        rules.check_balanced(item.entries, currencies)
-        deltas = rules.balance_deltas(item.entries, pending=item.pending)
-        rules.check_limits(self.states, deltas)
-        for d in deltas:
-            self._apply(d)
-        return [
-            NewEntry(leg.account_id, i, leg.direction, leg.amount, currency, item.pending)
-            for i, (leg, currency) in enumerate(zip(item.entries, currencies, strict=True))
-        ]
-
-    def _apply(self, d: BalanceDelta) -> None:
-        net = self.net[d.account_id]
-        net[0] += d.debits
-        net[1] += d.credits
-        net[2] += d.pending_debits
-        net[3] += d.pending_credits
-        state = self.states[d.account_id]
-        if not state.account.hot:
-            self.states[d.account_id] = AccountState(
-                state.account,
-                state.posted_debits + d.debits,
-                state.posted_credits + d.credits,
-                state.pending_debits + d.pending_debits,
-                state.pending_credits + d.pending_credits,
-            )
-
-    def deltas(self) -> tuple[list[BalanceDelta], list[BalanceDelta]]:
-        """The net change of every ordinary account's balance row, and one
-        delta per hot account."""
-        merged = [BalanceDelta(a, *t) for a, t in sorted(self.net.items())]
-        return rules.split_hot(self.states, merged)
 
 
 def _refuse_atomic(outcomes: list[ItemOutcome]) -> None:

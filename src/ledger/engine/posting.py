@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ledger.engine import access, errors, rules
+from ledger.engine import access, errors
 from ledger.engine.access import Actor
 from ledger.engine.audit import AuditRecord
+from ledger.engine.legs import Judge
 from ledger.engine.model import (
     IdempotencyKey,
     Leg,
@@ -80,17 +81,9 @@ async def write(
     ref, states = await unit.open_posting(
         header, sorted({leg.account_id for leg in [*legs, *release]})
     )
-    currencies = rules.check_accounts(legs, states)
-    rules.check_balanced(legs, currencies)
-    deltas = rules.merge_deltas(
-        rules.balance_deltas(legs, pending=pending), rules.release_deltas(release)
-    )
-    rules.check_limits(states, deltas)
-    ordinary, hot = rules.split_hot(states, deltas)
-    entries = [
-        NewEntry(leg.account_id, i, leg.direction, leg.amount, currency, pending)
-        for i, (leg, currency) in enumerate(zip(legs, currencies, strict=True))
-    ]
+    judge = Judge(states)
+    entries = judge.take(legs, pending=pending, release=release)
+    ordinary, hot = judge.deltas()
     # Paired assertions around the write boundary: what goes to storage
     # balances per currency, and what storage wrote is exactly that.
     assert _balanced(entries), "unbalanced entries reached the write boundary"
