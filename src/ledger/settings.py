@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from ledger.engine.delivery import DeliverySettings
 from ledger.engine.limits import Limits
+from ledger.engine.webhook_model import DeliverySettings
 
 # The engine's limits and the deliverer's settings carry their own defaults
 # (`ledger.engine.limits`, `ledger.engine.delivery`): the fields below take

@@ -17,7 +17,6 @@ from ledger.api.openapi import body_operation, file_operation
 from ledger.engine import audit
 from ledger.engine.access import RECONCILIATION_READ, RECONCILIATION_WRITE
 from ledger.engine.model import Page
-from ledger.engine.reconcile.cases import STATEMENT_MEDIA
 from ledger.engine.reconcile.model import (
     ExceptionFilter,
     Match,
@@ -29,6 +28,7 @@ from ledger.engine.reconcile.model import (
     Source,
     Statement,
 )
+from ledger.engine.reconciliation import STATEMENT_MEDIA
 from ledger.settings import Settings
 
 

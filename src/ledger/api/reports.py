@@ -19,7 +19,7 @@ from ledger.api import request as req
 from ledger.api.access import requires
 from ledger.engine import errors
 from ledger.engine.access import REPORTS_READ
-from ledger.engine.reports import AccountStatement, CurrencyTotals, TrialLine
+from ledger.engine.report_model import AccountStatement, CurrencyTotals, TrialLine
 
 CSV_COLUMNS = ["kind", "entry_id", "transaction_id", "created_at", "direction", "amount", "balance"]
 

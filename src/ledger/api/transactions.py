@@ -23,7 +23,7 @@ from ledger.engine.model import (
     Transaction,
     VoidRequest,
 )
-from ledger.engine.reports import TransactionQuery
+from ledger.engine.report_model import TransactionQuery
 
 # `GET /transactions?metadata.<key>=<value>`: a metadata equality filter.
 METADATA_PREFIX = "metadata."

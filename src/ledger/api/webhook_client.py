@@ -29,8 +29,7 @@ import aiohttp
 from yarl import URL
 
 from ledger.engine import errors
-from ledger.engine.delivery import Sent
-from ledger.engine.webhook_model import check_addresses
+from ledger.engine.webhook_model import Sent, check_addresses
 
 MAX_BODY_BYTES = 4096
 RESOLVE_CACHE_SECONDS = 30.0

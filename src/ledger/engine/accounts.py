@@ -24,11 +24,11 @@ from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import AuditRecord
 from ledger.engine.limits import Limits
 from ledger.engine.model import Account, AccountPatch, IdempotencyKey, NewAccount, Page
-from ledger.engine.ports import Store
+from ledger.engine.ports import AccountStore
 
 
 class AccountCases:
-    store: Store
+    store: AccountStore
     limits: Limits
 
     async def create_account(

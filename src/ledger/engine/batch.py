@@ -33,12 +33,12 @@ from ledger.engine.batch_model import (
 from ledger.engine.legs import Judge
 from ledger.engine.limits import Limits
 from ledger.engine.model import IdempotencyKey, NewEntry
-from ledger.engine.ports import PostingUnit, Store
+from ledger.engine.ports import PostingStore, PostingUnit
 from ledger.engine.posting import header, replay
 
 
 class Batches:
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: PostingStore, limits: Limits) -> None:
         self.store = store
         self.limits = limits
 

@@ -33,15 +33,24 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from ledger.engine import events as ev
 from ledger.engine.access import Actor
-from ledger.engine.webhook_model import Delivery, StoredWebhook, backoff_seconds, sign
+from ledger.engine.webhook_model import (
+    Delivery,
+    DeliverySettings,
+    Progress,
+    Send,
+    Sent,
+    StoredWebhook,
+    backoff_seconds,
+    sign,
+)
 
 if TYPE_CHECKING:
     from ledger.engine.event_feed import Events
@@ -51,41 +60,6 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 500
 USER_AGENT = "ledger-webhooks/1"
-
-
-class Sent(NamedTuple):
-    """What came of one request: the status, or None and why there was none."""
-
-    status: int | None
-    error: str | None
-    duration_ms: int
-
-
-Send = Callable[[str, dict[str, str], bytes], Awaitable[Sent]]
-
-
-class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True):
-    lease_seconds: float = 5.0
-    claim_seconds: float = 1.0
-    max_endpoints: int = 100
-    flush_seconds: float = 0.25
-    batch: int = 100
-    backoff_base_seconds: float = 0.5
-    backoff_cap_seconds: float = 60.0
-    disable_after_seconds: float = 3 * 86_400.0
-    retention_seconds: float = 3 * 86_400.0
-    prune_seconds: float = 60.0
-
-
-class Progress(msgspec.Struct, kw_only=True):
-    """Where one endpoint's delivery stands, as the next write will record it."""
-
-    position: ev.Position
-    failing_since: datetime | None
-    last_error: str | None
-    delivered_at: datetime | None
-    disable_reason: str | None = None
-    attempts: list[Delivery] = msgspec.field(default_factory=list)
 
 
 class LostLease(Exception):

@@ -21,7 +21,7 @@ from ledger.engine.limits import Limits
 from ledger.engine.model import Page
 
 if TYPE_CHECKING:
-    from ledger.engine.ports import Store
+    from ledger.engine.ports import KeyStore
 
 # More distinct key ids than this in one cache period empty the cache (it is
 # refilled from the database); bounds the memory unknown ids can take.
@@ -31,7 +31,7 @@ MAX_CACHED_KEYS = 10_000
 class Keys:
     def __init__(
         self,
-        store: Store,
+        store: KeyStore,
         limits: Limits,
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,

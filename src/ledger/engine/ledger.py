@@ -21,7 +21,7 @@ from ledger.engine import (
 )
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.accounts import AccountCases
-from ledger.engine.audit import AuditTrail
+from ledger.engine.audit_trail import AuditTrail
 from ledger.engine.batch import Batches
 from ledger.engine.event_feed import Events
 from ledger.engine.journal import Journal
@@ -41,7 +41,7 @@ from ledger.engine.model import (
 from ledger.engine.pending_cases import PendingCases
 from ledger.engine.ports import PostingUnit, Store
 from ledger.engine.posting import header, replay, replay_or_target, write
-from ledger.engine.reconcile.cases import Reconciliation
+from ledger.engine.reconciliation import Reconciliation
 from ledger.engine.reports import Reports
 from ledger.engine.verify import SampleCheck, VerifyReport, check_sample, judge
 from ledger.engine.webhooks import Resolve, Webhooks, no_resolver

@@ -16,7 +16,7 @@ from ledger.engine.model import (
     PostPendingRequest,
     VoidRequest,
 )
-from ledger.engine.ports import PostingUnit, Store
+from ledger.engine.ports import PostingStore, PostingUnit
 from ledger.engine.posting import header, replay_or_target, write
 
 EXPIRY = access.system("expiry", client_id="ledger-expiry")
@@ -29,7 +29,7 @@ _RESOLUTION_ACTIONS = {
 
 
 class PendingCases:
-    store: Store
+    store: PostingStore
     limits: Limits
 
     async def post_pending(

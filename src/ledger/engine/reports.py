@@ -8,94 +8,34 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from ledger.engine import access, account_rules, errors, paging, rules
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.account_rules import CURRENCY
 from ledger.engine.free_text import check_text
 from ledger.engine.limits import Limits
-from ledger.engine.model import BalanceTotals, Direction, Page, Transaction
+from ledger.engine.model import Page, Transaction
+from ledger.engine.report_model import (
+    AccountStatement,
+    CurrencyTotals,
+    StatementEntry,
+    TransactionQuery,
+    TrialLine,
+)
 
 if TYPE_CHECKING:
-    from ledger.engine.ports import Store
+    from ledger.engine.ports import ReportStore
 
 # Times are microseconds apart in both databases: the last instant before one.
 JUST_BEFORE = timedelta(microseconds=1)
-
-
-class StatementEntry(msgspec.Struct, frozen=True):
-    entry_id: str
-    transaction_id: str
-    created_at: datetime
-    direction: Direction
-    amount: int
-    # The posted balance on the account's normal side after this entry.
-    balance: int
-
-
-class AccountStatement(msgspec.Struct, frozen=True, kw_only=True, rename={"from_": "from"}):
-    account_id: str
-    currency: str
-    scale: int
-    normal_side: Direction
-    from_: datetime
-    to: datetime
-    # Posted totals before `from` and before `to`: opening plus the
-    # period's entries is closing.
-    opening: BalanceTotals
-    closing: BalanceTotals
-    entries: list[StatementEntry]
-    next_cursor: str | None
-
-
-class StatementRead(msgspec.Struct, frozen=True, kw_only=True):
-    """What storage reads for a page, in one snapshot: posted totals before
-    the period, before the page, and at its end, and the page's entries."""
-
-    normal_side: Direction
-    currency: str
-    scale: int
-    opening: tuple[int, int]
-    before_page: tuple[int, int]
-    closing: tuple[int, int]
-    entries: list[tuple[str, str, datetime, Direction, int]]
-
-
-class TrialLine(msgspec.Struct, frozen=True):
-    account_id: str
-    currency: str
-    normal_side: Direction
-    debits: int
-    credits: int
-    balance: int
-
-
-class CurrencyTotals(msgspec.Struct, frozen=True):
-    currency: str
-    debits: int
-    credits: int
-    # Debits equal credits: the books balance in this currency.
-    balanced: bool
-
-
-class TransactionQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """What `GET /transactions` looks for: at least an account or a metadata
-    equality, within [start, end) when given."""
-
-    account_id: str | None = None
-    metadata: dict[str, str] = msgspec.field(default_factory=dict)
-    start: datetime | None = None
-    end: datetime | None = None
 
 
 MAX_METADATA_FILTERS = 8
 
 
 class Reports:
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: ReportStore, limits: Limits) -> None:
         self.store = store
         self.limits = limits
 
@@ -261,31 +201,3 @@ def _search_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return datetime.fromisoformat(at), uuid.UUID(transaction_id)
     except ValueError as exc:
         raise errors.InvalidCursor(f"cursor {cursor!r} is not valid", cursor=cursor) from exc
-
-
-class ReportStore(Protocol):
-    async def statement_page(
-        self,
-        account_id: str,
-        opening_at: datetime,
-        closing_at: datetime,
-        after: str | None,
-        limit: int,
-    ) -> StatementRead | None:
-        """In one snapshot; None when there is no such account."""
-        ...
-
-    async def search_transactions(
-        self, where: TransactionQuery, after: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[Transaction]: ...
-
-    async def probe_reads(self, needs: datetime | None) -> None:
-        """Record (`ledger.engine.reads`) which server would serve a read
-        needing data up to `needs`."""
-        ...
-
-    def trial_balance_rows(
-        self, as_of: datetime, currency: str | None
-    ) -> AsyncIterator[tuple[str, str, str, int, int]]:
-        """From one snapshot, streamed, in account id order."""
-        ...

@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 import msgspec
@@ -25,7 +26,7 @@ from standardwebhooks.webhooks import Webhook as Signer
 
 from ledger.engine import access, errors
 from ledger.engine.access import Actor
-from ledger.engine.events import EVENT_TYPES
+from ledger.engine.events import EVENT_TYPES, Position
 from ledger.engine.free_text import check_text
 from ledger.engine.reconcile.feed import EXCEPTION
 
@@ -226,3 +227,54 @@ def backoff_seconds(attempt: int, base: float, cap: float, jitter: float) -> flo
     (`jitter` is a number in [0, 1) the caller draws), so that endpoints
     failing together do not retry together."""
     return min(cap, base * 2 ** min(attempt, 30)) * (0.5 + jitter / 2)
+
+
+class Sent(NamedTuple):
+    """What came of one request: the status, or None and why there was none."""
+
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+
+Send = Callable[[str, dict[str, str], bytes], Awaitable[Sent]]
+
+
+class DeliverySettings(msgspec.Struct, frozen=True, kw_only=True):
+    lease_seconds: float = 5.0
+    claim_seconds: float = 1.0
+    max_endpoints: int = 100
+    flush_seconds: float = 0.25
+    batch: int = 100
+    backoff_base_seconds: float = 0.5
+    backoff_cap_seconds: float = 60.0
+    disable_after_seconds: float = 3 * 86_400.0
+    retention_seconds: float = 3 * 86_400.0
+    prune_seconds: float = 60.0
+
+
+class Progress(msgspec.Struct, kw_only=True):
+    """Where one endpoint's delivery stands, as the next write will record it."""
+
+    position: Position
+    failing_since: datetime | None
+    last_error: str | None
+    delivered_at: datetime | None
+    disable_reason: str | None = None
+    attempts: list[Delivery] = msgspec.field(default_factory=list)
+
+
+class WebhookChange(msgspec.Struct, frozen=True, kw_only=True):
+    """What an operator's change sets on an endpoint (absent: unchanged).
+    Every change bumps the endpoint's generation, so a deliverer working
+    from the old state stops and reloads."""
+
+    deleted: bool = False
+    secret: str | None = None
+    # With a new secret: the old one signs too until this time.
+    previous_until: datetime | None = None
+    # A replay: the cursor moves here, and a disabled endpoint is active
+    # again (a paused one stays paused).
+    replay_from: Position | None = None
+    # A resume: a paused endpoint is active again and belongs to this key.
+    resumed_by: str | None = None

@@ -32,6 +32,7 @@ from ledger.engine.webhook_model import (
     ReplayRequest,
     StoredWebhook,
     Webhook,
+    WebhookChange,
     check_addresses,
     check_new_webhook,
     known_id,
@@ -50,22 +51,6 @@ async def no_resolver(host: str) -> list[str]:
     """For a ledger built without one: every host is unknown, so no
     endpoint can be registered."""
     return []
-
-
-class WebhookChange(msgspec.Struct, frozen=True, kw_only=True):
-    """What an operator's change sets on an endpoint (absent: unchanged).
-    Every change bumps the endpoint's generation, so a deliverer working
-    from the old state stops and reloads."""
-
-    deleted: bool = False
-    secret: str | None = None
-    # With a new secret: the old one signs too until this time.
-    previous_until: datetime | None = None
-    # A replay: the cursor moves here, and a disabled endpoint is active
-    # again (a paused one stays paused).
-    replay_from: ev.Position | None = None
-    # A resume: a paused endpoint is active again and belongs to this key.
-    resumed_by: str | None = None
 
 
 class Webhooks:

@@ -15,7 +15,7 @@ from sqlalchemy import exc as sa_exc
 from ledger.engine import errors
 from ledger.engine.model import Transaction
 from ledger.engine.reads import served_by
-from ledger.engine.reports import StatementRead, TransactionQuery
+from ledger.engine.report_model import StatementRead, TransactionQuery
 from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import reports, search

@@ -11,11 +11,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine.audit import AuditRecord
-from ledger.engine.delivery import Progress
 from ledger.engine.events import EventFilter, Position, SealedRecord
 from ledger.engine.reconcile.feed import StoredExceptionEvent
-from ledger.engine.webhook_model import Delivery, NewWebhook, StoredWebhook, Webhook
-from ledger.engine.webhooks import WebhookChange
+from ledger.engine.webhook_model import (
+    Delivery,
+    NewWebhook,
+    Progress,
+    StoredWebhook,
+    Webhook,
+    WebhookChange,
+)
 from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import events, webhooks

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.engine.reports import StatementRead
+from ledger.engine.report_model import StatementRead
 from ledger.storage import ids, rows
 from ledger.storage.fragments import credit_sum, debit_sum
 from ledger.storage.queries import balances

@@ -12,7 +12,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine.model import Transaction
-from ledger.engine.reports import TransactionQuery
+from ledger.engine.report_model import TransactionQuery
 from ledger.storage import ids
 from ledger.storage.queries.transactions import load_many
 from ledger.storage.tables import entries, transactions

@@ -24,15 +24,15 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine import events
-from ledger.engine.delivery import Progress
 from ledger.engine.webhook_model import (
     KEY_REVOKED,
     Delivery,
     NewWebhook,
+    Progress,
     StoredWebhook,
     Webhook,
+    WebhookChange,
 )
-from ledger.engine.webhooks import WebhookChange
 from ledger.storage.queries.events import heads
 from ledger.storage.tables import webhook_deliveries, webhook_endpoints
 

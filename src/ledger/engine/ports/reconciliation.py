@@ -1,4 +1,4 @@
-"""What reconciliation needs from storage."""
+"""The reconciliation port: sources, statements, runs and exceptions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ from datetime import datetime
 from typing import Protocol
 
 from ledger.engine.audit import AuditRecord
+from ledger.engine.ports.accounts import AccountStore
+from ledger.engine.ports.audit import AuditStore
+from ledger.engine.ports.reads import ReadStore
 from ledger.engine.reconcile.model import (
     Decision,
     ExceptionFilter,
@@ -84,3 +87,9 @@ class ReconciliationStore(Protocol):
         ...
 
     async def now(self) -> datetime: ...
+
+
+class ReconciliationCases(ReconciliationStore, AccountStore, ReadStore, AuditStore, Protocol):
+    """What reconciliation's use cases read beside their own rows: a
+    source's account, the transaction a resolution names, the time; and
+    refusals' audit rows."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ledger.engine import access, errors, paging, reach
+from ledger.engine import reconciliation_resolution as resolution
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import (
     RECON_RESOLVE,
@@ -23,7 +24,7 @@ from ledger.engine.audit import (
 from ledger.engine.free_text import check_text
 from ledger.engine.limits import Limits
 from ledger.engine.model import Account, Page
-from ledger.engine.reconcile import lifecycle, resolution, statements
+from ledger.engine.reconcile import lifecycle, statements
 from ledger.engine.reconcile.model import (
     CLASSES,
     MAX_DAYS,
@@ -43,10 +44,10 @@ from ledger.engine.reconcile.model import (
     new_id,
     zone,
 )
-from ledger.engine.reconcile.resolution import Post
+from ledger.engine.reconciliation_resolution import Post
 
 if TYPE_CHECKING:
-    from ledger.engine.ports import Store
+    from ledger.engine.ports import ReconciliationCases
 
 # The media types a statement of each format may be sent as: its own, and
 # application/octet-stream for any. Never text/plain, which a browser sends
@@ -69,7 +70,7 @@ def media_fits(media_type: str, expected: tuple[str, ...]) -> bool:
 
 
 class Reconciliation:
-    def __init__(self, store: Store, limits: Limits, post: Post) -> None:
+    def __init__(self, store: ReconciliationCases, limits: Limits, post: Post) -> None:
         self.store = store
         self.limits = limits
         self.post = post

@@ -19,7 +19,7 @@ from ledger.engine.reconcile.model import (
 )
 
 if TYPE_CHECKING:
-    from ledger.engine.ports import Store
+    from ledger.engine.ports import ReconciliationCases
 
 Post = Callable[[NewTransaction, IdempotencyKey, Actor], Awaitable[PostingResult]]
 # The client a write-off's idempotency key belongs to, whoever resolves:
@@ -29,7 +29,11 @@ WRITES_OFF = ("missing_in_ledger", "missing_in_statement", "amount_mismatch")
 
 
 async def manual_match(
-    store: Store, account: Account, found: ReconException, source: Source, cmd: ResolveRequest
+    store: ReconciliationCases,
+    account: Account,
+    found: ReconException,
+    source: Source,
+    cmd: ResolveRequest,
 ) -> Resolved:
     """The match a person makes by hand: a statement line with the
     transaction it belongs to, or a ledger entry with its line. Raises
