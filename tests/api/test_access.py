@@ -8,7 +8,6 @@ import asyncio
 
 import pytest
 
-from conftest import app_client, fresh_id, make_key
 from ledger.engine.access import (
     ACCOUNTS_READ,
     ACCOUNTS_WRITE,
@@ -17,6 +16,8 @@ from ledger.engine.access import (
     TRANSACTIONS_WRITE,
     new_key,
 )
+from support.ids import fresh_id
+from support.ledger import app_client, make_key
 
 
 def bearer(key: str) -> dict[str, str]:

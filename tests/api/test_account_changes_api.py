@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import fresh_id, written_rows
+from support.database import written_rows
+from support.ids import fresh_id
 
 
 async def account(client, **fields) -> str:

@@ -8,8 +8,9 @@ import uuid
 
 from sqlalchemy import text
 
-from conftest import fresh_id, make_key
 from ledger.engine.access import ACCOUNTS_READ, AUDIT_READ, TRANSACTIONS_WRITE
+from support.ids import fresh_id
+from support.ledger import make_key
 
 
 async def rows(client, **query) -> list[dict]:

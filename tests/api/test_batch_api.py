@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from conftest import fresh_id, written_rows
+from support.database import written_rows
+from support.ids import fresh_id
 
 BATCH = "/transactions/batch"
 

@@ -1,6 +1,6 @@
 """One scale per currency, as a client meets it."""
 
-from conftest import fresh_id
+from support.ids import fresh_id
 
 
 async def test_the_reported_thousandth_of_a_cent_against_a_dollar_is_refused(client):

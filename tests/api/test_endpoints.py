@@ -2,8 +2,9 @@
 
 import asyncio
 
-from conftest import fresh_id, written_rows
 from ledger.storage import dialect
+from support.database import written_rows
+from support.ids import fresh_id
 
 
 async def make_account(client, **overrides):

@@ -3,7 +3,7 @@ writes nothing."""
 
 import pytest
 
-from conftest import fresh_id
+from support.ids import fresh_id
 
 
 @pytest.fixture(scope="module")

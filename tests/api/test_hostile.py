@@ -7,7 +7,9 @@ import socket
 
 import pytest
 
-from conftest import app_client, fresh_id, written_rows
+from support.database import written_rows
+from support.ids import fresh_id
+from support.ledger import app_client
 
 
 @pytest.mark.parametrize(

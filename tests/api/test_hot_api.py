@@ -3,7 +3,7 @@ every bad request refused with a problem that names it, changing nothing."""
 
 import pytest
 
-from conftest import fresh_id
+from support.ids import fresh_id
 
 
 async def account(client, **overrides):

@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import app_client, fresh_id, make_key
 from ledger.engine.access import ACCOUNTS_WRITE, JOURNAL_READ, TRANSACTIONS_READ, TRANSACTIONS_WRITE
+from support.ids import fresh_id
+from support.ledger import app_client, make_key
 
 SCRIPT = Path(__file__).parents[2] / "tools" / "verify_proof.py"
 

@@ -8,7 +8,7 @@ import re
 
 import msgspec
 
-from conftest import fresh_id
+from support.ids import fresh_id
 
 
 class Lines(logging.Handler):

@@ -3,7 +3,8 @@ the sweeper running inside the service."""
 
 import asyncio
 
-from conftest import app_client, fresh_id
+from support.ids import fresh_id
+from support.ledger import app_client
 
 
 async def account(client, **overrides):

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import app_client, fresh_id, make_key, written_rows
 from ledger.engine.access import RECONCILIATION_READ
+from support.database import written_rows
+from support.ids import fresh_id
+from support.ledger import app_client, make_key
 
 XML = {"content-type": "application/xml"}
 CSV = {"content-type": "text/csv"}

@@ -13,7 +13,6 @@ from sqlalchemy import text
 from test_reconciliation_api import XML, account, camt, open_exceptions, post, run, source
 from test_webhooks_api import arrived, endpoint, until
 
-from conftest import app_client, make_key
 from ledger.engine.access import (
     EVENTS_READ,
     RECONCILIATION_READ,
@@ -23,6 +22,7 @@ from ledger.engine.access import (
 )
 from ledger.engine.reconcile.model import NewRun
 from ledger.ops.receiver import Receiver
+from support.ledger import app_client, make_key
 
 EXCEPTION = "reconciliation.exception"
 ONLY = {"types": EXCEPTION}

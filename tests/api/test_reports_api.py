@@ -13,8 +13,9 @@ from datetime import timedelta
 
 import pytest
 
-from conftest import app_client, fresh_id, make_key
 from ledger.engine.access import ACCOUNTS_READ, REPORTS_READ
+from support.ids import fresh_id
+from support.ledger import app_client, make_key
 
 
 async def account(client, side: str, currency: str = "USD", **extra) -> str:

@@ -18,9 +18,11 @@ from litestar.params import QueryParameter
 from test_reconciliation_api import XML, camt
 from test_routes import documentation, handlers
 
-from conftest import app_client, fresh_id, make_key, written_rows
 from ledger.api.access import SCOPE_OPT
 from ledger.engine.access import SCOPES
+from support.database import written_rows
+from support.ids import fresh_id
+from support.ledger import app_client, make_key
 
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 # Writes that touch nothing of another tenant whatever they are given: the

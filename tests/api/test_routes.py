@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from conftest import make_key
 from ledger.api.access import ACTION_OPT, AUTHENTICATED, PUBLIC, SCOPE_OPT
 from ledger.app import create_app
 from ledger.engine.access import ACCOUNTS_READ, DIRECT, METRICS_READ, SCOPES
 from ledger.settings import Settings
+from support.ledger import make_key
 
 APP = create_app(Settings(), "postgresql+psycopg://unused@localhost/unused")
 OPEN = {("/health", "GET"), ("/ready", "GET")}

@@ -14,7 +14,6 @@ from test_access import bearer, refused, transfer
 from test_reconciliation_api import XML, camt, days
 from test_reconciliation_events import head
 
-from conftest import app_client, fresh_id, make_key
 from ledger.engine.access import (
     ACCOUNTS_READ,
     AUDIT_READ,
@@ -24,6 +23,8 @@ from ledger.engine.access import (
     SCOPES,
     TRANSACTIONS_WRITE,
 )
+from support.ids import fresh_id
+from support.ledger import app_client, make_key
 
 
 class Tenants:

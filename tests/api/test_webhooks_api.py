@@ -11,9 +11,11 @@ import pytest
 from test_journal_api import accounts as journal_accounts
 from test_journal_api import post as journal_post
 
-from conftest import app_client, fresh_id, make_key, written_rows
 from ledger.engine.access import ACCOUNTS_READ, WEBHOOKS_ADMIN
 from ledger.ops.receiver import Receiver
+from support.database import written_rows
+from support.ids import fresh_id
+from support.ledger import app_client, make_key
 
 
 async def accounts(client) -> tuple[str, str]:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import fresh_id
+from support.ids import fresh_id
 
 
 def ledger(*args: str, database_url: str) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import subprocess
 
 import httpx
 import pytest
-from test_serve import start
+
+from support.processes import start
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import text
-from test_serve import start
 
-from conftest import fresh_id, new_database
 from ledger.engine.access import new_key
 from ledger.ops.receiver import Receiver
 from ledger.storage.database import create_engine
+from support.database import new_database
+from support.ids import fresh_id
+from support.processes import start
 
 # Quick takeovers and retries, for a test's patience.
 FAST = {

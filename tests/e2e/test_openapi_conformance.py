@@ -12,10 +12,10 @@ import subprocess
 import sys
 
 import pytest
-from test_serve import start
 
-from conftest import make_key
 from ledger.engine.access import SCOPES
+from support.ledger import make_key
+from support.processes import start
 
 CHECKS = ",".join(
     [

@@ -9,9 +9,11 @@ import os
 import signal
 import sys
 
-from conftest import fresh_id, new_database, open_account
 from ledger.app import build_ledger, build_store
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
+from support.database import new_database
+from support.ids import fresh_id
+from support.ledger import open_account
 
 # Seals once, and stalls inside its transaction after writing the block.
 DOOMED_SEALER = """

@@ -12,48 +12,18 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import fresh_id
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ledger_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ledger.cli", *args]
-
+from support.ids import fresh_id
+from support.processes import ledger_cmd, start
 
 READY = re.compile(
     r"ready (?P<total>[\d.]+) s after the process started \(imports (?P<imports>[\d.]+).*\)"
 )
-
-
-def start(tmp_path: Path, where: list[str], env: dict) -> tuple[subprocess.Popen, str]:
-    """`ledger serve` on a free port, once it says it is listening."""
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w+")  # noqa: SIM115 - the child writes it
-    process = subprocess.Popen(
-        ledger_cmd("serve", "--port", str(port), *where),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    log.close()
-    deadline = time.monotonic() + 60
-    while "listening on" not in (tmp_path / "serve.log").read_text():
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        assert time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.1)
-    return process, f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -10,24 +10,20 @@ import asyncio
 import msgspec
 import pytest
 
-from conftest import fresh_id, open_account
 from ledger.engine import errors
 from ledger.engine.access import DIRECT
 from ledger.engine.model import (
     AccountFlags,
     AccountPatch,
     FlagsPatch,
-    IdempotencyKey,
     Leg,
     NewTransaction,
     PostPendingRequest,
     ReversalRequest,
     VoidRequest,
 )
-
-
-def key() -> IdempotencyKey:
-    return IdempotencyKey("tests", fresh_id("key"))
+from support.ids import key
+from support.ledger import open_account
 
 
 def move(debit: str, credit: str, amount: int, *, pending: bool = False) -> NewTransaction:

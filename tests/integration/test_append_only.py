@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from conftest import open_account
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
 from ledger.storage import dialect, failures
 from ledger.storage.database import create_engine, login_is_privileged
+from support.ledger import open_account
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from hypothesis import strategies as st
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from conftest import fresh_id, open_account
 from ledger.app import build_ledger, build_store
 from ledger.engine import access, errors
 from ledger.engine.batch_model import BatchItem, NewBatch
 from ledger.engine.model import AccountFlags, IdempotencyKey, Leg, NewTransaction
+from support.ids import fresh_id
+from support.ledger import open_account
 
 TESTS = access.system("tests", client_id="tests")
 LIMITED = AccountFlags(debits_must_not_exceed_credits=True)

@@ -5,9 +5,10 @@ import asyncio
 import random
 from collections import defaultdict
 
-from conftest import fresh_id, open_account
 from ledger.engine import errors
 from ledger.engine.model import AccountFlags, IdempotencyKey, Leg, NewTransaction
+from support.ids import fresh_id
+from support.ledger import open_account
 
 
 async def test_parallel_transfers_among_limited_accounts(ledger):

@@ -16,12 +16,14 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 
-from conftest import fresh_id, new_database, open_account
 from ledger import workers
 from ledger.app import build_ledger, build_store
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
 from ledger.storage.database import create_engine
 from ledger.workers import verify_continuously
+from support.database import new_database
+from support.ids import fresh_id
+from support.ledger import open_account
 
 
 @pytest.fixture

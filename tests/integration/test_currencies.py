@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 
-from conftest import fresh_id, new_database
 from ledger.engine import errors
 from ledger.engine.access import DIRECT
 from ledger.engine.audit import AuditRecord
 from ledger.engine.model import NewAccount
 from ledger.storage import migrate
+from support.database import new_database
+from support.ids import fresh_id
 
 
 def code() -> str:

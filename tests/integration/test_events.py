@@ -10,13 +10,11 @@ import asyncio
 import msgspec
 import pytest
 
-from conftest import HeldStore, fresh_id, open_account
 from ledger.app import build_ledger
 from ledger.engine import access, errors
 from ledger.engine import events as ev
 from ledger.engine.access import Actor
 from ledger.engine.model import (
-    IdempotencyKey,
     Leg,
     NewTransaction,
     PostPendingRequest,
@@ -25,10 +23,9 @@ from ledger.engine.model import (
 from ledger.storage.database import create_engine
 from ledger.storage.retry import RetryPolicy
 from ledger.storage.store import SqlStore
-
-
-def key() -> IdempotencyKey:
-    return IdempotencyKey("tests", fresh_id("key"))
+from support.database import HeldStore
+from support.ids import key
+from support.ledger import open_account
 
 
 def transfer(a: str, b: str, amount: int = 5, **extra) -> NewTransaction:

@@ -11,23 +11,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from conftest import HeldStore, fresh_id, open_account
 from ledger.app import build_ledger, build_store
 from ledger.engine import errors
 from ledger.engine.model import (
     AccountFlags,
     AccountPatch,
-    IdempotencyKey,
     Leg,
     NewAccount,
     NewTransaction,
     PostPendingRequest,
     VoidRequest,
 )
-
-
-def key() -> IdempotencyKey:
-    return IdempotencyKey("tests", fresh_id("key"))
+from support.database import HeldStore
+from support.ids import key
+from support.ledger import open_account
 
 
 def pay(payer: str, payee: str, amount: int, fee_account: str, fee: int) -> NewTransaction:
@@ -427,7 +424,7 @@ async def test_verify_finds_a_damaged_snapshot(ledger, owner_engine):
 async def test_the_compactor_in_the_service_folds_by_count_and_by_age(
     ledger, database_url, settings, owner_engine, admin_key
 ):
-    from conftest import app_client
+    from support.ledger import app_client
 
     payer = await open_account(ledger)
     fees = await open_account(ledger, normal_side="credit", hot=True)

@@ -11,11 +11,9 @@ import itertools
 import pytest
 from sqlalchemy import text
 
-from conftest import HeldStore, fresh_id, open_account
 from ledger.app import build_ledger, build_store
 from ledger.engine import errors, hashing
 from ledger.engine.model import (
-    IdempotencyKey,
     Leg,
     NewTransaction,
     PostPendingRequest,
@@ -23,10 +21,9 @@ from ledger.engine.model import (
     VoidRequest,
 )
 from ledger.storage import dialect
-
-
-def key() -> IdempotencyKey:
-    return IdempotencyKey("tests", fresh_id("key"))
+from support.database import HeldStore
+from support.ids import key
+from support.ledger import open_account
 
 
 def transfer(a: str, b: str, amount: int = 5, **fields) -> NewTransaction:

@@ -8,9 +8,9 @@ import hashlib
 
 from sqlalchemy import text
 
-from conftest import new_database
 from ledger.app import build_ledger, build_store
 from ledger.engine.access import new_key
+from support.database import new_database
 
 
 async def test_many_processes_bootstrapping_at_once_make_one_key(database_url, settings):

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import text
 
-from conftest import new_database
 from ledger.app import build_ledger, build_store
 from ledger.cli import main
 from ledger.storage import migrate
+from support.database import new_database
 
 
 @pytest.fixture

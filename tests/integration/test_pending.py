@@ -8,18 +8,18 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from conftest import fresh_id, open_account
 from ledger.app import build_ledger, build_store
 from ledger.engine import errors
 from ledger.engine.model import (
     AccountFlags,
-    IdempotencyKey,
     Leg,
     NewTransaction,
     PostPendingRequest,
     ReversalRequest,
     VoidRequest,
 )
+from support.ids import key
+from support.ledger import open_account
 
 
 @pytest.fixture(params=["batched", "four messages"])
@@ -27,10 +27,6 @@ def ledger(request, ledger, four_message_ledger):
     """Every test here runs on both posting paths: two messages with
     BEGIN and COMMIT folded in (PostgreSQL), and four (CockroachDB)."""
     return ledger if request.param == "batched" else four_message_ledger
-
-
-def key() -> IdempotencyKey:
-    return IdempotencyKey("tests", fresh_id("key"))
 
 
 def hold(debit: str, credit: str, amount: int, timeout: int | None = None) -> NewTransaction:

@@ -7,15 +7,15 @@ import msgspec
 import pytest
 from sqlalchemy import text
 
-from conftest import fresh_id, open_account
 from ledger.engine import errors
 from ledger.engine.model import (
     AccountFlags,
-    IdempotencyKey,
     Leg,
     NewTransaction,
     ReversalRequest,
 )
+from support.ids import fresh_id, key
+from support.ledger import open_account
 
 
 @pytest.fixture(params=["batched", "four messages"])
@@ -23,10 +23,6 @@ def ledger(request, ledger, four_message_ledger):
     """Every test here runs on both posting paths: two messages with
     BEGIN and COMMIT folded in (PostgreSQL), and four (CockroachDB)."""
     return ledger if request.param == "batched" else four_message_ledger
-
-
-def key(k: str | None = None, client: str = "tests") -> IdempotencyKey:
-    return IdempotencyKey(client, k or fresh_id("key"))
 
 
 def transfer(debit: str, credit: str, amount: int, **kw) -> NewTransaction:

@@ -9,7 +9,6 @@ they left it."""
 import pytest
 from sqlalchemy import text
 
-from conftest import fresh_id, open_account
 from ledger.app import build_ledger, build_store
 from ledger.engine import errors
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction, ReversalRequest
@@ -17,6 +16,8 @@ from ledger.storage import dialect
 from ledger.storage.database import create_engine
 from ledger.storage.retry import ATTEMPTS
 from ledger.storage.store import SqlStore
+from support.ids import fresh_id, key
+from support.ledger import open_account
 
 
 def count(outcome: str) -> float:
@@ -25,10 +26,6 @@ def count(outcome: str) -> float:
 
 def transfer(a: str, b: str, amount: int) -> NewTransaction:
     return NewTransaction([Leg(a, "debit", amount), Leg(b, "credit", amount)])
-
-
-def key() -> IdempotencyKey:
-    return IdempotencyKey("tests", fresh_id("key"))
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from conftest import fresh_id
 from ledger.app import build_ledger, build_store
 from ledger.cli import main
 from ledger.engine import access
 from ledger.engine.model import IdempotencyKey, Leg, NewAccount, NewTransaction
 from ledger.engine.reconcile.model import ExceptionFilter, NewSource, ResolveRequest
+from support.ids import fresh_id
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "reconciliation" / "camt053_v02.xml"
 

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import fresh_id
 from ledger.app import build_ledger, build_store
 from ledger.engine import access
 from ledger.engine.model import IdempotencyKey, Leg, NewAccount, NewTransaction, ReversalRequest
 from ledger.engine.reconcile.model import ExceptionFilter, NewRun, NewSource
+from support.ids import fresh_id
 
 TOLERANCE = 100
 CHANGES = ("exact", "fee", "fee_within_tolerance", "split", "dropped", "duplicated", "reversed")

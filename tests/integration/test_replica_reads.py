@@ -18,9 +18,10 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 
-from conftest import app_client, fresh_id
 from ledger.ops.files import free_port
 from ledger.ops.nodes import pg, system_user
+from support.ids import fresh_id
+from support.ledger import app_client
 
 
 class Standby:

@@ -5,13 +5,14 @@ import asyncio
 
 from sqlalchemy import text
 
-from conftest import fresh_id, open_account
 from ledger.engine.ledger import Ledger
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
 from ledger.storage import dialect
 from ledger.storage.database import create_engine
 from ledger.storage.retry import ATTEMPTS, RetryPolicy, run_transaction
 from ledger.storage.store import SqlStore
+from support.ids import fresh_id
+from support.ledger import open_account
 
 POLICY = RetryPolicy(attempts=10, base_seconds=0.001, cap_seconds=0.01)
 

@@ -10,11 +10,13 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from conftest import fresh_id, new_database, open_account
 from ledger.app import build_ledger, build_store
 from ledger.cli import main
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
 from ledger.storage.database import create_engine
+from support.database import new_database
+from support.ids import fresh_id
+from support.ledger import open_account
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ import asyncio
 
 from sqlalchemy import text
 
-from conftest import fresh_id, open_account
 from ledger.cli import main
 from ledger.engine.model import IdempotencyKey, Leg, NewTransaction
+from support.ids import fresh_id
+from support.ledger import open_account
 
 
 async def test_verify_is_clean_after_postings_and_reports_a_damaged_cache(
