@@ -4,6 +4,7 @@ for a refusal or a replay, just before the answer), read through
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy import text
@@ -181,12 +182,22 @@ async def test_refusals_and_replays_are_recorded_and_a_refused_posting_commits_n
     # A key used again: the replay is recorded; a key reused for another body is a 409.
     key = fresh_id("k")
     body = transfer(b, a)
-    first = await client.post("/transactions", json=body, headers={"Idempotency-Key": key})
+    original = traced(**{"Idempotency-Key": key})
+    first = await client.post("/transactions", json=body, headers=original)
     replay = traced(**{"Idempotency-Key": key})
     assert (await client.post("/transactions", json=body, headers=replay)).status_code == 200
     [row] = await of_request(owner_engine, replay["X-Request-Id"])
     assert row["outcome"] == "replayed" and row["target"] == first.json()["id"]
     assert row["transaction_id"] is None
+    # The replay's row carries the fingerprint of the request (not of its
+    # bytes): the same as the original's, however the JSON was spaced.
+    [created] = await of_request(owner_engine, original["X-Request-Id"])
+    assert row["fingerprint"] == created["fingerprint"]
+    spaced = traced(**{"Idempotency-Key": key, "Content-Type": "application/json"})
+    raw = json.dumps(body, indent=3).encode()
+    assert (await client.post("/transactions", content=raw, headers=spaced)).status_code == 200
+    [again] = await of_request(owner_engine, spaced["X-Request-Id"])
+    assert again["outcome"] == "replayed" and again["fingerprint"] == created["fingerprint"]
     clash = traced(**{"Idempotency-Key": key})
     response = await client.post("/transactions", json=transfer(b, a, 2), headers=clash)
     assert response.status_code == 409

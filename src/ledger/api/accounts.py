@@ -39,7 +39,7 @@ class AccountController(Controller):
         the request needs an `Idempotency-Key` header: the account's id is
         derived from it, so a retry finds the account instead of making another."""
         cmd = decode_body(await request.body(), NewAccount, settings.max_body_bytes)
-        key = req.optional_idempotency_key(request) if cmd.id is None else None
+        key = req.idempotency_key(request)
         account, created = await ledger.create_account(cmd, req.actor(request), key)
         if created:
             return Response(account, status_code=201)

@@ -60,7 +60,7 @@ async def post_batch(
     the same key and body again answers the stored batch (200 with
     `Idempotent-Replayed: true`)."""
     cmd = decode_body(await request.body(), NewBatch, settings.max_batch_body_bytes)
-    key = req.optional_idempotency_key(request)
+    key = req.idempotency_key(request)
     result = await ledger.batches.post(cmd, key, req.actor(request))
     headers = {req.REPLAYED_HEADER: "true"} if result.replayed else None
     return Response(_answer(result, request.url.path), status_code=200, headers=headers)

@@ -1,12 +1,12 @@
 """The one middleware every routed request passes: it names the request (an
 X-Request-Id), admits it (`access.Gate`: key, scope, rate limits), refuses
 bodies that are not JSON, and records in the audit trail what a write
-request's own transaction could not: a refusal, or a replay of an answer
-given before. A write that succeeds records itself, in its own transaction
-(`ledger.engine.audit`).
+request's own transaction could not: a refusal. A write that succeeds
+records itself, in its own transaction, and a replay of an answer given
+before is recorded by the engine that found it (`ledger.engine.audit`).
 
-The audit row of a refusal or replay is written before the response leaves,
-so a client that saw the answer can find the row.
+The audit row of a refusal is written before the response leaves, so a
+client that saw the answer can find the row.
 """
 
 from __future__ import annotations
@@ -172,7 +172,8 @@ _QUERY_NAMES: dict[Any, frozenset[str]] = {}
 
 class _Recorder:
     """A `send` that holds back the answer to a write request when it is a
-    refusal or a replay, records it in the audit trail, then sends it."""
+    refusal, records it in the audit trail, then sends it. (A replay is
+    recorded by the engine, which found it: `ledger.engine.posting.answered`.)"""
 
     __slots__ = ("_held", "action", "reason", "request", "scope", "send", "source")
 
@@ -193,12 +194,9 @@ class _Recorder:
                 for held in self._held:
                     await self.send(held)
             return
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            replayed = any(name.lower() == b"idempotent-replayed" for name, _ in message["headers"])
-            if status >= 400 or replayed:
-                self._held = [message]
-                return
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            self._held = [message]
+            return
         await self.send(message)
 
     async def _record(self) -> None:
@@ -212,25 +210,15 @@ class _Recorder:
         if not isinstance(answer, dict):
             answer = {}
         status = start["status"]
-        if status < 400:
-            record = AuditRecord(
-                actor=self._actor(),
-                action=self.action,
-                outcome="replayed",
-                target=_text(answer.get("id")),
-                fingerprint=self._fingerprint(),
-                reach=_named_accounts(self.action, answer),
-            )
-        else:
-            record = AuditRecord(
-                actor=self._actor(),
-                action=self.action,
-                outcome="refused" if status < 500 else "failed",
-                target=self._target(),
-                fingerprint=self._fingerprint(),
-                problem=_text(answer.get("code")) or str(status),
-                detail=_text(answer.get("detail")),
-            )
+        record = AuditRecord(
+            actor=self._actor(),
+            action=self.action,
+            outcome="refused" if status < 500 else "failed",
+            target=self._target(),
+            fingerprint=self._fingerprint(),
+            problem=_text(answer.get("code")) or str(status),
+            detail=_text(answer.get("detail")),
+        )
         try:
             await self.scope["litestar_app"].state.ledger.audit.record(record)
         except Exception:  # the answer still goes out; the log says what was lost
@@ -257,26 +245,6 @@ class _Recorder:
         """SHA-256 of the request body, when the handler read one."""
         body = value_or_default(ScopeState.from_scope(self.scope).body, None)
         return hashlib.sha256(body).hexdigest() if body else None
-
-
-def _named_accounts(action: str, answer: dict) -> tuple[str, ...] | None:
-    """The accounts a replayed answer names (an account's id, or every
-    `account_id` in it): its audit row's reach. None when it names none,
-    so only keys that reach every account read the row."""
-    found: set[str] = set()
-    if action.startswith("account.") and isinstance(answer.get("id"), str):
-        found.add(answer["id"])
-    stack: list[Any] = [answer]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            value = item.get("account_id")
-            if isinstance(value, str):
-                found.add(value)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return tuple(sorted(found)) or None
 
 
 def _text(value: Any) -> str | None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from litestar import Request, Response
 from litestar.di import NamedDependency
 
+from ledger.api.access import IDEMPOTENCY_OPT
 from ledger.api.middleware import ACTOR_STATE
 from ledger.engine import errors
 from ledger.engine.access import Actor
@@ -30,24 +31,25 @@ def actor(request: Request) -> Actor:
     return request.scope["state"][ACTOR_STATE]
 
 
-def idempotency_key(request: Request) -> IdempotencyKey:
+def idempotency_key(request: Request) -> IdempotencyKey | None:
     """The client's idempotency key, scoped by the API key's client id: the
     keys of one client share it (so rotating a key keeps replays working),
-    and two clients may use the same key. The engine judges the key itself;
-    a missing header is named here."""
-    key = optional_idempotency_key(request)
-    if key is None:
+    and two clients may use the same key. Whether the route needs one is
+    declared once, on the route (`access.requires(idempotency=...)`), which
+    the OpenAPI document reads too: a missing key is named here where it is
+    "required", and is None where it is "optional" (the engine says when
+    it is needed after all). The engine judges the key itself."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        return IdempotencyKey(actor(request).client_id, key)
+    declared = request.route_handler.opt.get(IDEMPOTENCY_OPT)
+    assert declared in ("required", "optional"), "the route declares no Idempotency-Key"
+    if declared == "required":
         raise errors.MissingIdempotencyKey(
             f"send an {IDEMPOTENCY_HEADER} header: a unique string per request, reused only "
             "to retry that same request"
         )
-    return key
-
-
-def optional_idempotency_key(request: Request) -> IdempotencyKey | None:
-    """The key where one was sent; the engine says when one is needed."""
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    return None if key is None else IdempotencyKey(actor(request).client_id, key)
+    return None
 
 
 def posting_response(result: PostingResult) -> Response[Transaction]:

@@ -79,6 +79,7 @@ class AccountCases:
             return created, True
         existing = await self.store.get_account(account_id)
         if existing is not None and _same_account(existing, cmd):
+            await self.store.insert_audit(msgspec.structs.replace(record, outcome="replayed"))
             return existing, False
         if cmd.id is None:
             raise errors.IdempotencyKeyReused(

@@ -83,7 +83,19 @@ class Batches:
                 ]
             )
 
-        return await self.store.run(work)
+        result = await self.store.run(work)
+        if result.replayed:
+            transactions = [o.transaction for o in result.outcomes if o.transaction]
+            await self.store.insert_audit(
+                AuditRecord(
+                    actor=actor,
+                    action=audit.TRANSACTION_BATCH,
+                    outcome="replayed",
+                    fingerprint=fingerprint,
+                    reach=_accounts(e for t in transactions for e in t.entries),
+                )
+            )
+        return result
 
     def _check_batch(self, cmd: NewBatch, key: IdempotencyKey | None) -> None:
         n, most = len(cmd.transactions), self.limits.max_batch

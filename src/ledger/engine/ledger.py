@@ -40,7 +40,7 @@ from ledger.engine.model import (
 )
 from ledger.engine.pending_cases import PendingCases
 from ledger.engine.ports import PostingUnit, Store
-from ledger.engine.posting import header, replay, replay_or_target, write
+from ledger.engine.posting import answered, header, replay, replay_or_target, write
 from ledger.engine.reconciliation import Reconciliation
 from ledger.engine.reports import Reports
 from ledger.engine.verify import SampleCheck, VerifyReport, check_sample, judge
@@ -135,7 +135,14 @@ class Ledger(AccountCases, PendingCases):
             )
             return PostingResult(transaction, replayed=False)
 
-        return await self.store.run(work)
+        result = await self.store.run(work)
+        return await answered(
+            self.store,
+            result,
+            actor=actor,
+            action=audit.TRANSACTION_CREATE,
+            fingerprint=fingerprint,
+        )
 
     async def reverse_transaction(
         self,
@@ -187,7 +194,15 @@ class Ledger(AccountCases, PendingCases):
             )
             return PostingResult(transaction, replayed=False)
 
-        return await self.store.run(work)
+        result = await self.store.run(work)
+        return await answered(
+            self.store,
+            result,
+            actor=actor,
+            action=audit.TRANSACTION_REVERSE,
+            fingerprint=fingerprint,
+            target=transaction_id,
+        )
 
     async def get_transaction(
         self, transaction_id: str, *, stale: bool = False, actor: Actor = DIRECT

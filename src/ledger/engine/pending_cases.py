@@ -17,7 +17,7 @@ from ledger.engine.model import (
     VoidRequest,
 )
 from ledger.engine.ports import PostingStore, PostingUnit
-from ledger.engine.posting import header, replay_or_target, write
+from ledger.engine.posting import answered, header, replay_or_target, write
 
 EXPIRY = access.system("expiry", client_id="ledger-expiry")
 
@@ -47,13 +47,15 @@ class PendingCases:
         """
         self._check_key(key)
         free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
-        return await self._resolve(
-            transaction_id,
-            "posted",
-            cmd,
-            key,
-            rules.fingerprint(f"post:{transaction_id}", cmd),
-            actor,
+        fingerprint = rules.fingerprint(f"post:{transaction_id}", cmd)
+        result = await self._resolve(transaction_id, "posted", cmd, key, fingerprint, actor)
+        return await answered(
+            self.store,
+            result,
+            actor=actor,
+            action=audit.PENDING_POST,
+            fingerprint=fingerprint,
+            target=transaction_id,
         )
 
     async def void_pending(
@@ -71,13 +73,15 @@ class PendingCases:
         """
         self._check_key(key)
         free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
-        return await self._resolve(
-            transaction_id,
-            "voided",
-            cmd,
-            key,
-            rules.fingerprint(f"void:{transaction_id}", cmd),
-            actor,
+        fingerprint = rules.fingerprint(f"void:{transaction_id}", cmd)
+        result = await self._resolve(transaction_id, "voided", cmd, key, fingerprint, actor)
+        return await answered(
+            self.store,
+            result,
+            actor=actor,
+            action=audit.PENDING_VOID,
+            fingerprint=fingerprint,
+            target=transaction_id,
         )
 
     async def expire_due(self, limit: int = 100) -> int:

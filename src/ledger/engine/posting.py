@@ -20,7 +20,7 @@ from ledger.engine.model import (
     Transaction,
     TransactionHeader,
 )
-from ledger.engine.ports import PostingUnit
+from ledger.engine.ports import AuditStore, PostingUnit
 
 
 def header(
@@ -90,6 +90,40 @@ async def write(
     written = await unit.append_entries(ref, header, entries, ordinary, hot)
     assert len(written.entries) == len(entries), "storage wrote another number of entries"
     return written
+
+
+async def answered(
+    store: AuditStore,
+    result: PostingResult,
+    *,
+    actor: Actor,
+    action: str,
+    fingerprint: str,
+    target: str | None = None,
+) -> PostingResult:
+    """`result`, once a replay (the stored answer to a key used before, which
+    writes nothing) has its own audit row: the same action, target and
+    fingerprint as the row of the write it repeats, so a request and its
+    identical retry read alike in the trail."""
+    if result.replayed:
+        await store.insert_audit(
+            replay_record(result.transaction, actor, action, fingerprint, target)
+        )
+    return result
+
+
+def replay_record(
+    transaction: Transaction, actor: Actor, action: str, fingerprint: str, target: str | None
+) -> AuditRecord:
+    """The audit row of a replay of `transaction`."""
+    return AuditRecord(
+        actor=actor,
+        action=action,
+        outcome="replayed",
+        target=target or transaction.id,
+        fingerprint=fingerprint,
+        reach=tuple(sorted({e.account_id for e in transaction.entries})) or None,
+    )
 
 
 def _balanced(entries: list[NewEntry]) -> bool:

@@ -16,9 +16,10 @@ from ledger.engine.model import (
     FieldChange,
     NewAccount,
 )
+from ledger.engine.ports.audit import AuditStore
 
 
-class AccountStore(Protocol):
+class AccountStore(AuditStore, Protocol):
     """Accounts and what is read of them."""
 
     async def insert_account(

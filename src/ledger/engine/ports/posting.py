@@ -18,6 +18,7 @@ from ledger.engine.model import (
     Transaction,
     TransactionHeader,
 )
+from ledger.engine.ports.audit import AuditStore
 
 T = TypeVar("T")
 
@@ -101,7 +102,7 @@ class PostingUnit(Protocol):
         ...
 
 
-class PostingStore(Protocol):
+class PostingStore(AuditStore, Protocol):
     """Runs posting units; finds what is due to expire."""
 
     async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
