@@ -89,10 +89,7 @@ class JournalMethods(StoreMethods):
     async def walk_journal(
         self, since_block: int, make_check: Callable[[Block | None], JournalCheck]
     ) -> JournalReport:
-        """In one snapshot (REPEATABLE READ READ ONLY on PostgreSQL)."""
-        options = dialect.snapshot_read_options(self.engine.dialect.name)
-        return await run_transaction(
-            self.engine.execution_options(**options),
-            self.policy,
-            lambda conn, _attempt: journal_walk.walk(conn, since_block, make_check),
+        """In one snapshot."""
+        return await self._snapshot_read(
+            lambda conn: journal_walk.walk(conn, since_block, make_check)
         )

@@ -16,20 +16,14 @@ from ledger.engine import errors
 from ledger.engine.model import Transaction
 from ledger.engine.reads import served_by
 from ledger.engine.report_model import StatementRead, TransactionQuery
-from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import reports, search
 from ledger.storage.replica import FAILURES, Behind
-from ledger.storage.retry import run_transaction
 
 STREAM_BATCH = 1000
 
 
 class ReportMethods(StoreMethods):
-    def _snapshot(self):
-        options = dialect.snapshot_read_options(self.engine.dialect.name)
-        return self.engine.execution_options(**options)
-
     async def statement_page(
         self,
         account_id: str,
@@ -38,16 +32,14 @@ class ReportMethods(StoreMethods):
         after: str | None,
         limit: int,
     ) -> StatementRead | None:
-        def read(conn):
-            return reports.statement_page(conn, account_id, opening_at, closing_at, after, limit)
-
-        async def on_primary():
-            return await run_transaction(self._snapshot(), self.policy, lambda conn, _: read(conn))
-
-        if self.replica is None:
-            return await on_primary()
         # The replica must have replayed up to the period's end.
-        return await self.replica.read(read, on_primary, needs=closing_at)
+        return await self._snapshot_read(
+            lambda conn: reports.statement_page(
+                conn, account_id, opening_at, closing_at, after, limit
+            ),
+            replica=True,
+            needs=closing_at,
+        )
 
     async def search_transactions(
         self, where: TransactionQuery, after: tuple[datetime, uuid.UUID] | None, limit: int
@@ -109,5 +101,5 @@ class ReportMethods(StoreMethods):
                 await replica.noticed(standby, lag_ms)
                 return
         served_by("primary")
-        async with self._snapshot().connect() as conn, conn.begin():
+        async with self._snapshots().connect() as conn, conn.begin():
             yield conn

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import msgspec
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.engine import errors
@@ -116,27 +116,6 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
         assert engine is not None
         return await run_transaction(engine, self.policy, attempt)
 
-    async def _read(
-        self, fn: Callable[[AsyncConnection], Awaitable[T]], *, stale: bool = False
-    ) -> T:
-        """A read on the primary; a `stale` one on the replica when there is
-        one (the primary when it is down)."""
-        if stale and self.replica is not None:
-            return await self.replica.read(fn, lambda: self._on_primary(fn, stale=True))
-        return await self._on_primary(fn, stale=stale)
-
-    async def _on_primary(
-        self, fn: Callable[[AsyncConnection], Awaitable[T]], *, stale: bool = False
-    ) -> T:
-        opening = dialect.stale_read_statements(self.engine.dialect.name) if stale else []
-
-        async def work(conn: AsyncConnection, _attempt: Attempt) -> T:
-            for statement in opening:
-                await conn.execute(text(statement))
-            return await fn(conn)
-
-        return await run_transaction(self.engine, self.policy, work)
-
     async def now(self) -> datetime:
         async def read(conn: AsyncConnection) -> datetime:
             return (await conn.execute(select(func.now()))).scalar_one()
@@ -158,7 +137,8 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
     ) -> Account | None:
         try:
             return await self._write(
-                lambda conn: accounts.insert(conn, account_id, cmd), record, lambda made: made
+                lambda conn: accounts.insert(conn, account_id, cmd),
+                lambda made: record if made else None,
             )
         except sa_exc.IntegrityError as exc:
             # Another account fixed the currency's scale between the
@@ -196,17 +176,17 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
         plan: Callable[[AccountState], list[FieldChange]],
         record: AuditRecord,
     ) -> tuple[Account, bool] | None:
-        async def work(conn: AsyncConnection, attempt: Attempt) -> tuple[Account, bool] | None:
-            attempt.wrote = True
-            done = await account_update.change(conn, account_id, plan, record.actor.reason)
+        async def change(conn: AsyncConnection):
+            return await account_update.change(conn, account_id, plan, record.actor.reason)
+
+        def row(done) -> AuditRecord | None:
             if done is None:
                 return None
-            account, changes = done
-            outcome = "updated" if changes else "unchanged"
-            await audit.insert(conn, msgspec.structs.replace(record, outcome=outcome))
-            return account, bool(changes)
+            outcome = "updated" if done[1] else "unchanged"
+            return msgspec.structs.replace(record, outcome=outcome)
 
-        return await run_transaction(self.engine, self.policy, work)
+        done = await self._write(change, row)
+        return None if done is None else (done[0], bool(done[1]))
 
     # --- hot accounts ----------------------------------------------------------------
 
@@ -251,52 +231,18 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
         return await self._read(lambda conn: expiry.due(conn, limit))
 
     async def journal_facts(self) -> JournalFacts:
-        """Read in one snapshot (REPEATABLE READ READ ONLY on PostgreSQL)."""
-        options = dialect.snapshot_read_options(self.engine.dialect.name)
-        return await run_transaction(
-            self.engine.execution_options(**options),
-            self.policy,
-            lambda conn, _attempt: verify.journal_facts(conn),
-        )
+        """Read in one snapshot."""
+        return await self._snapshot_read(verify.journal_facts)
 
     async def account_sums(self, after: str | None, limit: int) -> dict[str, AccountSums]:
         """A page of accounts' cached and journal totals, in one read-only
         snapshot (nothing a verifier does can write): on the replica when
         there is one, so the verifier never loads the primary."""
-        options = dialect.snapshot_read_options(self.engine.dialect.name)
-
-        async def on_primary() -> dict[str, AccountSums]:
-            return await run_transaction(
-                self.engine.execution_options(**options),
-                self.policy,
-                lambda conn, _attempt: verify.per_account(conn, after, limit),
-            )
-
-        if self.replica is None:
-            return await on_primary()
-        return await self.replica.read(
-            lambda conn: verify.per_account(conn, after, limit), on_primary
+        return await self._snapshot_read(
+            lambda conn: verify.per_account(conn, after, limit), replica=True
         )
 
     # --- API keys and the audit trail -------------------------------------------------
-
-    async def _write(
-        self,
-        fn: Callable[[AsyncConnection], Awaitable[T]],
-        record: AuditRecord,
-        wrote: Callable[[T], bool],
-    ) -> T:
-        """`fn` and, when `wrote(result)`, the audit row `record`, in one
-        transaction."""
-
-        async def work(conn: AsyncConnection, attempt: Attempt) -> T:
-            attempt.wrote = True
-            result = await fn(conn)
-            if wrote(result):
-                await audit.insert(conn, record)
-            return result
-
-        return await run_transaction(self.engine, self.policy, work)
 
     async def get_key(self, key_id: str) -> StoredKey | None:
         return await self._read(lambda conn: keys.get(conn, key_id))
@@ -304,17 +250,14 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
     async def insert_key(
         self, key_id: str, secret_sha256: bytes, cmd: NewKey, record: AuditRecord
     ) -> ApiKey:
-        return await self._write(
-            lambda conn: keys.insert(conn, key_id, secret_sha256, cmd), record, lambda _: True
-        )
+        return await self._write(lambda conn: keys.insert(conn, key_id, secret_sha256, cmd), record)
 
     async def insert_first_key(
         self, key_id: str, secret_sha256: bytes, cmd: NewKey, record: AuditRecord
     ) -> ApiKey | None:
         return await self._write(
             lambda conn: keys.insert_first(conn, key_id, secret_sha256, cmd),
-            record,
-            lambda made: made is not None,
+            lambda made: record if made is not None else None,
         )
 
     async def list_keys(self, after: str | None, limit: int) -> list[ApiKey]:
@@ -327,14 +270,13 @@ class SqlStore(JournalMethods, WebhookMethods, ReconciliationMethods, ReportMeth
                 await webhooks.pause_for_key(conn, key_id)
             return found
 
-        return await self._write(revoke, record, lambda found: found is not None)
+        return await self._write(revoke, lambda found: record if found is not None else None)
 
     async def insert_audit(self, record: AuditRecord) -> None:
-        async def work(conn: AsyncConnection, attempt: Attempt) -> None:
-            attempt.wrote = True
-            await audit.insert(conn, record)
+        async def nothing_else(conn: AsyncConnection) -> None:
+            return None
 
-        await run_transaction(self.engine, self.policy, work)
+        await self._write(nothing_else, record)
 
     async def audit_rows(
         self, where: AuditFilter, after: tuple[datetime, str] | None, limit: int

@@ -25,20 +25,13 @@ from ledger.storage import dialect
 from ledger.storage.methods import StoreMethods
 from ledger.storage.queries import events, webhooks
 from ledger.storage.reconcile import feed
-from ledger.storage.retry import Attempt, run_transaction
+from ledger.storage.retry import run_transaction
 
 # Attempts one pruning round deletes at most, per endpoint.
 PRUNE_BATCH = 10_000
 
 
 class WebhookMethods(StoreMethods):
-    async def _change(self, fn: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
-        async def work(conn: AsyncConnection, attempt: Attempt) -> Any:
-            attempt.wrote = True
-            return await fn(conn)
-
-        return await run_transaction(self.engine, self.policy, work)
-
     # --- events ---------------------------------------------------------------------
 
     async def _read_sealed(self, fn: Callable[[AsyncConnection], Awaitable[Any]]) -> Any:
@@ -85,7 +78,6 @@ class WebhookMethods(StoreMethods):
                 conn, webhook_id, cmd, secret, client_id, accounts, key_id
             ),
             audit,
-            lambda _: True,
         )
 
     async def get_webhook(self, webhook_id: str) -> StoredWebhook | None:
@@ -99,8 +91,7 @@ class WebhookMethods(StoreMethods):
     ) -> StoredWebhook | None:
         return await self._write(
             lambda conn: webhooks.change(conn, webhook_id, change),
-            audit,
-            lambda found: found is not None,
+            lambda found: audit if found is not None else None,
         )
 
     async def webhook_deliveries(
@@ -113,23 +104,26 @@ class WebhookMethods(StoreMethods):
     async def claim_webhooks(
         self, owner: str, lease_seconds: float, limit: int, serving: list[str]
     ) -> list[StoredWebhook]:
-        return await self._change(
-            lambda conn: webhooks.claim(conn, owner, lease_seconds, limit, serving)
+        return await self._write(
+            lambda conn: webhooks.claim(conn, owner, lease_seconds, limit, serving),
+            None,
         )
 
     async def report_progress(
         self, owner: str, webhook_id: str, generation: int, progress: Progress, lease_seconds: float
     ) -> bool:
-        return await self._change(
+        return await self._write(
             lambda conn: webhooks.report(
                 conn, owner, webhook_id, generation, progress, lease_seconds
-            )
+            ),
+            None,
         )
 
     async def release_webhook(self, owner: str, webhook_id: str) -> None:
-        await self._change(lambda conn: webhooks.release(conn, owner, webhook_id))
+        await self._write(lambda conn: webhooks.release(conn, owner, webhook_id), None)
 
     async def prune_deliveries(self, webhook_id: str, older_than: timedelta) -> int:
-        return await self._change(
-            lambda conn: webhooks.prune(conn, webhook_id, older_than, PRUNE_BATCH)
+        return await self._write(
+            lambda conn: webhooks.prune(conn, webhook_id, older_than, PRUNE_BATCH),
+            None,
         )

@@ -27,11 +27,9 @@ from ledger.engine.reconcile.model import (
 )
 from ledger.storage import failures
 from ledger.storage.methods import StoreMethods
-from ledger.storage.queries import audit
 from ledger.storage.reconcile import exceptions, runs
 from ledger.storage.reconcile import queries as q
 from ledger.storage.reconcile.tables import STATEMENT_SHA256
-from ledger.storage.retry import Attempt, run_transaction
 
 SOURCE_PKEY = "recon_sources_pkey"
 
@@ -39,9 +37,7 @@ SOURCE_PKEY = "recon_sources_pkey"
 class ReconciliationMethods(StoreMethods):
     async def insert_source(self, cmd: NewSource, record: AuditRecord) -> Source:
         try:
-            return await self._write(
-                lambda conn: q.insert_source(conn, cmd), record, lambda _: True
-            )
+            return await self._write(lambda conn: q.insert_source(conn, cmd), record)
         except sa_exc.IntegrityError as exc:
             if failures.constraint_name(exc) != SOURCE_PKEY:
                 raise
@@ -64,22 +60,23 @@ class ReconciliationMethods(StoreMethods):
         skipped: int,
         record: AuditRecord,
     ) -> tuple[Statement, bool]:
-        async def work(conn: AsyncConnection, attempt: Attempt) -> tuple[Statement, bool]:
+        async def insert(conn: AsyncConnection) -> tuple[Statement, bool]:
             earlier = await q.statement_by_hash(conn, source_id, sha256)
             if earlier is not None:
                 return earlier, True
-            attempt.wrote = True
             made = await q.insert_statement(conn, statement_id, source_id, sha256, parsed, skipped)
-            await audit.insert(conn, record)
             return made, False
 
+        def row(done: tuple[Statement, bool]) -> AuditRecord | None:
+            return None if done[1] else record
+
         try:
-            return await run_transaction(self.engine, self.policy, work)
+            return await self._write(insert, row)
         except sa_exc.IntegrityError as exc:
             # The same bytes, uploaded at the same moment by another request.
             if failures.constraint_name(exc) != STATEMENT_SHA256:
                 raise
-            return await run_transaction(self.engine, self.policy, work)
+            return await self._write(insert, row)
 
     async def get_line(self, source_id: str, line_id: str) -> Line | None:
         return await self._read(lambda conn: q.get_line(conn, source_id, line_id))
@@ -92,14 +89,11 @@ class ReconciliationMethods(StoreMethods):
         record: AuditRecord,
         dry_run: bool,
     ) -> Run:
-        async def work(conn: AsyncConnection, attempt: Attempt) -> Run:
-            attempt.wrote = True
+        async def write(conn: AsyncConnection) -> Run:
             decision = decide(await runs.load(conn, source, window))
-            run = await runs.write_run(conn, decision, source)
-            await audit.insert(conn, record)
-            return run
+            return await runs.write_run(conn, decision, source)
 
-        return await run_transaction(self.engine, self.policy, work)
+        return await self._write(write, record)
 
     async def get_run(self, run_id: str) -> Run | None:
         return await self._read(lambda conn: runs.get_run(conn, run_id))
@@ -124,7 +118,7 @@ class ReconciliationMethods(StoreMethods):
                 return None
             return await exceptions.resolve(conn, exception_id, resolved, found.source_id)
 
-        return await self._write(work, record, lambda done: done is not None)
+        return await self._write(work, lambda done: record if done is not None else None)
 
     async def open_exception_counts(self) -> list[tuple[str, str, int]]:
         return await self._read(exceptions.open_counts)
