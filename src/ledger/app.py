@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from ledger import workers
-from ledger.api import access, docs, operations, telemetry, webhook_client
+from ledger.api import access, docs, operations, telemetry
 from ledger.api import audit as audit_routes
 from ledger.api import batch as batch_routes
 from ledger.api import currencies as currency_routes
@@ -31,6 +31,7 @@ from ledger.api.transactions import TransactionController
 from ledger.api.webhooks import WebhookController
 from ledger.engine.access import IssuedKey
 from ledger.engine.ledger import Ledger
+from ledger.outbound import webhook_client
 from ledger.settings import Settings
 from ledger.storage.store import SqlStore, build_store
 

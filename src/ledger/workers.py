@@ -103,7 +103,7 @@ async def deliver_webhooks(ledger: Ledger, settings: Settings) -> None:
     # Imported here, not with the module: aiohttp is a tenth of a second of
     # a service's start, and a service whose loops run in a child process
     # never sends a webhook itself.
-    from ledger.api.webhook_client import WebhookClient
+    from ledger.outbound.webhook_client import WebhookClient
 
     client = WebhookClient(
         timeout_seconds=settings.webhook_timeout_seconds,

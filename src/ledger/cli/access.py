@@ -5,7 +5,6 @@ can reach the database is trusted already; these need no key)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 import uuid
@@ -13,6 +12,7 @@ from datetime import datetime
 
 import msgspec
 
+from ledger.cli.common import database_args, with_ledger
 from ledger.engine.access import Actor, NewKey
 from ledger.engine.audit import AuditFilter
 
@@ -46,7 +46,6 @@ def register(sub) -> None:
 
 
 def _database_args(parser: argparse.ArgumentParser) -> None:
-    from ledger.cli import database_args
 
     database_args(parser)
 
@@ -68,26 +67,6 @@ def _actor() -> Actor:
     )
 
 
-def _run(args: argparse.Namespace, work) -> int:
-    """Run `work(ledger)` against the database the arguments name."""
-    from ledger.app import build_ledger, build_store
-    from ledger.cli import database, schema_is_current, settings_of
-
-    settings = settings_of(args)
-    with database(settings, quiet=True) as (url, _):
-        if not schema_is_current(url):
-            return 2
-
-        async def main() -> int:
-            store = build_store(url, settings, application_name="ledger-cli")
-            try:
-                return await work(build_ledger(store, settings))
-            finally:
-                await store.dispose()
-
-        return asyncio.run(main())
-
-
 def cmd_keys_create(args: argparse.Namespace) -> int:
     cmd = NewKey(
         name=args.name,
@@ -97,7 +76,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         requests_per_second=args.requests_per_second,
     )
 
-    async def work(ledger) -> int:
+    async def work(ledger, _settings) -> int:
         from ledger.engine import errors
 
         try:
@@ -109,11 +88,11 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         print(issued.key)
         return 0
 
-    return _run(args, work)
+    return with_ledger(args, work)
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    async def work(ledger) -> int:
+    async def work(ledger, _settings) -> int:
         cursor = None
         print(f"{'id':14} {'name':20} {'client':16} {'created':26} {'revoked':26} scopes")
         while True:
@@ -129,11 +108,11 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             if cursor is None:
                 return 0
 
-    return _run(args, work)
+    return with_ledger(args, work)
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    async def work(ledger) -> int:
+    async def work(ledger, _settings) -> int:
         from ledger.engine import errors
 
         try:
@@ -144,13 +123,13 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
         print(f"key {key.id} revoked at {key.revoked_at.isoformat()}")
         return 0
 
-    return _run(args, work)
+    return with_ledger(args, work)
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
     where = AuditFilter(since=args.since, until=args.until)
 
-    async def work(ledger) -> int:
+    async def work(ledger, _settings) -> int:
         out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115, ASYNC230
         count = 0
         try:
@@ -165,4 +144,4 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         print(f"ledger: exported {count} audit rows", file=sys.stderr)
         return 0
 
-    return _run(args, work)
+    return with_ledger(args, work)

@@ -6,10 +6,10 @@ Straight against the database, like `ledger verify`."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 from datetime import date, timedelta
 from pathlib import Path
 
+from ledger.cli.common import database_args, with_ledger
 from ledger.engine import access, errors
 from ledger.engine.reconcile.model import ExceptionFilter, NewRun
 
@@ -18,7 +18,6 @@ ACTOR = access.system("reconcile-cli")
 
 
 def register(sub) -> None:
-    from ledger.cli import database_args
 
     rec = sub.add_parser(
         "reconcile",
@@ -40,23 +39,8 @@ def register(sub) -> None:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from ledger.app import build_ledger, build_store
-    from ledger.cli import database, schema_is_current, settings_of
-
-    settings = settings_of(args)
     body = args.file.read_bytes()
-
-    async def go(url: str) -> int:
-        store = build_store(url, settings)
-        try:
-            return await reconcile(build_ledger(store, settings), args, body)
-        finally:
-            await store.dispose()
-
-    with database(settings, quiet=True) as (url, _):
-        if not schema_is_current(url):
-            return 2
-        return asyncio.run(go(url))
+    return with_ledger(args, lambda ledger, _settings: reconcile(ledger, args, body))
 
 
 async def reconcile(ledger, args: argparse.Namespace, body: bytes) -> int:

@@ -4,15 +4,14 @@ journal's verdict. Straight against the database, like `ledger verify`."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 import msgspec
 
+from ledger.cli.common import database_args, with_ledger
 from ledger.engine.journal_check import JournalReport
 
 
 def register(sub) -> None:
-    from ledger.cli import database_args
 
     journal = sub.add_parser("journal", help="the sealed, hash-chained journal")
     journal_sub = journal.add_subparsers(dest="journal_command", required=True)
@@ -28,31 +27,11 @@ def register(sub) -> None:
         database_args(parser)
 
 
-def _run(args: argparse.Namespace, work) -> int:
-    from ledger.app import build_ledger, build_store
-    from ledger.cli import database, schema_is_current, settings_of
-
-    settings = settings_of(args)
-
-    async def go(url: str):
-        store = build_store(url, settings)
-        try:
-            return await work(build_ledger(store, settings), settings)
-        finally:
-            await store.dispose()
-
-    with database(settings, quiet=True) as (url, _):
-        if not schema_is_current(url):
-            return 2
-        print(asyncio.run(go(url)))
-    return 0
-
-
 def cmd_head(args: argparse.Namespace) -> int:
     async def head(ledger, _settings) -> str:
         return msgspec.json.format(msgspec.json.encode(await ledger.journal.head())).decode()
 
-    return _run(args, head)
+    return with_ledger(args, printed(head))
 
 
 def cmd_seal(args: argparse.Namespace) -> int:
@@ -63,7 +42,7 @@ def cmd_seal(args: argparse.Namespace) -> int:
         head = await ledger.journal.head()
         return f"sealed {sealed} transactions; head block {head.block}, hash {head.hash}"
 
-    return _run(args, seal)
+    return with_ledger(args, printed(seal))
 
 
 def format_journal(report: JournalReport) -> list[str]:
@@ -100,3 +79,13 @@ def format_journal(report: JournalReport) -> list[str]:
             f"(oldest {left.oldest_waiting_seconds:.1f} s): is a service running?"
         )
     return lines
+
+
+def printed(work):
+    """`work`, its answer printed: 0."""
+
+    async def run(ledger, settings) -> int:
+        print(await work(ledger, settings))
+        return 0
+
+    return run

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ledger.cli import database, database_args, schema_is_current, settings_of
+from ledger.cli.common import database, database_args, schema_is_current, settings_of
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
