@@ -14,26 +14,48 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from ledger import workers
-from ledger.api import access, docs, operations, telemetry
-from ledger.api import audit as audit_routes
-from ledger.api import batch as batch_routes
-from ledger.api import currencies as currency_routes
-from ledger.api import events as event_routes
-from ledger.api import journal as journal_routes
-from ledger.api import reconciliation as reconciliation_routes
-from ledger.api import reports as report_routes
-from ledger.api.accounts import AccountController
+from ledger.api import (
+    access,
+    accounts,
+    audit,
+    batch,
+    currencies,
+    docs,
+    events,
+    journal,
+    keys,
+    operations,
+    reconciliation,
+    reports,
+    telemetry,
+    transactions,
+    webhooks,
+)
 from ledger.api.client_address import parse_proxies
-from ledger.api.keys import KeyController
 from ledger.api.middleware import AccessMiddleware, echo_request_id
 from ledger.api.problems import EXCEPTION_HANDLERS
-from ledger.api.transactions import TransactionController
-from ledger.api.webhooks import WebhookController
 from ledger.engine.access import IssuedKey
 from ledger.engine.ledger import Ledger
 from ledger.outbound import webhook_client
 from ledger.settings import Settings
 from ledger.storage.store import SqlStore, build_store
+
+# Every resource's routes, each module's `router(settings)`: one way in.
+ROUTES = (
+    accounts,
+    transactions,
+    batch,
+    keys,
+    webhooks,
+    reconciliation,
+    reports,
+    audit,
+    currencies,
+    journal,
+    events,
+    operations,
+    docs,
+)
 
 __all__ = ["build_ledger", "build_store", "create_app"]
 
@@ -93,21 +115,7 @@ def create_app(
             await store.dispose()
 
     return Litestar(
-        route_handlers=[
-            AccountController,
-            TransactionController,
-            batch_routes.router(settings),
-            KeyController,
-            WebhookController,
-            reconciliation_routes.router(settings),
-            *report_routes.HANDLERS,
-            *audit_routes.HANDLERS,
-            *currency_routes.HANDLERS,
-            *journal_routes.HANDLERS,
-            *event_routes.HANDLERS,
-            *operations.HANDLERS,
-            *([docs.assets_router()] if settings.docs else []),
-        ],
+        route_handlers=[routes.router(settings) for routes in ROUTES],
         # Outermost first: the request metrics count refusals too.
         middleware=[telemetry.prometheus().middleware, AccessMiddleware()],
         plugins=telemetry.tracing_plugins(),

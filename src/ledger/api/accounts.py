@@ -3,7 +3,7 @@ encodes."""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, Router, get, patch, post
 from litestar.params import FromPath, FromQuery
 
 from ledger.api import request as req
@@ -21,6 +21,7 @@ from ledger.engine.model import (
     NewAccount,
     Page,
 )
+from ledger.settings import Settings
 
 
 class AccountController(Controller):
@@ -136,3 +137,8 @@ class AccountController(Controller):
         return await ledger.account_entries(
             account_id, cursor, limit, stale=req.stale(consistency), actor=req.actor(request)
         )
+
+
+def router(settings: Settings) -> Router:
+    """The accounts' routes."""
+    return Router(path="/", route_handlers=[AccountController])

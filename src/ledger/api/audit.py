@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Request, get
+from litestar import Request, Router, get
 from litestar.params import FromQuery, QueryParameter
 
 from ledger.api import request as req
@@ -12,6 +12,7 @@ from ledger.api.access import requires
 from ledger.engine.access import AUDIT_READ
 from ledger.engine.audit import AuditEntry, AuditFilter
 from ledger.engine.model import Page
+from ledger.settings import Settings
 
 
 @get("/audit", tags=["audit"], **requires(AUDIT_READ))
@@ -45,4 +46,6 @@ async def list_audit(
     return await ledger.audit.page(where, cursor, limit, req.actor(request))
 
 
-HANDLERS = [list_audit]
+def router(settings: Settings) -> Router:
+    """The audit trail's route."""
+    return Router(path="/", route_handlers=[list_audit])

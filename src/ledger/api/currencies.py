@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import get
+from litestar import Router, get
 
 from ledger.api import request as req
 from ledger.api.access import requires
 from ledger.engine.access import ACCOUNTS_READ
 from ledger.engine.currencies import CurrencyScale
 from ledger.engine.model import Page
+from ledger.settings import Settings
 
 
 @get("/currencies", tags=["accounts"], **requires(ACCOUNTS_READ))
@@ -20,4 +21,6 @@ async def list_currencies(ledger: req.LedgerDep) -> Page[CurrencyScale]:
     return await ledger.list_currencies()
 
 
-HANDLERS = [list_currencies]
+def router(settings: Settings) -> Router:
+    """The currencies' route."""
+    return Router(path="/", route_handlers=[list_currencies])

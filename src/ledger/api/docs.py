@@ -139,3 +139,8 @@ def _only_page_files(connection: ASGIConnection, _handler: object) -> None:
     """Nothing but the page's own files (the package holds more)."""
     if str(connection.path_params.get("file_path", "")).lstrip("/") not in _ASSET_FILES:
         raise NotFoundException(f"no documentation asset {connection.url.path!r}")
+
+
+def router(settings: Settings) -> Router:
+    """Swagger UI's files, when the docs are served (an empty router when not)."""
+    return Router(path="/", route_handlers=[assets_router()] if settings.docs else [])

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import msgspec
-from litestar import Request, get
+from litestar import Request, Router, get
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -19,6 +19,7 @@ from ledger.api.access import requires
 from ledger.engine import errors
 from ledger.engine.access import EVENTS_READ
 from ledger.engine.events import EventPage
+from ledger.settings import Settings
 
 LAST_EVENT_ID = "Last-Event-ID"
 # How long a client waits before it reconnects once a stream has ended
@@ -129,4 +130,6 @@ async def stream_events(
     return ServerSentEvent(until_revoked(), headers={"Cache-Control": "no-store"})
 
 
-HANDLERS = [list_events, stream_events]
+def router(settings: Settings) -> Router:
+    """The events' routes."""
+    return Router(path="/", route_handlers=[list_events, stream_events])

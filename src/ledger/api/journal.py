@@ -3,7 +3,7 @@ the blocks, and a transaction's inclusion proof."""
 
 from __future__ import annotations
 
-from litestar import Request, get
+from litestar import Request, Router, get
 from litestar.params import FromPath, FromQuery
 
 from ledger.api import request as req
@@ -11,6 +11,7 @@ from ledger.api.access import requires
 from ledger.engine.access import JOURNAL_READ
 from ledger.engine.journal_model import Block, BlockDetail, JournalHead, Proof
 from ledger.engine.model import Page
+from ledger.settings import Settings
 
 
 @get("/journal/head", tags=["journal"], **requires(JOURNAL_READ))
@@ -57,4 +58,8 @@ async def transaction_proof(
     return await ledger.journal.proof(transaction_id, req.actor(request))
 
 
-HANDLERS = [journal_head, list_blocks, get_block, transaction_proof]
+def router(settings: Settings) -> Router:
+    """The sealed journal's routes."""
+    return Router(
+        path="/", route_handlers=[journal_head, list_blocks, get_block, transaction_proof]
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, Router, get, post
 from litestar.params import FromPath, FromQuery
 
 from ledger.api import request as req
@@ -12,6 +12,7 @@ from ledger.api.openapi import body_operation
 from ledger.engine import audit
 from ledger.engine.access import KEYS_ADMIN, ApiKey, IssuedKey, NewKey
 from ledger.engine.model import Page
+from ledger.settings import Settings
 
 
 class KeyController(Controller):
@@ -63,3 +64,8 @@ class KeyController(Controller):
         included; the webhook endpoints it registered pause. Revoking it
         again changes nothing."""
         return await ledger.keys.revoke(key_id, req.actor(request))
+
+
+def router(settings: Settings) -> Router:
+    """The API keys' routes."""
+    return Router(path="/", route_handlers=[KeyController])

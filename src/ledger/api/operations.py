@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from litestar import Response, get
+from litestar import Response, Router, get
 from litestar.datastructures import State
 from litestar.params import FromQuery
 from prometheus_client import (
@@ -21,6 +21,7 @@ from ledger.api import request as req
 from ledger.api.access import public, requires
 from ledger.engine.access import METRICS_READ
 from ledger.engine.reconcile.model import CLASSES, SEVERITIES
+from ledger.settings import Settings
 
 
 @get("/health", tags=["operations"], **public())
@@ -93,4 +94,6 @@ def _registry() -> CollectorRegistry:
     return registry
 
 
-HANDLERS = [health, ready_endpoint, metrics]
+def router(settings: Settings) -> Router:
+    """Health, readiness and metrics."""
+    return Router(path="/", route_handlers=[health, ready_endpoint, metrics])

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import Request, Response, Router, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Stream
@@ -20,6 +20,7 @@ from ledger.api.access import requires
 from ledger.engine import errors
 from ledger.engine.access import REPORTS_READ
 from ledger.engine.report_model import AccountStatement, CurrencyTotals, TrialLine
+from ledger.settings import Settings
 
 CSV_COLUMNS = ["kind", "entry_id", "transaction_id", "created_at", "direction", "amount", "balance"]
 
@@ -153,4 +154,6 @@ async def _trial_json(ledger, at, currency) -> AsyncIterator[bytes]:
     yield b"".join(chunk) + b'],"totals":' + encode(totals) + b"}"
 
 
-HANDLERS = [account_statement, trial_balance]
+def router(settings: Settings) -> Router:
+    """The reports' routes."""
+    return Router(path="/", route_handlers=[account_statement, trial_balance])

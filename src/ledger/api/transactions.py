@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, Router, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ledger.api import request as req
@@ -24,6 +24,7 @@ from ledger.engine.model import (
     VoidRequest,
 )
 from ledger.engine.report_model import TransactionQuery
+from ledger.settings import Settings
 
 # `GET /transactions?metadata.<key>=<value>`: a metadata equality filter.
 METADATA_PREFIX = "metadata."
@@ -152,3 +153,8 @@ async def _act_on(transaction_id, request, ledger, settings, body_type, action):
     cmd = decode_body(await request.body(), body_type, settings.max_body_bytes, allow_empty=True)
     key = req.idempotency_key(request)
     return req.posting_response(await action(ledger, transaction_id, cmd, key, req.actor(request)))
+
+
+def router(settings: Settings) -> Router:
+    """The transactions' routes (a batch's are `ledger.api.batch`'s)."""
+    return Router(path="/", route_handlers=[TransactionController])

@@ -4,7 +4,7 @@ the delivering."""
 
 from __future__ import annotations
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, Router, delete, get, post
 from litestar.params import FromPath, FromQuery
 
 from ledger.api import request as req
@@ -21,6 +21,7 @@ from ledger.engine.webhook_model import (
     ReplayRequest,
     Webhook,
 )
+from ledger.settings import Settings
 
 
 class WebhookController(Controller):
@@ -137,3 +138,8 @@ class WebhookController(Controller):
             else ReplayRequest()
         )
         return await ledger.webhooks.replay(webhook_id, cmd, req.actor(request))
+
+
+def router(settings: Settings) -> Router:
+    """The webhooks' routes."""
+    return Router(path="/", route_handlers=[WebhookController])
