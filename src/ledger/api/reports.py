@@ -26,12 +26,11 @@ CSV_COLUMNS = ["kind", "entry_id", "transaction_id", "created_at", "direction", 
 
 
 def _period(start: str | None, end: str | None):
-    if start is None or end is None:
-        missing = "from" if start is None else "to"
-        raise errors.InvalidValue(f"{missing} is required (RFC 3339)", field=missing)
-    begin, finish = req.as_of(start, "from"), req.as_of(end, "to")
-    assert begin is not None and finish is not None
-    return begin, finish
+    if start is None:
+        raise errors.InvalidValue("from is required (an RFC 3339 time or a date)", field="from")
+    begin = req.as_of(start, "from")
+    assert begin is not None
+    return begin, req.as_of(end, "to")
 
 
 class TrialBalance(msgspec.Struct):
@@ -63,8 +62,10 @@ async def account_statement(
     cursor: FromQuery[str | None] = None,
     limit: FromQuery[int | None] = None,
 ) -> Response[AccountStatement] | Stream:
-    """The account's statement for [`from`, `to`) (RFC 3339 times, `to` not
-    in the future): opening totals at `from`, the posted entries of the
+    """The account's statement for [`from`, `to`) (RFC 3339 times, or dates
+    meaning their midnight UTC; `to` not in the future, and up to now when
+    left out: the answer's `to` says when that was, for the next pages):
+    opening totals at `from`, the posted entries of the
     period oldest first with the balance after each (paged: follow
     `next_cursor`), closing totals at `to`; each page read from one
     snapshot. With `Accept: text/csv`, the whole period as CSV: an

@@ -4,7 +4,7 @@ posting is answered. HTTP names live here, not in the engine."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 
 from litestar import Request, Response
 from litestar.di import NamedDependency
@@ -71,19 +71,26 @@ def stale(consistency: str) -> bool:
 
 
 def as_of(raw: str | None, field: str = "as_of") -> datetime | None:
-    """An RFC 3339 time with its offset, or None. Raises InvalidValue
-    naming `field`."""
+    """An RFC 3339 time with its offset, or a date (YYYY-MM-DD: its
+    midnight UTC), or None. Raises InvalidValue naming `field`."""
     if raw is None:
         return None
+    if len(raw) == len("YYYY-MM-DD"):
+        try:
+            return datetime.combine(date.fromisoformat(raw), time(), UTC)
+        except ValueError:
+            pass
     try:
         value = datetime.fromisoformat(raw)
     except ValueError as exc:
         raise errors.InvalidValue(
-            f"{field} must be an RFC 3339 time such as 2026-01-31T23:59:59Z; got {raw!r}",
+            f"{field} must be an RFC 3339 time such as 2026-01-31T23:59:59Z, or a date such as "
+            f"2026-01-31; got {raw!r}",
             field=field,
         ) from exc
     if value.tzinfo is None:
         raise errors.InvalidValue(
-            f"{field} must carry a time zone offset (Z or +hh:mm)", field=field
+            f"{field} must carry a time zone offset (Z or +hh:mm), or be a date alone",
+            field=field,
         )
     return value

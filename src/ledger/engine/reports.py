@@ -39,34 +39,40 @@ class Reports:
         self.store = store
         self.limits = limits
 
-    async def _check_period(self, start: datetime, end: datetime) -> None:
+    async def _check_period(self, start: datetime, end: datetime | None) -> datetime:
+        """The period's end (the database's current time when not given),
+        once the period is a real one that is over."""
+        now = await self.store.now()
+        if end is None:
+            end = now
         if start >= end:
             raise errors.InvalidValue("from must be before to", field="to")
-        now = await self.store.now()
         if end > now:
             raise errors.InvalidValue(
                 f"to {end.isoformat()} is after the database's current time "
-                f"{now.isoformat()}: the period is not over",
+                f"{now.isoformat()}: the period is not over (leave to out for up to now)",
                 field="to",
             )
+        return end
 
     async def statement(
         self,
         account_id: str,
         start: datetime,
-        end: datetime,
+        end: datetime | None,
         cursor: str | None,
         limit: int | None,
         actor: Actor = DIRECT,
     ) -> AccountStatement:
         """Opening totals at `start`, the posted entries in [start, end) oldest
         first (a page), each with the balance after it, and closing totals at
-        `end`. Raises AccountNotFound, AccountOutOfReach, InvalidValue,
-        InvalidCursor."""
+        `end` (None: the database's current time, which the answer's `to`
+        names; later pages should ask for that `to`). Raises AccountNotFound,
+        AccountOutOfReach, InvalidValue, InvalidCursor."""
         access.check_reach(actor, [account_id])
         if not account_rules.known_account_id(account_id):
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
-        await self._check_period(start, end)
+        end = await self._check_period(start, end)
         size = paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)
         after = paging.decode_cursor(cursor)
         read = await self.store.statement_page(
@@ -95,9 +101,10 @@ class Reports:
         )
 
     async def whole_statement(
-        self, account_id: str, start: datetime, end: datetime, actor: Actor = DIRECT
+        self, account_id: str, start: datetime, end: datetime | None, actor: Actor = DIRECT
     ) -> AsyncIterator[AccountStatement]:
-        """Every page of the statement, for a streamed export."""
+        """Every page of the statement, for a streamed export (all of them
+        up to the first page's end, when `end` was not given)."""
         cursor = None
         while True:
             page = await self.statement(
@@ -106,7 +113,7 @@ class Reports:
             yield page
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
+            cursor, end = page.next_cursor, page.to
 
     async def search(
         self,
