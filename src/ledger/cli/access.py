@@ -13,6 +13,7 @@ from datetime import datetime
 import msgspec
 
 from ledger.cli.common import database_args, with_ledger
+from ledger.console import table
 from ledger.engine.access import Actor, NewKey
 from ledger.engine.audit import AuditFilter
 
@@ -93,20 +94,27 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     async def work(ledger, _settings) -> int:
-        cursor = None
-        print(f"{'id':14} {'name':20} {'client':16} {'created':26} {'revoked':26} scopes")
+        cursor, rows = None, []
         while True:
             page = await ledger.keys.page(cursor, 500)
             for k in page.items:
-                revoked = k.revoked_at.isoformat() if k.revoked_at else "-"
-                limited = f" accounts={','.join(k.accounts)}" if k.accounts else ""
-                print(
-                    f"{k.id:14} {k.name[:20]:20} {k.client_id[:16]:16} "
-                    f"{k.created_at.isoformat():26} {revoked:26} {','.join(k.scopes)}{limited}"
+                rows.append(
+                    [
+                        k.id,
+                        k.name,
+                        k.client_id,
+                        k.created_at.isoformat(timespec="seconds"),
+                        k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else None,
+                        ",".join(k.scopes)
+                        + (f" accounts={','.join(k.accounts)}" if k.accounts else ""),
+                    ]
                 )
             cursor = page.next_cursor
             if cursor is None:
-                return 0
+                break
+        headers = ["id", "name", "client", "created", "revoked", "scopes"]
+        print(table(headers, rows))
+        return 0
 
     return with_ledger(args, work)
 

@@ -232,16 +232,23 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     ack_log = out / "acknowledged.log"
     clock = [("start", time.time())]
+    print(f"seeding {options.accounts} accounts ...", flush=True)
     seed(options)
     clock.append(("seeding", time.time()))
     watch = webhook_check.start(options.targets[0], options.api_key)
     before = attempts(options.targets, options.api_key)
     began = time.time()
+    print(
+        f"load: Locust adds {options.step_users} users every {options.step_seconds:g} s "
+        f"up to {options.max_users}, for at most {options.duration} s ...",
+        flush=True,
+    )
     locust_code = locust.start(options, out, ack_log).wait()
     clock.append(("locust", time.time()))
     after = attempts(options.targets, options.api_key)
     acks = locust.read_acks(ack_log)
     since = datetime.fromtimestamp(began, UTC)
+    print(f"audit: {len(acks)} acknowledged postings against the journal ...", flush=True)
     audited = asyncio.run(audit(options.database_url, acks, options.api_key, since))
     audited["webhooks"] = webhook_check.finish(watch, {t for _, t, _ in acks})
     clock.append(("audit", time.time()))
@@ -308,6 +315,10 @@ def summarize(options: BenchOptions, out: Path, acks, attempted: dict[str, float
         "targets": options.targets,
         "workers": options.workers,
         "acknowledged_postings": len(acks),
+        # Acknowledged while Locust ramped between steps or wound down: in
+        # the audit, in no step's figures.
+        "acknowledged_outside_steps": len(ack_times)
+        - sum(sum(1 for t in ack_times if level["start"] <= t < level["end"]) for level in levels),
         "requests": len(requests),
         "sustained": best,
         "sustained_postings_per_second": best["postings_per_second"] if best else None,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from ledger.ops.files import SHAPES
+from ledger.ops.files import SCENARIOS, SHAPES
 
 RESULTS_HELP = "default bench/results under the working directory"
 
@@ -168,11 +168,6 @@ def cmd_drill(args: argparse.Namespace) -> int:
     from ledger.ops import bench, drill
     from ledger.ops.cluster import Cluster
 
-    if args.scenario not in drill.SCENARIOS:
-        print(
-            f"ledger drill: scenario must be one of {', '.join(drill.SCENARIOS)}", file=sys.stderr
-        )
-        return 2
     if args.target == "compose":
         targets = [t.strip() for t in args.services.split(",") if t.strip()]
         database_url = args.database_url
@@ -248,7 +243,9 @@ def _bench_parser(sub) -> None:
         "bench", help="a Locust capacity run, audited, next to pgbench, with a report"
     )
     bench.add_argument("--shape", default="any_to_any", help=f"a load shape: {', '.join(SHAPES)}")
-    bench.add_argument("--duration", type=int, default=60, help="seconds of load at most")
+    bench.add_argument(
+        "--duration", type=int, default=60, help="seconds of load at most (default 60)"
+    )
     bench.add_argument(
         "--target",
         help="comma-separated service URLs (default: the local cluster's services); "
@@ -259,19 +256,28 @@ def _bench_parser(sub) -> None:
         "--api-key", help="with --target: the key the load sends (default LEDGER_API_KEY)"
     )
     bench.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
-    bench.add_argument("--accounts", type=int, default=1000)
+    bench.add_argument(
+        "--accounts", type=int, default=1000, help="accounts the load posts between (default 1000)"
+    )
     bench.add_argument(
         "--step-users", type=int, help="users added per step (default 4; 1 for bulk)"
     )
-    bench.add_argument("--step-seconds", type=float, default=10, help="seconds per step")
-    bench.add_argument("--max-users", type=int, default=200)
+    bench.add_argument(
+        "--step-seconds", type=float, default=10, help="seconds per step (default 10)"
+    )
+    bench.add_argument(
+        "--max-users", type=int, default=200, help="the step ramp stops here (default 200)"
+    )
     bench.add_argument(
         "--p99-ms",
         type=float,
         help="latency target of a step (default: the shape's max_p99_ms in targets.toml, or 50)",
     )
     bench.add_argument(
-        "--batch-size", type=int, default=100, help="postings per request of shape bulk"
+        "--batch-size",
+        type=int,
+        default=100,
+        help="postings per request of shape bulk (default 100)",
     )
     bench.add_argument(
         "--reads",
@@ -279,9 +285,19 @@ def _bench_parser(sub) -> None:
         default="replica",
         help="shape read_mix: stale reads (the read replica) or strong ones (the primary)",
     )
-    bench.add_argument("--max-errors", type=float, default=0.01, help="error ratio of a step")
+    bench.add_argument(
+        "--max-errors",
+        type=float,
+        default=0.01,
+        help="the error ratio a step may have (default 0.01)",
+    )
     bench.add_argument("--workers", type=int, help="Locust workers (default: one per core)")
-    bench.add_argument("--baseline-seconds", type=int, default=15, help="pgbench seconds")
+    bench.add_argument(
+        "--baseline-seconds",
+        type=int,
+        default=15,
+        help="seconds of pgbench, the baseline (default 15)",
+    )
     bench.add_argument("--results", type=Path, help=RESULTS_HELP)
     bench.add_argument(
         "--no-targets",
@@ -293,7 +309,7 @@ def _bench_parser(sub) -> None:
 
 def _drill_parser(sub) -> None:
     drill = sub.add_parser("drill", help="kill a node under load; prove nothing was lost")
-    drill.add_argument("scenario", help="service-kill, db-primary-kill, db-restart, conn-reset")
+    drill.add_argument("scenario", choices=SCENARIOS, help="what fails (see `ledger.ops.drill`)")
     drill.add_argument(
         "--target",
         default="local",
@@ -301,12 +317,20 @@ def _drill_parser(sub) -> None:
         help="the local cluster (default) or the Docker Compose stack of deploy/cockroach",
     )
     drill.add_argument("--dir", type=Path, default=None, help="the local cluster's directory")
-    drill.add_argument("--shape", default="any_to_any")
-    drill.add_argument("--users", type=int, default=8, help="constant Locust users")
-    drill.add_argument("--before", type=float, default=10, help="seconds of load before the fault")
-    drill.add_argument("--after", type=float, default=20, help="seconds of load after it")
-    drill.add_argument("--pause", type=float, default=3, help="seconds a killed node stays down")
-    drill.add_argument("--accounts", type=int, default=1000)
+    drill.add_argument("--shape", default="any_to_any", help="the load shape (default any_to_any)")
+    drill.add_argument("--users", type=int, default=8, help="constant Locust users (default 8)")
+    drill.add_argument(
+        "--before", type=float, default=10, help="seconds of load before the fault (default 10)"
+    )
+    drill.add_argument(
+        "--after", type=float, default=20, help="seconds of load after it (default 20)"
+    )
+    drill.add_argument(
+        "--pause", type=float, default=3, help="seconds a killed node stays down (default 3)"
+    )
+    drill.add_argument(
+        "--accounts", type=int, default=1000, help="accounts the load posts between (default 1000)"
+    )
     drill.add_argument("--workers", type=int, help="Locust workers (default: one per core)")
     drill.add_argument("--results", type=Path, help=RESULTS_HELP)
     drill.add_argument(

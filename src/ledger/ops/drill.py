@@ -51,8 +51,6 @@ from pathlib import Path
 
 from ledger.ops import bench, locust, read_check, webhook_check
 
-SCENARIOS = ("service-kill", "db-primary-kill", "db-restart", "conn-reset", "standby-kill")
-
 
 @dataclass
 class Fault:
@@ -215,6 +213,9 @@ def recovery(
         "recovery_seconds_after_fault_over": (
             round(max(0.0, recovered_at - fault.ended), 1) if recovered_at is not None else None
         ),
+        # The error window: from the fault until throughput was back (plus
+        # Locust's reporting delay), not the fault's own span.
+        "error_window_seconds": end - start,
         "error_rate_during_fault": round(failures / requests, 4) if requests else 0.0,
         "requests_during_fault": requests,
         "failures_during_fault": failures,
@@ -350,7 +351,8 @@ def format_verdict(v: dict) -> str:
             if recovered is not None
             else "NEVER within the run"
         )
-        + f"; errors during the fault {v['error_rate_during_fault']:.2%} "
+        + f"; errors from the fault until throughput was back "
+        f"({v.get('error_window_seconds', '?')} s) {v['error_rate_during_fault']:.2%} "
         f"({v['failures_during_fault']} of {v['requests_during_fault']} requests)"
     )
     lines.append("  verdict: " + ("PASSED" if v["passed"] else "FAILED"))

@@ -26,3 +26,7 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# The drills: what fails (described in `ledger.ops.drill`).
+SCENARIOS = ("service-kill", "db-primary-kill", "db-restart", "conn-reset", "standby-kill")

@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from ledger.console import table
 from ledger.storage.embedded import EmbeddedPostgres
 
 DATABASE = "ledger"
@@ -159,9 +160,7 @@ def tail(path: str, lines: int = 20) -> str:
 
 
 def format_status(rows: list[dict]) -> str:
-    out = [f"{'part':10s} {'pid':>8s} {'port':>6s}  {'state':10s} detail"]
-    for r in rows:
-        out.append(
-            f"{r['part']:10s} {r['pid'] or '-':>8} {r['port']:>6}  {r['state']:10s} {r['detail']}"
-        )
-    return "\n".join(out)
+    return table(
+        ["part", "pid", "port", "state", "log", "detail"],
+        [[r["part"], r["pid"], r["port"], r["state"], r["log"], r["detail"]] for r in rows],
+    )

@@ -76,7 +76,7 @@ def verdict(reader: Reader, fault_started: float, fault_ended: float) -> dict:
 def describe(v: dict | None) -> str:
     if not v:
         return "reads: not checked"
-    return "reads: " + "; ".join(
+    return "reads (before, during and after the fault itself): " + "; ".join(
         f"{when} {p['reads']} ({p['failed']} failed; replica {p['from_replica']}, "
         f"primary {p['from_primary']})"
         for when, p in v.items()

@@ -59,8 +59,10 @@ def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> l
         ax.hlines(b["postings_per_second"], b["from_s"], b["to_s"], colors="C0", lw=2.5,
                   label="postings/s over the step" if i == 0 else None)  # fmt: skip
     users = ax.twinx()
-    users.step([b["from_s"] for b in bars], [b["users"] for b in bars], where="post",
-               color="grey", linestyle="--")  # fmt: skip
+    if bars:  # each level held from its step's start to its end, the last one included
+        users.step([b["from_s"] for b in bars] + [bars[-1]["to_s"]],
+                   [b["users"] for b in bars] + [bars[-1]["users"]], where="post",
+                   color="grey", linestyle="--")  # fmt: skip
     users.set_ylabel("users")
     ax.set_xlabel("seconds since the first step")
     ax.set_ylabel("per second")
@@ -132,7 +134,15 @@ def judge(summary: dict, targets: dict) -> list[str]:
 
 
 def format_summary(summary: dict) -> str:
-    lines = [f"shape {summary['shape']}: {summary['acknowledged_postings']} postings acknowledged"]
+    outside = summary.get("acknowledged_outside_steps")
+    lines = [
+        f"shape {summary['shape']}: {summary['acknowledged_postings']} postings acknowledged"
+        + (
+            f", {outside} of them between or after the steps (audited, in no step's figures)"
+            if outside
+            else ""
+        )
+    ]
     for s in summary["steps"]:
         lines.append(
             f"  {s['users']:4d} users {s['seconds']:5.1f} s  {s['postings_per_second']:7.1f} "
