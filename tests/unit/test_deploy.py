@@ -202,7 +202,8 @@ def test_the_scripts_parse(script):
 def test_compose_drills_kill_and_restart_the_right_containers():
     """The drill against the Compose stack cannot run here (no Docker
     engine); what it would run can be checked."""
-    from ledger.ops.drill import SCENARIOS, compose_plan
+    from ledger.ops.drill import compose_plan
+    from ledger.ops.files import SCENARIOS
 
     base = ["docker", "compose", "-f", "docker-compose.yml", "-p", "ledger"]
     assert compose_plan("service-kill", 3) == [
