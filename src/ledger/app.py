@@ -34,8 +34,8 @@ from ledger.api import (
 from ledger.api.client_address import parse_proxies
 from ledger.api.middleware import AccessMiddleware, echo_request_id
 from ledger.api.problems import EXCEPTION_HANDLERS
+from ledger.engine import Ledger
 from ledger.engine.access import IssuedKey
-from ledger.engine.ledger import Ledger
 from ledger.outbound import webhook_client
 from ledger.settings import Settings
 from ledger.storage.store import SqlStore, build_store

@@ -13,8 +13,7 @@ import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ledger.engine.delivery import Deliverer
-from ledger.engine.ledger import Ledger
+from ledger.engine import Deliverer, Ledger
 from ledger.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ async def sweep_expired(ledger: Ledger, interval: float, batch: int) -> None:
     (database away, say) is logged and the next round tries again."""
     while True:
         try:
-            while await ledger.expire_due(batch) >= batch:
+            while await ledger.postings.expire_due(batch) >= batch:
                 pass  # a full batch: more may be due at once
         except Exception:
             log.exception("expiry sweep failed; retrying in %.1f s", interval)
@@ -39,7 +38,7 @@ async def compact_hot_accounts(ledger: Ledger, settings: Settings) -> None:
     interval = max(settings.hot_compact_seconds / 4, 0.05)
     while True:
         try:
-            await ledger.compact_hot(
+            await ledger.accounts.compact_hot(
                 min_deltas=settings.hot_compact_deltas,
                 max_age_seconds=settings.hot_compact_seconds,
                 grace_seconds=settings.hot_snapshot_grace_seconds,

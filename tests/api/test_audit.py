@@ -222,7 +222,7 @@ async def test_the_expiry_sweeper_leaves_a_row_for_each_expiry(client, ledger):
     import asyncio
 
     await asyncio.sleep(1.2)
-    await ledger.expire_due()
+    await ledger.postings.expire_due()
     hold = (await client.get(f"/transactions/{held.json()['id']}")).json()
     assert hold["state"] == "expired"
     [row] = [r for r in await rows(client, target=hold["id"]) if r["action"] == "pending.expire"]

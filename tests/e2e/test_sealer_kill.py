@@ -51,7 +51,7 @@ async def test_a_sequencer_killed_mid_block_leaves_nothing_and_another_seals_it(
         a, b = await open_account(ledger), await open_account(ledger, normal_side="credit")
         posted = [
             (
-                await ledger.post_transaction(
+                await ledger.postings.post(
                     NewTransaction([Leg(a, "debit", n), Leg(b, "credit", n)]),
                     IdempotencyKey("tests", fresh_id("key")),
                 )
@@ -84,7 +84,7 @@ async def test_a_sequencer_killed_mid_block_leaves_nothing_and_another_seals_it(
         assert sealed == len(posted), "the killed block's transactions, sealed once, elsewhere"
         head = await ledger.journal.head()
         assert (head.block, head.last_sequence) == (1, len(posted))
-        places = sorted([(await ledger.get_transaction(t)).sequence for t in posted])
+        places = sorted([(await ledger.postings.get(t)).sequence for t in posted])
         assert places == list(range(1, len(posted) + 1))
         report = await ledger.verify()
         assert report.ok, report

@@ -24,7 +24,7 @@ async def writer_engine(database_url, settings):
 @pytest.fixture
 async def posted(ledger):
     a, b = await open_account(ledger), await open_account(ledger)
-    result = await ledger.post_transaction(
+    result = await ledger.postings.post(
         NewTransaction([Leg(a, "debit", 9), Leg(b, "credit", 9)]), IdempotencyKey("t", a)
     )
     return a, result.transaction.id

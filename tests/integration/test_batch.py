@@ -79,7 +79,7 @@ def outcome_of(result_or_error) -> str:
 async def totals(ledger, accounts: list[str]) -> list[list[int]]:
     found = []
     for account_id in accounts:
-        b = await ledger.balance(account_id)
+        b = await ledger.accounts.balance(account_id)
         found.append([b.posted.debits, b.posted.credits, b.pending.debits, b.pending.credits])
     return found
 
@@ -98,12 +98,12 @@ async def test_a_batch_is_the_same_postings_one_by_one(either_ledger, specs, fun
             fund = NewTransaction(
                 [Leg(accounts[0], "debit", funding + 1), Leg(wallet, "credit", funding + 1)]
             )
-            await ledger.post_transaction(fund, IdempotencyKey("tests", fresh_id("k")), TESTS)
+            await ledger.postings.post(fund, IdempotencyKey("tests", fresh_id("k")), TESTS)
     singles = []
     for spec in specs:
         try:
             key = IdempotencyKey("tests", fresh_id("k"))
-            singles.append(await ledger.post_transaction(transaction(one_by_one, spec), key, TESTS))
+            singles.append(await ledger.postings.post(transaction(one_by_one, spec), key, TESTS))
         except Exception as exc:
             singles.append(exc)
     cmd = NewBatch(
@@ -141,7 +141,7 @@ async def test_a_hot_account_gets_one_delta_per_batch(either_ledger, owner_engin
             )
         ).all()
     assert [r.posted_credits for r in rows] == [40]
-    assert (await ledger.balance(accounts[4])).posted.credits == 40
+    assert (await ledger.accounts.balance(accounts[4])).posted.credits == 40
 
 
 async def test_identical_batches_racing_write_each_item_once(either_ledger, owner_engine):
@@ -166,7 +166,7 @@ async def test_identical_batches_racing_write_each_item_once(either_ledger, owne
             )
         ).scalar_one()
     assert stored == len(specs)
-    assert (await ledger.balance(accounts[3])).posted.credits == sum(
+    assert (await ledger.accounts.balance(accounts[3])).posted.credits == sum(
         s[2] for s in specs if not s[4]
     )
 
@@ -187,7 +187,7 @@ async def test_an_atomic_batch_racing_itself_commits_once(either_ledger):
     results = await asyncio.gather(*[ledger.batches.post(cmd, key, TESTS) for _ in range(3)])
     assert len({tuple(o.transaction.id for o in r.outcomes) for r in results}) == 1
     assert sorted(r.replayed for r in results) == [False, True, True]
-    assert (await ledger.balance(accounts[3])).posted.credits == 25
+    assert (await ledger.accounts.balance(accounts[3])).posted.credits == 25
 
 
 @pytest.mark.parametrize("atomic", [False, True])
@@ -237,7 +237,7 @@ async def test_a_batch_whose_commit_answer_was_lost_tells_its_own_items_from_rep
         await store.dispose()
     assert lost
     assert [o.replayed for o in result.outcomes] == [True, False]
-    assert (await ledger.balance(accounts[3])).posted.credits == 7 + 11
+    assert (await ledger.accounts.balance(accounts[3])).posted.credits == 7 + 11
 
 
 async def open_mixed_set(ledger) -> list[str]:
@@ -289,12 +289,12 @@ async def test_a_batch_of_one_is_a_single_posting_for_any_legs(ledger, spec, pen
         for source, wallet in ((0, 1), (4, 5)):
             amount = funding + 1
             fund = [Leg(accounts[source], "debit", amount), Leg(accounts[wallet], "credit", amount)]
-            await ledger.post_transaction(
+            await ledger.postings.post(
                 NewTransaction(fund), IdempotencyKey("tests", fresh_id("k")), TESTS
             )
     names = {a: f"#{i}" for s in (single_set, batch_set) for i, a in enumerate(s)}
     try:
-        single = await ledger.post_transaction(
+        single = await ledger.postings.post(
             NewTransaction(legs_on(single_set, spec), pending=pending),
             IdempotencyKey("tests", fresh_id("k")),
             TESTS,

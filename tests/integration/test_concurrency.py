@@ -21,7 +21,7 @@ async def test_parallel_transfers_among_limited_accounts(ledger):
         for _ in range(3)
     ]
     for w in wallets:
-        await ledger.post_transaction(
+        await ledger.postings.post(
             NewTransaction([Leg(funding, "debit", 100), Leg(w, "credit", 100)]),
             IdempotencyKey("tests", fresh_id("fund")),
         )
@@ -31,7 +31,7 @@ async def test_parallel_transfers_among_limited_accounts(ledger):
         amount = rng.randint(1, 60)
         cmd = NewTransaction([Leg(src, "debit", amount), Leg(dst, "credit", amount)])
         try:
-            await ledger.post_transaction(cmd, IdempotencyKey("tests", fresh_id("t")))
+            await ledger.postings.post(cmd, IdempotencyKey("tests", fresh_id("t")))
             return src, dst, amount
         except errors.LimitExceeded:
             return None
@@ -46,7 +46,7 @@ async def test_parallel_transfers_among_limited_accounts(ledger):
         expected[src] -= amount
         expected[dst] += amount
     for w in wallets:
-        balance = await ledger.balance(w)
+        balance = await ledger.accounts.balance(w)
         assert balance.posted.balance == expected[w]
         assert balance.posted.debits <= balance.posted.credits
     assert sum(expected[w] for w in wallets) == 300

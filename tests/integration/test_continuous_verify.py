@@ -41,7 +41,7 @@ async def books(server_url, settings):
         debit, credit = ids[n % 19], ids[(n * 7 + 3) % 20]
         if debit == credit:
             continue
-        await ledger.post_transaction(
+        await ledger.postings.post(
             NewTransaction([Leg(debit, "debit", n + 1), Leg(credit, "credit", n + 1)]),
             IdempotencyKey("tests", fresh_id("key")),
         )

@@ -26,12 +26,12 @@ def code() -> str:
 
 
 async def test_a_usd_account_at_another_scale_is_refused(ledger):
-    usd, _ = await ledger.create_account(
+    usd, _ = await ledger.accounts.create(
         NewAccount(id=fresh_id(), currency="USD", normal_side="debit")
     )
     assert usd.scale == 2
     with pytest.raises(errors.CurrencyScaleMismatch) as caught:
-        await ledger.create_account(
+        await ledger.accounts.create(
             NewAccount(id=fresh_id(), currency="USD", scale=5, normal_side="credit")
         )
     assert caught.value.details == {"currency": "USD", "scale": 2, "asked": 5}
@@ -40,19 +40,21 @@ async def test_a_usd_account_at_another_scale_is_refused(ledger):
 async def test_an_unknown_code_takes_the_scale_of_its_first_account(ledger):
     points = code()
     with pytest.raises(errors.InvalidAccount):
-        await ledger.create_account(NewAccount(id=fresh_id(), currency=points, normal_side="debit"))
-    first, _ = await ledger.create_account(
+        await ledger.accounts.create(
+            NewAccount(id=fresh_id(), currency=points, normal_side="debit")
+        )
+    first, _ = await ledger.accounts.create(
         NewAccount(id=fresh_id(), currency=points, scale=4, normal_side="debit")
     )
-    second, _ = await ledger.create_account(
+    second, _ = await ledger.accounts.create(
         NewAccount(id=fresh_id(), currency=points, normal_side="credit")
     )
     assert (first.scale, second.scale) == (4, 4)
     with pytest.raises(errors.CurrencyScaleMismatch):
-        await ledger.create_account(
+        await ledger.accounts.create(
             NewAccount(id=fresh_id(), currency=points, scale=2, normal_side="credit")
         )
-    listed = {c.code: c.scale for c in (await ledger.list_currencies()).items}
+    listed = {c.code: c.scale for c in (await ledger.accounts.currencies()).items}
     assert listed[points] == 4 and listed["USD"] == 2
 
 
@@ -125,7 +127,7 @@ async def test_many_first_accounts_of_a_new_currency_at_once(ledger):
         new = code()
         made = await asyncio.gather(
             *(
-                ledger.create_account(
+                ledger.accounts.create(
                     NewAccount(id=fresh_id(), currency=new, scale=2, normal_side="debit")
                 )
                 for _ in range(16)

@@ -47,10 +47,12 @@ async def seal_all(ledger) -> None:
 async def test_each_committed_transaction_is_one_event_of_its_type_in_sequence_order(ledger):
     a, b = await open_account(ledger), await open_account(ledger, normal_side="credit")
     start = await here(ledger)
-    plain = (await ledger.post_transaction(transfer(a, b), key())).transaction
-    held = (await ledger.post_transaction(transfer(a, b, 7, pending=True), key())).transaction
-    posted = (await ledger.post_pending(held.id, PostPendingRequest(amount=6), key())).transaction
-    reversal = (await ledger.reverse_transaction(plain.id, ReversalRequest(), key())).transaction
+    plain = (await ledger.postings.post(transfer(a, b), key())).transaction
+    held = (await ledger.postings.post(transfer(a, b, 7, pending=True), key())).transaction
+    posted = (
+        await ledger.postings.post_pending(held.id, PostPendingRequest(amount=6), key())
+    ).transaction
+    reversal = (await ledger.postings.reverse(plain.id, ReversalRequest(), key())).transaction
     await seal_all(ledger)
 
     page = await ledger.events.feed(start, account_id=a)
@@ -66,11 +68,11 @@ async def test_each_committed_transaction_is_one_event_of_its_type_in_sequence_o
     assert page.events[3].data.reverses == plain.id
     # The data is the transaction as it was at commit: the plain posting
     # reads the same now (it gained only `reversed_by`, an event of its own)...
-    now = await ledger.get_transaction(plain.id)
+    now = await ledger.postings.get(plain.id)
     assert page.events[0].data == msgspec.structs.replace(now, reversed_by=None)
     # ... and the pending one was pending then, whatever it is now.
     assert page.events[1].data.state == "pending" and page.events[1].data.resolved_by is None
-    assert (await ledger.get_transaction(held.id)).state == "posted"
+    assert (await ledger.postings.get(held.id)).state == "posted"
     # Event ids are stable, and the page's cursor continues after the last.
     assert page.events[0].id == ev.event_id(plain.id)
     # (The page's cursor has also passed the reconciliation stream's
@@ -90,9 +92,9 @@ async def test_filters_by_type_and_by_account_and_pages_on(ledger):
     start = await here(ledger)
     ids = []
     for n in range(5):
-        ids.append((await ledger.post_transaction(transfer(a, b, n + 1), key())).transaction.id)
-    other = (await ledger.post_transaction(transfer(c, b), key())).transaction.id
-    pending = (await ledger.post_transaction(transfer(a, b, pending=True), key())).transaction
+        ids.append((await ledger.postings.post(transfer(a, b, n + 1), key())).transaction.id)
+    other = (await ledger.postings.post(transfer(c, b), key())).transaction.id
+    pending = (await ledger.postings.post(transfer(a, b, pending=True), key())).transaction
     await seal_all(ledger)
 
     seen, cursor = [], start
@@ -115,8 +117,8 @@ async def test_a_key_limited_to_prefixes_gets_only_the_events_it_may_read(ledger
     theirs = await open_account(ledger, prefix="elsewhere")
     b = await open_account(ledger, prefix="evreach", normal_side="credit")
     start = await here(ledger)
-    inside = (await ledger.post_transaction(transfer(mine, b), key())).transaction.id
-    await ledger.post_transaction(transfer(theirs, b), key())
+    inside = (await ledger.postings.post(transfer(mine, b), key())).transaction.id
+    await ledger.postings.post(transfer(theirs, b), key())
     await seal_all(ledger)
     limited = Actor(request_id="t", client_id="tests", accounts=("evreach",))
     # The session app's sequencer may hold the sealing guard (seal_all then
@@ -143,8 +145,8 @@ async def test_a_posting_that_rolls_back_has_no_event(ledger, database_url, sett
         a, b = await open_account(ledger), await open_account(ledger, normal_side="credit")
         start = await here(ledger)
         with pytest.raises(RuntimeError):
-            await doomed.post_transaction(transfer(a, b), key())
-        kept = (await ledger.post_transaction(transfer(a, b, 9), key())).transaction.id
+            await doomed.postings.post(transfer(a, b), key())
+        kept = (await ledger.postings.post(transfer(a, b, 9), key())).transaction.id
         await seal_all(ledger)
         page = await ledger.events.feed(start, account_id=a)
         assert [e.data.id for e in page.events] == [kept]
@@ -167,9 +169,9 @@ async def test_an_open_transaction_holds_the_feed_back_and_keeps_its_place(
         c = await open_account(ledger, prefix="zzz")
         d = await open_account(ledger, normal_side="credit", prefix="zzz")
         start = await here(ledger)
-        first = asyncio.create_task(held_ledger.post_transaction(transfer(a, b), key()))
+        first = asyncio.create_task(held_ledger.postings.post(transfer(a, b), key()))
         await asyncio.wait_for(held_store.written.wait(), 30)
-        later = (await ledger.post_transaction(transfer(c, d), key())).transaction.id
+        later = (await ledger.postings.post(transfer(c, d), key())).transaction.id
         await seal_all(ledger)
         # The later transaction committed, but the open one's xid is below
         # it: neither is sealed, so the feed shows neither yet.
@@ -191,7 +193,7 @@ async def test_a_long_poll_answers_when_an_event_comes(ledger):
     waiting = asyncio.create_task(ledger.events.feed(start, account_id=a, wait=30))
     await asyncio.sleep(0.3)
     assert not waiting.done()
-    posted = (await ledger.post_transaction(transfer(a, b), key())).transaction.id
+    posted = (await ledger.postings.post(transfer(a, b), key())).transaction.id
     await seal_all(ledger)
     page = await asyncio.wait_for(waiting, 30)
     assert [e.data.id for e in page.events] == [posted]

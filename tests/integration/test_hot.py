@@ -40,7 +40,7 @@ def pay(payer: str, payee: str, amount: int, fee_account: str, fee: int) -> NewT
 
 
 async def compact(ledger, grace: float = 0.0) -> int:
-    return await ledger.compact_hot(
+    return await ledger.accounts.compact_hot(
         min_deltas=1, max_age_seconds=0, grace_seconds=grace, batch=1000
     )
 
@@ -51,7 +51,7 @@ async def scalar(owner_engine, sql: str, **params):
 
 
 async def totals(ledger, account_id: str) -> list[int]:
-    b = await ledger.balance(account_id)
+    b = await ledger.accounts.balance(account_id)
     return [b.posted.debits, b.posted.credits, b.pending.debits, b.pending.credits]
 
 
@@ -69,14 +69,14 @@ async def test_a_posting_to_a_hot_account_takes_no_lock_on_it(ledger, owner_engi
             {"a": fees, "b": plain},
         )
         posted = await asyncio.wait_for(
-            ledger.post_transaction(
+            ledger.postings.post(
                 NewTransaction([Leg(payer, "debit", 5), Leg(fees, "credit", 5)]), key()
             ),
             timeout=10,
         )
         assert not posted.replayed
         blocked = asyncio.create_task(
-            ledger.post_transaction(
+            ledger.postings.post(
                 NewTransaction([Leg(payer, "debit", 5), Leg(plain, "credit", 5)]), key()
             )
         )
@@ -84,8 +84,8 @@ async def test_a_posting_to_a_hot_account_takes_no_lock_on_it(ledger, owner_engi
         assert not blocked.done(), "an ordinary account's row lock must hold postings back"
         await holder.rollback()
     await asyncio.wait_for(blocked, timeout=10)
-    assert (await ledger.balance(fees)).posted.balance == 5
-    assert (await ledger.balance(plain)).posted.balance == 5
+    assert (await ledger.accounts.balance(fees)).posted.balance == 5
+    assert (await ledger.accounts.balance(plain)).posted.balance == 5
     # The hot account's row was never written: its balance lives elsewhere.
     assert (
         await scalar(
@@ -102,8 +102,8 @@ async def test_balance_is_snapshot_plus_deltas_before_and_after_compaction(ledge
     payee = await open_account(ledger, normal_side="credit")
     fees = await open_account(ledger, normal_side="credit", hot=True)
     for i in range(10):
-        await ledger.post_transaction(pay(payer, payee, 100, fees, i + 1), key())
-    assert (await ledger.balance(fees)).posted.balance == 55
+        await ledger.postings.post(pay(payer, payee, 100, fees, i + 1), key())
+    assert (await ledger.accounts.balance(fees)).posted.balance == 55
     deltas = "SELECT count(*) FROM hot_deltas WHERE account_id = :a"
     assert await scalar(owner_engine, deltas, a=fees) == 10
 
@@ -118,9 +118,9 @@ async def test_balance_is_snapshot_plus_deltas_before_and_after_compaction(ledge
         )
         == 55
     )
-    assert (await ledger.balance(fees)).posted.balance == 55
-    await ledger.post_transaction(pay(payer, payee, 100, fees, 45), key())
-    assert (await ledger.balance(fees)).posted.balance == 100
+    assert (await ledger.accounts.balance(fees)).posted.balance == 55
+    await ledger.postings.post(pay(payer, payee, 100, fees, 45), key())
+    assert (await ledger.accounts.balance(fees)).posted.balance == 100
     assert (await ledger.verify()).ok
 
 
@@ -129,22 +129,22 @@ async def test_pending_amounts_on_a_hot_account(ledger):
     through deltas, exactly as they move an ordinary account's row."""
     payer = await open_account(ledger)
     clearing = await open_account(ledger, normal_side="credit", hot=True)
-    first = await ledger.post_transaction(
+    first = await ledger.postings.post(
         NewTransaction([Leg(payer, "debit", 70), Leg(clearing, "credit", 70)], pending=True),
         key(),
     )
-    second = await ledger.post_transaction(
+    second = await ledger.postings.post(
         NewTransaction([Leg(payer, "debit", 30), Leg(clearing, "credit", 30)], pending=True),
         key(),
     )
     assert await totals(ledger, clearing) == [0, 0, 0, 100]
     await compact(ledger)
-    await ledger.post_pending(first.transaction.id, PostPendingRequest(amount=50), key())
+    await ledger.postings.post_pending(first.transaction.id, PostPendingRequest(amount=50), key())
     assert await totals(ledger, clearing) == [0, 50, 0, 30]
     await compact(ledger)
-    await ledger.void_pending(second.transaction.id, VoidRequest(), key())
+    await ledger.postings.void_pending(second.transaction.id, VoidRequest(), key())
     assert await totals(ledger, clearing) == [0, 50, 0, 0]
-    assert (await ledger.balance(clearing)).available == 50
+    assert (await ledger.accounts.balance(clearing)).available == 50
     assert (await ledger.verify()).ok
 
 
@@ -160,12 +160,12 @@ async def test_a_posting_held_open_across_a_compaction_is_neither_lost_nor_doubl
     fees = await open_account(ledger, normal_side="credit", hot=True)
     float_account = await open_account(ledger, hot=True)
     for _ in range(3):
-        await ledger.post_transaction(pay(payer, payee, 10, fees, 1), key())
+        await ledger.postings.post(pay(payer, payee, 10, fees, 1), key())
     for _ in range(2):  # between hot accounts: no balance row is written
-        await ledger.post_transaction(
+        await ledger.postings.post(
             NewTransaction([Leg(float_account, "debit", 1), Leg(fees, "credit", 1)]), key()
         )
-    before_held = (await ledger.balance(fees)).as_of
+    before_held = (await ledger.accounts.balance(fees)).as_of
 
     base = build_store(database_url, settings, application_name="ledger-held")
     store = HeldStore(base.engine, base.policy)
@@ -174,7 +174,7 @@ async def test_a_posting_held_open_across_a_compaction_is_neither_lost_nor_doubl
         # Its own payer and payee: it holds their rows locked until it commits.
         other_payer, other_payee = await open_account(ledger), await open_account(ledger)
         late = asyncio.create_task(
-            held_ledger.post_transaction(pay(other_payer, other_payee, 10, fees, 100), key())
+            held_ledger.postings.post(pay(other_payer, other_payee, 10, fees, 100), key())
         )
         await asyncio.wait_for(store.written.wait(), timeout=10)
         # Entries, delta and all are written, not committed. (No other
@@ -207,7 +207,7 @@ async def test_a_posting_held_open_across_a_compaction_is_neither_lost_nor_doubl
     )
     assert created < watermark, "the held posting was created under the watermark"
     # Committed now: in the balance at once (from the deltas), not lost.
-    assert (await ledger.balance(fees)).posted.balance == 105
+    assert (await ledger.accounts.balance(fees)).posted.balance == 105
     assert (
         await scalar(
             owner_engine,
@@ -220,7 +220,7 @@ async def test_a_posting_held_open_across_a_compaction_is_neither_lost_nor_doubl
     )
     # The next fold takes it, once, and records that it came late.
     assert await ledger.store.compact_hot(fees, timedelta(0)) == 1
-    assert (await ledger.balance(fees)).posted.balance == 105
+    assert (await ledger.accounts.balance(fees)).posted.balance == 105
     assert (
         await scalar(
             owner_engine,
@@ -233,11 +233,11 @@ async def test_a_posting_held_open_across_a_compaction_is_neither_lost_nor_doubl
     # the journal with that time) although the snapshot below it does not.
     between = created + (watermark - created) / 2
     journal = await journal_credits(owner_engine, fees, between)
-    assert (await ledger.balance(fees, as_of=between)).posted.credits == journal
-    assert (await ledger.balance(fees, as_of=before_held)).posted.credits == 5
-    assert (await ledger.balance(fees, as_of=watermark)).posted.credits == await journal_credits(
-        owner_engine, fees, watermark
-    )
+    assert (await ledger.accounts.balance(fees, as_of=between)).posted.credits == journal
+    assert (await ledger.accounts.balance(fees, as_of=before_held)).posted.credits == 5
+    assert (
+        await ledger.accounts.balance(fees, as_of=watermark)
+    ).posted.credits == await journal_credits(owner_engine, fees, watermark)
     report = await ledger.verify()
     assert report.ok, report
 
@@ -257,7 +257,7 @@ async def test_concurrent_compactors_fold_each_delta_once(ledger, database_url, 
     payee = await open_account(ledger, normal_side="credit")
     fees = await open_account(ledger, normal_side="credit", hot=True)
     await asyncio.gather(
-        *(ledger.post_transaction(pay(payer, payee, 3, fees, 2), key()) for _ in range(60))
+        *(ledger.postings.post(pay(payer, payee, 3, fees, 2), key()) for _ in range(60))
     )
     others = [
         build_store(database_url, settings, application_name=f"compactor-{i}") for i in range(3)
@@ -269,7 +269,7 @@ async def test_concurrent_compactors_fold_each_delta_once(ledger, database_url, 
         for s in others:
             await s.dispose()
     assert sum(folded) >= 60
-    assert (await ledger.balance(fees)).posted.balance == 120
+    assert (await ledger.accounts.balance(fees)).posted.balance == 120
     assert (await ledger.verify()).ok
 
 
@@ -289,7 +289,7 @@ async def test_postings_and_compactions_race_without_losing_anything(ledger):
         total = 0
         for _ in range(n):
             fee = rng.randint(1, 9)
-            await ledger.post_transaction(pay(rng.choice(payers), payee, 5, fees, fee), key())
+            await ledger.postings.post(pay(rng.choice(payers), payee, 5, fees, fee), key())
             total += fee
         return total
 
@@ -297,32 +297,32 @@ async def test_postings_and_compactions_race_without_losing_anything(ledger):
     fees_paid = await asyncio.gather(*(payments(25) for _ in range(8)))
     stop.set()
     await running
-    assert (await ledger.balance(fees)).posted.balance == sum(fees_paid)
+    assert (await ledger.accounts.balance(fees)).posted.balance == sum(fees_paid)
     await compact(ledger)
-    assert (await ledger.balance(fees)).posted.balance == sum(fees_paid)
+    assert (await ledger.accounts.balance(fees)).posted.balance == sum(fees_paid)
     assert (await ledger.verify()).ok
 
 
 async def test_making_an_account_hot_and_ordinary_again_keeps_its_balance(ledger, owner_engine):
     payer = await open_account(ledger)
     settlement = await open_account(ledger, normal_side="credit")
-    await ledger.post_transaction(
+    await ledger.postings.post(
         NewTransaction([Leg(payer, "debit", 40), Leg(settlement, "credit", 40)]), key()
     )
-    account, changed = await ledger.update_account(settlement, AccountPatch(hot=True))
+    account, changed = await ledger.accounts.update(settlement, AccountPatch(hot=True))
     assert changed and account.hot
-    assert (await ledger.get_account(settlement)).hot
-    _, changed = await ledger.update_account(settlement, AccountPatch(hot=True))
+    assert (await ledger.accounts.get(settlement)).hot
+    _, changed = await ledger.accounts.update(settlement, AccountPatch(hot=True))
     assert not changed, "asking for what already is changes nothing"
-    await ledger.post_transaction(
+    await ledger.postings.post(
         NewTransaction([Leg(payer, "debit", 2), Leg(settlement, "credit", 2)]), key()
     )
-    assert (await ledger.balance(settlement)).posted.balance == 42
+    assert (await ledger.accounts.balance(settlement)).posted.balance == 42
     await compact(ledger)
-    await ledger.post_transaction(
+    await ledger.postings.post(
         NewTransaction([Leg(payer, "debit", 1), Leg(settlement, "credit", 1)]), key()
     )
-    account, changed = await ledger.update_account(settlement, AccountPatch(hot=False))
+    account, changed = await ledger.accounts.update(settlement, AccountPatch(hot=False))
     assert changed and not account.hot
     # Ordinary again: the balance row holds everything, deltas are gone.
     assert (
@@ -339,8 +339,8 @@ async def test_making_an_account_hot_and_ordinary_again_keeps_its_balance(ledger
         )
         == 0
     )
-    assert (await ledger.balance(settlement)).posted.balance == 43
-    changes = (await ledger.account_changes(settlement, None, 10)).items
+    assert (await ledger.accounts.balance(settlement)).posted.balance == 43
+    changes = (await ledger.accounts.changes(settlement, None, 10)).items
     assert [(c.field, c.old_value, c.new_value) for c in changes] == [
         ("hot", False, True),
         ("hot", True, False),
@@ -354,23 +354,23 @@ async def test_flipping_hot_while_postings_run_loses_nothing(ledger):
 
     async def payments():
         for _ in range(20):
-            await ledger.post_transaction(
+            await ledger.postings.post(
                 NewTransaction([Leg(payer, "debit", 1), Leg(target, "credit", 1)]), key()
             )
 
     async def flips():
         for i in range(8):
-            await ledger.update_account(target, AccountPatch(hot=i % 2 == 0))
+            await ledger.accounts.update(target, AccountPatch(hot=i % 2 == 0))
             await compact(ledger)
 
     await asyncio.gather(payments(), payments(), payments(), flips())
-    assert (await ledger.balance(target)).posted.balance == 60
+    assert (await ledger.accounts.balance(target)).posted.balance == 60
     assert (await ledger.verify()).ok
 
 
 async def test_a_hot_account_cannot_carry_a_limit(ledger):
     with pytest.raises(errors.HotAccountLimited):
-        await ledger.create_account(
+        await ledger.accounts.create(
             NewAccount(
                 currency="USD",
                 scale=2,
@@ -383,15 +383,15 @@ async def test_a_hot_account_cannot_carry_a_limit(ledger):
         ledger, normal_side="credit", flags=AccountFlags(debits_must_not_exceed_credits=True)
     )
     with pytest.raises(errors.HotAccountLimited):
-        await ledger.update_account(limited, AccountPatch(hot=True))
-    assert not (await ledger.get_account(limited)).hot
-    assert (await ledger.account_changes(limited, None, 10)).items == []
+        await ledger.accounts.update(limited, AccountPatch(hot=True))
+    assert not (await ledger.accounts.get(limited)).hot
+    assert (await ledger.accounts.changes(limited, None, 10)).items == []
 
 
 async def test_verify_finds_a_damaged_snapshot(ledger, owner_engine):
     payer = await open_account(ledger)
     fees = await open_account(ledger, normal_side="credit", hot=True)
-    await ledger.post_transaction(
+    await ledger.postings.post(
         NewTransaction([Leg(payer, "debit", 9), Leg(fees, "credit", 9)]), key()
     )
     await compact(ledger)
@@ -429,7 +429,7 @@ async def test_the_compactor_in_the_service_folds_by_count_and_by_age(
     payer = await open_account(ledger)
     fees = await open_account(ledger, normal_side="credit", hot=True)
     for _ in range(3):
-        await ledger.post_transaction(
+        await ledger.postings.post(
             NewTransaction([Leg(payer, "debit", 1), Leg(fees, "credit", 1)]), key()
         )
     running = settings.with_overrides(

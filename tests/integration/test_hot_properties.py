@@ -69,7 +69,7 @@ class Book:
 
     async def open(self) -> None:
         for i, account_id in enumerate(self.ids):
-            await self.ledger.create_account(
+            await self.ledger.accounts.create(
                 NewAccount(
                     id=account_id,
                     currency="USD",
@@ -86,18 +86,18 @@ class Book:
         if kind in ("transfer", "hold"):
             debit, credit = self.ids[a], self.ids[(a + b) % ACCOUNTS]
             legs = [Leg(debit, "debit", amount), Leg(credit, "credit", amount)]
-            result = await self.ledger.post_transaction(
+            result = await self.ledger.postings.post(
                 NewTransaction(legs, pending=kind == "hold"), self.key()
             )
             return result.transaction.id if kind == "hold" else None
         target = self.holds[a]
         if kind == "void":
-            await self.ledger.void_pending(target, VoidRequest(), self.key())
+            await self.ledger.postings.void_pending(target, VoidRequest(), self.key())
         elif kind == "post":
-            await self.ledger.post_pending(target, PostPendingRequest(), self.key())
+            await self.ledger.postings.post_pending(target, PostPendingRequest(), self.key())
         else:
-            held = (await self.ledger.get_transaction(target)).entries[0].amount
-            await self.ledger.post_pending(
+            held = (await self.ledger.postings.get(target)).entries[0].amount
+            await self.ledger.postings.post_pending(
                 target, PostPendingRequest(amount=max(1, held * b // 100)), self.key()
             )
         return None
@@ -105,7 +105,7 @@ class Book:
     async def balances(self, as_of=None) -> list[tuple]:
         out = []
         for account_id in self.ids:
-            b = await self.ledger.balance(account_id, as_of)
+            b = await self.ledger.accounts.balance(account_id, as_of)
             out.append((b.posted, b.pending, b.available))
         return out
 
@@ -151,7 +151,7 @@ def test_hot_and_ordinary_accounts_agree_on_every_journal(database_url, settings
 
                     async def compactor(stop=stop):
                         while not stop.is_set():
-                            await ledger.compact_hot(
+                            await ledger.accounts.compact_hot(
                                 min_deltas=1, max_age_seconds=0, grace_seconds=0, batch=100
                             )
                             await asyncio.sleep(0)
@@ -168,8 +168,8 @@ def test_hot_and_ordinary_accounts_agree_on_every_journal(database_url, settings
                 assert now_plain == now_hot
                 times.append(
                     (
-                        (await ledger.balance(plain.ids[0])).as_of,
-                        (await ledger.balance(hot.ids[0])).as_of,
+                        (await ledger.accounts.balance(plain.ids[0])).as_of,
+                        (await ledger.accounts.balance(hot.ids[0])).as_of,
                     )
                 )
                 for then_plain, then_hot in times:

@@ -57,7 +57,7 @@ async def once_sealed(ledger, transaction_id: str, seconds: float = 10.0):
     test if it is left out of the sequence."""
     for _ in range(int(seconds / 0.05)):
         await seal_all(ledger)
-        found = await ledger.get_transaction(transaction_id)
+        found = await ledger.postings.get(transaction_id)
         if found.sequence is not None:
             return found
         await asyncio.sleep(0.05)
@@ -74,26 +74,28 @@ async def sequence_rows(owner_engine) -> list[tuple[int, int, str]]:
 
 async def test_every_kind_of_posting_gets_one_place_in_a_gap_free_sequence(ledger, owner_engine):
     a, b = await open_account(ledger), await open_account(ledger, normal_side="credit")
-    plain = (await ledger.post_transaction(transfer(a, b, 50), key())).transaction
-    held = (await ledger.post_transaction(transfer(a, b, 10, pending=True), key())).transaction
-    posted = (await ledger.post_pending(held.id, PostPendingRequest(amount=4), key())).transaction
-    voidable = (await ledger.post_transaction(transfer(a, b, 3, pending=True), key())).transaction
-    voided = (await ledger.void_pending(voidable.id, VoidRequest(), key())).transaction
-    reversal = (await ledger.reverse_transaction(plain.id, ReversalRequest(), key())).transaction
+    plain = (await ledger.postings.post(transfer(a, b, 50), key())).transaction
+    held = (await ledger.postings.post(transfer(a, b, 10, pending=True), key())).transaction
+    posted = (
+        await ledger.postings.post_pending(held.id, PostPendingRequest(amount=4), key())
+    ).transaction
+    voidable = (await ledger.postings.post(transfer(a, b, 3, pending=True), key())).transaction
+    voided = (await ledger.postings.void_pending(voidable.id, VoidRequest(), key())).transaction
+    reversal = (await ledger.postings.reverse(plain.id, ReversalRequest(), key())).transaction
     expiring = (
-        await ledger.post_transaction(transfer(a, b, 2, pending=True, timeout_seconds=1), key())
+        await ledger.postings.post(transfer(a, b, 2, pending=True, timeout_seconds=1), key())
     ).transaction
     assert plain.sequence is None and plain.block is None, "not sealed when it is answered"
     await asyncio.sleep(1.1)
-    assert await ledger.expire_due() >= 1
-    expiry = (await ledger.get_transaction(expiring.id)).resolved_by
+    assert await ledger.postings.expire_due() >= 1
+    expiry = (await ledger.postings.get(expiring.id)).resolved_by
     assert expiry is not None
 
     await seal_all(ledger)
 
     ours = [plain, held, posted, voidable, voided, reversal, expiring]
-    places = [await ledger.get_transaction(t.id) for t in ours]
-    places.append(await ledger.get_transaction(expiry))
+    places = [await ledger.postings.get(t.id) for t in ours]
+    places.append(await ledger.postings.get(expiry))
     assert all(t.sequence is not None and t.block is not None for t in places)
     assert len({t.sequence for t in places}) == len(places)
     rows = await sequence_rows(owner_engine)
@@ -109,7 +111,7 @@ async def test_every_kind_of_posting_gets_one_place_in_a_gap_free_sequence(ledge
 async def test_a_sealed_transaction_carries_the_hash_of_its_record(ledger):
     a, b = await open_account(ledger), await open_account(ledger, normal_side="credit")
     posted = (
-        await ledger.post_transaction(
+        await ledger.postings.post(
             transfer(a, b, 7, description="café ☕", metadata={"z": [1, {"b": None}], "a": "é"}),
             key(),
         )
@@ -156,11 +158,9 @@ async def test_a_posting_held_open_is_sealed_after_everything_sealed_while_it_wa
     c = await open_account(ledger, prefix="zzz")
     d = await open_account(ledger, normal_side="credit", prefix="zzz")
     try:
-        late = asyncio.create_task(held_ledger.post_transaction(transfer(a, b, 1), key()))
+        late = asyncio.create_task(held_ledger.postings.post(transfer(a, b, 1), key()))
         await asyncio.wait_for(store.written.wait(), timeout=10)
-        after = [
-            (await ledger.post_transaction(transfer(c, d), key())).transaction for _ in range(3)
-        ]
+        after = [(await ledger.postings.post(transfer(c, d), key())).transaction for _ in range(3)]
         await seal_all(ledger)
         head_while_open = (await ledger.journal.head()).last_sequence
         store.release.set()
@@ -197,7 +197,7 @@ async def test_sequencers_racing_in_many_stores_seal_each_transaction_once(
 
     async def post() -> None:
         for _ in range(60):
-            await ledger.post_transaction(transfer(a, b, 1), key())
+            await ledger.postings.post(transfer(a, b, 1), key())
         stop.set()
 
     async def seal(sealer) -> None:

@@ -79,7 +79,7 @@ async def test_upgrading_keeps_the_books(old_database, settings):
     try:
         ledger = build_ledger(store, settings)
         assert (await ledger.verify()).ok
-        cash = await ledger.balance("cash")
+        cash = await ledger.accounts.balance("cash")
         assert (cash.posted.balance, cash.pending.debits, cash.available) == (7, 0, 7)
     finally:
         await store.dispose()

@@ -38,7 +38,7 @@ async def test_pgbench_posts_balanced_transactions_with_the_script(ledger, datab
         pytest.skip("pgbench speaks PostgreSQL's protocol")
     prefix = f"pgb{uuid.uuid4().hex[:6]}-"
     for i in range(5):
-        await ledger.create_account(
+        await ledger.accounts.create(
             NewAccount(id=f"{prefix}{i}", currency="USD", scale=2, normal_side="debit")
         )
     connection, database = pgbench.connection_args(database_url)
@@ -46,7 +46,7 @@ async def test_pgbench_posts_balanced_transactions_with_the_script(ledger, datab
         pgbench.run, connection, database, 5, prefix, 2, transactions=10
     )
     assert result["tps"] > 0
-    balances = [await ledger.balance(f"{prefix}{i}") for i in range(5)]
+    balances = [await ledger.accounts.balance(f"{prefix}{i}") for i in range(5)]
     debits = sum(b.posted.debits for b in balances)
     credits = sum(b.posted.credits for b in balances)
     # 20 postings of 1 to 1000 among these five accounts, and nothing else.

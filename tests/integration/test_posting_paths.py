@@ -54,17 +54,17 @@ async def test_statements_dropped_behind_the_ledgers_back_are_prepared_again(
         pytest.skip("CockroachDB posts in four messages, with no SQL PREPARE")
     one, store = one_connection
     a, b = await open_account(ledger), await open_account(ledger)
-    await one.post_transaction(transfer(a, b, 1), key())
+    await one.postings.post(transfer(a, b, 1), key())
     async with store.posting_engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         names = await (await raw.execute("SELECT name FROM pg_prepared_statements")).fetchall()
         assert {"ledger_open_2", "ledger_write_2_0_2"} <= {n for (n,) in names}
         await raw.execute("DEALLOCATE ALL")  # as a pooler's reset would
     lost = count("statements_lost")
-    result = await one.post_transaction(transfer(a, b, 2), key())
+    result = await one.postings.post(transfer(a, b, 2), key())
     assert count("statements_lost") == lost + 1  # found out, prepared again, retried
     assert not result.replayed
-    assert (await ledger.balance(a)).posted.debits == 3
+    assert (await ledger.accounts.balance(a)).posted.debits == 3
 
 
 async def test_psycopgs_deallocate_all_after_a_rollback_costs_no_attempt(
@@ -82,13 +82,13 @@ async def test_psycopgs_deallocate_all_after_a_rollback_costs_no_attempt(
     lost = count("statements_lost")
     for _ in range(3):
         for _ in range(7):
-            posted = await one.post_transaction(transfer(a, b, 1), key())
-            await one.reverse_transaction(posted.transaction.id, ReversalRequest(), key())
+            posted = await one.postings.post(transfer(a, b, 1), key())
+            await one.postings.reverse(posted.transaction.id, ReversalRequest(), key())
         with pytest.raises(errors.UnknownAccount):
-            await one.post_transaction(transfer(a, fresh_id("nobody"), 1), key())
-        assert not (await one.post_transaction(transfer(a, b, 1), key())).replayed
+            await one.postings.post(transfer(a, fresh_id("nobody"), 1), key())
+        assert not (await one.postings.post(transfer(a, b, 1), key())).replayed
     assert count("statements_lost") == lost
-    assert (await ledger.balance(a)).posted.debits == 3 * (7 + 1)
+    assert (await ledger.accounts.balance(a)).posted.debits == 3 * (7 + 1)
 
 
 async def test_a_store_without_a_posting_pool_returns_its_connections_as_they_were(
@@ -105,14 +105,14 @@ async def test_a_store_without_a_posting_pool_returns_its_connections_as_they_we
     try:
         one = build_ledger(store, settings)
         a, b = await open_account(ledger), await open_account(ledger)
-        await one.post_transaction(transfer(a, b, 1), key())
+        await one.postings.post(transfer(a, b, 1), key())
         with pytest.raises(errors.UnknownAccount):
-            await one.post_transaction(transfer(a, fresh_id("nobody"), 1), key())
+            await one.postings.post(transfer(a, fresh_id("nobody"), 1), key())
         async with engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
             assert raw.autocommit is False
             assert await conn.get_isolation_level() == "SERIALIZABLE"
-        assert (await one.balance(a)).posted.debits == 1
+        assert (await one.accounts.balance(a)).posted.debits == 1
     finally:
         await store.dispose()
 
@@ -135,7 +135,7 @@ async def test_a_total_overflowing_at_commit_is_refused_and_writes_nothing(
         await conn.commit()
     try:
         with pytest.raises(errors.BalanceOverflow):
-            await posting.post_transaction(transfer(a, b, 100), key())
+            await posting.postings.post(transfer(a, b, 100), key())
         async with owner_engine.connect() as conn:
             written = await conn.execute(
                 text("SELECT count(*) FROM entries WHERE account_id IN (:a, :b)"), {"a": a, "b": b}
@@ -148,7 +148,7 @@ async def test_a_total_overflowing_at_commit_is_refused_and_writes_nothing(
                 {"a": a},
             )
             await conn.commit()
-    assert (await posting.balance(b)).posted.credits == 0
+    assert (await posting.accounts.balance(b)).posted.credits == 0
 
 
 AWKWARD = [
@@ -175,13 +175,13 @@ async def test_awkward_text_is_stored_exactly(path, ledger, four_message_ledger)
             description=value,
             metadata={value: [value, {"n": i, "ok": True, "none": None}]},
         )
-        result = await posting.post_transaction(cmd, k)
-        stored = await ledger.get_transaction(result.transaction.id)
+        result = await posting.postings.post(cmd, k)
+        stored = await ledger.postings.get(result.transaction.id)
         assert stored.description == value
         assert stored.metadata == {value: [value, {"n": i, "ok": True, "none": None}]}
-        again = await posting.post_transaction(cmd, k)  # the key, exactly, finds it
+        again = await posting.postings.post(cmd, k)  # the key, exactly, finds it
         assert again.replayed and again.transaction.id == result.transaction.id
-    assert (await ledger.balance(a)).posted.debits == len(AWKWARD)
+    assert (await ledger.accounts.balance(a)).posted.debits == len(AWKWARD)
     assert (await ledger.verify()).ok
 
 

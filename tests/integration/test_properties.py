@@ -142,7 +142,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return any(self.limits.get(leg.account_id) for leg in tx.entries)
 
     async def careful_post(self, cmd: NewTransaction, key: IdempotencyKey):
-        return await self.careful(lambda: self.ledger.post_transaction(cmd, key))
+        return await self.careful(lambda: self.ledger.postings.post(cmd, key))
 
     async def careful(self, call):
         """What a careful client does: on 'unavailable' or 'outcome unknown',
@@ -171,7 +171,7 @@ class LedgerMachine(RuleBasedStateMachine):
         account_id = f"p{self.prefix}-{len(self.limits)}"
         flags = AccountFlags(**{flag: True}) if flag else AccountFlags()
         self.run(
-            self.ledger.create_account(
+            self.ledger.accounts.create(
                 NewAccount(
                     currency=currency,
                     scale=2,
@@ -375,7 +375,7 @@ class LedgerMachine(RuleBasedStateMachine):
         tid, original = self.acked[candidates[pick % len(candidates)]]
         rkey = self.new_key()
         try:
-            result = self.run(self.ledger.reverse_transaction(tid, ReversalRequest(), rkey))
+            result = self.run(self.ledger.postings.reverse(tid, ReversalRequest(), rkey))
         except errors.LimitExceeded:
             assert any(self.limits.get(e.account_id) for e in original.entries)
             return
@@ -386,7 +386,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     async def compact_repeatedly(self, grace: float, rounds: int) -> None:
         for _ in range(rounds):
-            folded = await self.ledger.compact_hot(
+            folded = await self.ledger.accounts.compact_hot(
                 min_deltas=1, max_age_seconds=0, grace_seconds=grace, batch=100
             )
             if folded:
@@ -426,7 +426,9 @@ class LedgerMachine(RuleBasedStateMachine):
         async def both():
             outcomes, (account, changed) = await asyncio.gather(
                 self.post_all(batch, None),
-                self.careful(lambda: self.ledger.update_account(account_id, AccountPatch(hot=hot))),
+                self.careful(
+                    lambda: self.ledger.accounts.update(account_id, AccountPatch(hot=hot))
+                ),
             )
             return outcomes, account, changed
 
@@ -446,7 +448,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         def status(value):
             return self.careful(
-                lambda: self.ledger.update_account(account_id, AccountPatch(status=value))
+                lambda: self.ledger.accounts.update(account_id, AccountPatch(status=value))
             )
 
         async def both():
@@ -541,8 +543,8 @@ class LedgerMachine(RuleBasedStateMachine):
         def call(hold_id, how, cut, key):
             req = request(hold_id, how, cut)
             if how == "void":
-                return lambda: self.ledger.void_pending(hold_id, req, key)
-            return lambda: self.ledger.post_pending(hold_id, req, key)
+                return lambda: self.ledger.postings.void_pending(hold_id, req, key)
+            return lambda: self.ledger.postings.post_pending(hold_id, req, key)
 
         async def all_():
             return await asyncio.gather(
@@ -590,14 +592,14 @@ class LedgerMachine(RuleBasedStateMachine):
             timeout_seconds=timeout,
         )
         key = self.new_key()
-        outcome = self.run(self.careful(lambda: self.ledger.post_transaction(hold, key)))
+        outcome = self.run(self.careful(lambda: self.ledger.postings.post(hold, key)))
         self.acknowledge(key.key, outcome.transaction, hold)
 
     @rule()
     def sweep_expired_holds(self) -> None:
-        self.run(self.careful(self.ledger.expire_due))
+        self.run(self.careful(self.ledger.postings.expire_due))
         for hold_id in sorted(self.timed):
-            state = self.run(self.ledger.get_transaction(hold_id)).state
+            state = self.run(self.ledger.postings.get(hold_id)).state
             assert state in ("pending", "expired"), state
             if state == "expired":
                 seen("hold expired")
@@ -614,7 +616,7 @@ class LedgerMachine(RuleBasedStateMachine):
         seen("sealed a block")
         if everything:
             for transaction_id, _ in self.acked.values():
-                assert self.run(self.ledger.get_transaction(transaction_id)).sequence is not None
+                assert self.run(self.ledger.postings.get(transaction_id)).sequence is not None
 
     @invariant()
     def books_balance_and_caches_equal_the_journal(self) -> None:
@@ -626,7 +628,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def three_balances_are_what_the_acknowledged_postings_imply(self) -> None:
         for account_id, flag in self.limits.items():
-            balance = self.run(self.ledger.balance(account_id))
+            balance = self.run(self.ledger.accounts.balance(account_id))
             posted, pending = balance.posted, balance.pending
             assert [posted.debits, posted.credits, pending.debits, pending.credits] == (
                 self.expected[account_id]
@@ -644,13 +646,13 @@ class LedgerMachine(RuleBasedStateMachine):
         plus the journal after it, and must agree with what was true."""
         if not self.limits:
             return
-        now = self.run(self.ledger.balance(next(iter(self.limits)))).as_of
+        now = self.run(self.ledger.accounts.balance(next(iter(self.limits)))).as_of
         self.history.append((now, {a: list(self.expected[a]) for a in self.limits}))
         for then, totals in self.history[-3:-1]:
             for account_id, was in totals.items():
                 if account_id not in self.hot and int(account_id.rsplit("-", 1)[1]) % 3:
                     continue  # every hot account; a sample of the others
-                b = self.run(self.ledger.balance(account_id, as_of=then))
+                b = self.run(self.ledger.accounts.balance(account_id, as_of=then))
                 got = [b.posted.debits, b.posted.credits, b.pending.debits, b.pending.credits]
                 assert got == was, (account_id, account_id in self.hot, then)
         if self.hot:

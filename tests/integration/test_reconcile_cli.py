@@ -33,11 +33,11 @@ def test_the_cli_reconciles_a_camt_statement_and_exits_1_on_a_high_exception(
     bank = fresh_id("bank")
 
     async def setup(ledger):
-        await ledger.create_account(
+        await ledger.accounts.create(
             NewAccount(id=bank, currency="EUR", scale=2, normal_side="debit")
         )
         other = fresh_id("sales")
-        await ledger.create_account(
+        await ledger.accounts.create(
             NewAccount(id=other, currency="EUR", scale=2, normal_side="credit")
         )
         await ledger.reconciliation.create_source(
@@ -45,7 +45,7 @@ def test_the_cli_reconciles_a_camt_statement_and_exits_1_on_a_high_exception(
             access.DIRECT,
         )
         # The ledger booked INV-1001 only; the golden file has more.
-        await ledger.post_transaction(
+        await ledger.postings.post(
             NewTransaction(
                 entries=[
                     Leg(account_id=bank, direction="debit", amount=10000),
@@ -100,7 +100,7 @@ def test_the_cli_reconciles_a_stripe_payout_report(
 
     async def setup(ledger):
         for account_id, side in ((balance, "debit"), (sales, "credit")):
-            await ledger.create_account(
+            await ledger.accounts.create(
                 NewAccount(id=account_id, currency="EUR", scale=2, normal_side=side)
             )
         await ledger.reconciliation.create_source(
@@ -115,7 +115,7 @@ def test_the_cli_reconciles_a_stripe_payout_report(
         )
         for ref, amount in charges.items():
             debit, credit = (balance, sales) if amount > 0 else (sales, balance)
-            await ledger.post_transaction(
+            await ledger.postings.post(
                 NewTransaction(
                     entries=[
                         Leg(account_id=debit, direction="debit", amount=abs(amount)),

@@ -75,7 +75,7 @@ async def run_plan(database_url, app_settings, plan) -> None:
 async def check_plan(ledger, plan) -> None:
     bank, sales = fresh_id("pbank"), fresh_id("psales")
     for account_id, side in ((bank, "debit"), (sales, "credit")):
-        await ledger.create_account(
+        await ledger.accounts.create(
             NewAccount(id=account_id, currency="EUR", scale=2, normal_side=side)
         )
     lines: list[tuple[int, str | None, str, bool]] = []
@@ -83,7 +83,7 @@ async def check_plan(ledger, plan) -> None:
     expected_lines: list[str] = []  # the fate of each line, in file order
     for i, (amount, change, extra) in enumerate(plan):
         ref = f"REF-{i}"
-        posted = await ledger.post_transaction(
+        posted = await ledger.postings.post(
             NewTransaction(
                 entries=[
                     Leg(account_id=bank, direction="debit", amount=amount),
@@ -107,7 +107,7 @@ async def check_plan(ledger, plan) -> None:
         elif change == "duplicated":
             lines += [(amount, ref, f"B{i}", False), (amount, ref, f"B{i}", False)]
         elif change == "reversed":
-            back = await ledger.reverse_transaction(
+            back = await ledger.postings.reverse(
                 tid, ReversalRequest(), IdempotencyKey("recon-prop", fresh_id("k"))
             )
             expected_entries[back.transaction.id] = "matched"

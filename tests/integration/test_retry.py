@@ -126,7 +126,7 @@ async def test_a_session_lost_at_commit_is_ambiguous_and_the_key_makes_the_retry
 
     # One posting first, so that the connection has its statements prepared
     # and the posting below fails in its COMMIT message, not before it.
-    await Ledger(store, ledger.limits).post_transaction(
+    await Ledger(store, ledger.limits).postings.post(
         NewTransaction([Leg(a, "debit", 1), Leg(b, "credit", 1)]),
         IdempotencyKey("tests", fresh_id()),
     )
@@ -134,15 +134,13 @@ async def test_a_session_lost_at_commit_is_ambiguous_and_the_key_makes_the_retry
     before = count("ambiguous")
     k = IdempotencyKey("tests", fresh_id("key"))
     try:
-        result = await killing.post_transaction(
+        result = await killing.postings.post(
             NewTransaction([Leg(a, "debit", 5), Leg(b, "credit", 5)]), k
         )
     finally:
         await store.dispose()
     assert killed and count("ambiguous") > before
     assert not result.replayed
-    assert (await ledger.balance(a)).posted.debits == 1 + 5  # once, not twice
-    again = await ledger.post_transaction(
-        NewTransaction([Leg(a, "debit", 5), Leg(b, "credit", 5)]), k
-    )
+    assert (await ledger.accounts.balance(a)).posted.debits == 1 + 5  # once, not twice
+    again = await ledger.postings.post(NewTransaction([Leg(a, "debit", 5), Leg(b, "credit", 5)]), k)
     assert again.replayed and again.transaction.id == result.transaction.id

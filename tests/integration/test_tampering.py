@@ -30,7 +30,7 @@ async def books(server_url, settings):
     a, b = await open_account(ledger), await open_account(ledger, normal_side="credit")
     ids = []
     for amount in range(1, 10):
-        posted = await ledger.post_transaction(
+        posted = await ledger.postings.post(
             NewTransaction(
                 [Leg(a, "debit", amount), Leg(b, "credit", amount)], metadata={"n": amount}
             ),
@@ -52,7 +52,7 @@ async def as_owner(owner, *statements: str, **params) -> None:
 
 
 async def block_of(ledger, transaction_id: str) -> int:
-    return (await ledger.get_transaction(transaction_id)).block
+    return (await ledger.postings.get(transaction_id)).block
 
 
 async def test_a_changed_entry_amount_is_named(books):
@@ -89,7 +89,7 @@ async def test_changed_header_metadata_is_named(books):
 async def test_a_deleted_transaction_is_named(books, sequence_row):
     ledger, owner, _, ids = books
     victim = ids[6]
-    place = await ledger.get_transaction(victim)
+    place = await ledger.postings.get(victim)
     deletes = [
         "DELETE FROM entries WHERE transaction_id = CAST(:t AS UUID)",
         "DELETE FROM transactions WHERE id = CAST(:t AS UUID)",

@@ -14,7 +14,7 @@ async def test_verify_is_clean_after_postings_and_reports_a_damaged_cache(
     ledger, owner_engine, database_url, monkeypatch
 ):
     a, b = await open_account(ledger), await open_account(ledger)
-    await ledger.post_transaction(
+    await ledger.postings.post(
         NewTransaction([Leg(a, "debit", 12), Leg(b, "credit", 12)]),
         IdempotencyKey("tests", fresh_id("k")),
     )

@@ -42,7 +42,7 @@ async def open_account(
     prefix: str = "acct",
     hot: bool = False,
 ) -> str:
-    account, _ = await ledger.create_account(
+    account, _ = await ledger.accounts.create(
         NewAccount(
             id=fresh_id(prefix),
             currency=currency,

@@ -19,9 +19,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from ledger.api.client_address import Network, client_address
-from ledger.engine import audit, errors
+from ledger.engine import Keys, audit, errors
 from ledger.engine.access import Actor, ApiKey, key_id_of
-from ledger.engine.keys import Keys
 
 SCOPE_OPT = "scope"  # the route handler's `opt` key holding its scope
 ACTION_OPT = "audit_action"  # ... and, on a write, the audit action

@@ -41,7 +41,7 @@ class AccountController(Controller):
         derived from it, so a retry finds the account instead of making another."""
         cmd = decode_body(await request.body(), NewAccount, settings.max_body_bytes)
         key = req.idempotency_key(request)
-        account, created = await ledger.create_account(cmd, req.actor(request), key)
+        account, created = await ledger.accounts.create(cmd, req.actor(request), key)
         if created:
             return Response(account, status_code=201)
         return Response(account, status_code=200, headers={req.REPLAYED_HEADER: "true"})
@@ -52,7 +52,7 @@ class AccountController(Controller):
     ) -> Account:
         """The account: its currency and scale, normal side, limit flags,
         metadata, whether it is hot, and its status."""
-        return await ledger.get_account(account_id, req.actor(request))
+        return await ledger.accounts.get(account_id, req.actor(request))
 
     @patch(
         "/{account_id:str}",
@@ -76,7 +76,7 @@ class AccountController(Controller):
         recorded (`/changes`) with the `Ledger-Reason` header; asking for
         what already is changes nothing."""
         cmd = decode_body(await request.body(), AccountPatch, settings.max_body_bytes)
-        account, _changed = await ledger.update_account(account_id, cmd, req.actor(request))
+        account, _changed = await ledger.accounts.update(account_id, cmd, req.actor(request))
         return account
 
     @get("/{account_id:str}/changes", **requires(ACCOUNTS_READ))
@@ -89,7 +89,7 @@ class AccountController(Controller):
         limit: FromQuery[int | None] = None,
     ) -> Page[AccountChange]:
         """Recorded changes of the account's attributes, oldest first."""
-        return await ledger.account_changes(account_id, cursor, limit, req.actor(request))
+        return await ledger.accounts.changes(account_id, cursor, limit, req.actor(request))
 
     @get(**requires(ACCOUNTS_READ))
     async def list_accounts(
@@ -101,7 +101,7 @@ class AccountController(Controller):
     ) -> Page[Account]:
         """Accounts in id order; follow `next_cursor` until it is null. A key
         limited to account-id prefixes lists only the accounts it reaches."""
-        return await ledger.list_accounts(cursor, limit, req.actor(request))
+        return await ledger.accounts.page(cursor, limit, req.actor(request))
 
     @get("/{account_id:str}/balance", **requires(ACCOUNTS_READ))
     async def get_balance(
@@ -115,7 +115,7 @@ class AccountController(Controller):
         """Posted debits, credits and the balance on the account's normal side;
         with `as_of` (RFC 3339), summed exactly from the journal up to that time;
         with `consistency=stale`, possibly a few seconds old (for display)."""
-        return await ledger.balance(
+        return await ledger.accounts.balance(
             account_id,
             req.as_of(as_of),
             stale=req.stale(consistency),
@@ -134,7 +134,7 @@ class AccountController(Controller):
     ) -> Page[AccountEntry]:
         """The account's entries, oldest first; follow `next_cursor`.
         `consistency=stale` may omit the last few seconds."""
-        return await ledger.account_entries(
+        return await ledger.accounts.entries(
             account_id, cursor, limit, stale=req.stale(consistency), actor=req.actor(request)
         )
 

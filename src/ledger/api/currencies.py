@@ -18,7 +18,7 @@ async def list_currencies(ledger: req.LedgerDep) -> Page[CurrencyScale]:
     ISO 4217 minor unit, or for a code ISO gives none, the scale its first
     account named. An account's `scale` may be left out; another than its
     currency's is refused (422 `currency-scale-mismatch`)."""
-    return await ledger.list_currencies()
+    return await ledger.accounts.currencies()
 
 
 def router(settings: Settings) -> Router:

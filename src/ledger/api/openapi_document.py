@@ -25,8 +25,7 @@ from typing import Any
 from ledger.api import access, problems
 from ledger.api import errors as _wire  # noqa: F401 - its error classes, for codes_by_status
 from ledger.api.request import IDEMPOTENCY_HEADER, REPLAYED_HEADER
-from ledger.engine import errors
-from ledger.engine.account_rules import ACCOUNT_ID, CURRENCY
+from ledger.engine import ACCOUNT_ID, CURRENCY, errors
 from ledger.settings import Settings
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}

@@ -14,7 +14,7 @@ from ledger.api import request as req
 from ledger.api.access import requires
 from ledger.api.decoding import decode_body
 from ledger.api.openapi import body_operation, file_operation
-from ledger.engine import audit
+from ledger.engine import STATEMENT_MEDIA, audit
 from ledger.engine.access import RECONCILIATION_READ, RECONCILIATION_WRITE
 from ledger.engine.model import Page
 from ledger.engine.reconcile.model import (
@@ -28,7 +28,6 @@ from ledger.engine.reconcile.model import (
     Source,
     Statement,
 )
-from ledger.engine.reconciliation import STATEMENT_MEDIA
 from ledger.settings import Settings
 
 

@@ -11,9 +11,8 @@ from litestar.di import NamedDependency
 
 from ledger.api.access import IDEMPOTENCY_OPT
 from ledger.api.middleware import ACTOR_STATE
-from ledger.engine import errors
+from ledger.engine import Ledger, errors
 from ledger.engine.access import Actor
-from ledger.engine.ledger import Ledger
 from ledger.engine.model import IdempotencyKey, PostingResult, Transaction
 from ledger.settings import Settings
 

@@ -12,9 +12,8 @@ from ledger.api import request as req
 from ledger.api.access import requires
 from ledger.api.decoding import decode_body
 from ledger.api.openapi import body_operation
-from ledger.engine import audit
+from ledger.engine import Postings, audit
 from ledger.engine.access import REPORTS_READ, TRANSACTIONS_READ, TRANSACTIONS_WRITE
-from ledger.engine.ledger import Ledger
 from ledger.engine.model import (
     NewTransaction,
     Page,
@@ -46,7 +45,7 @@ class TransactionController(Controller):
         `Idempotent-Replayed: true`; the same key with another body is 409."""
         cmd = decode_body(await request.body(), NewTransaction, settings.max_body_bytes)
         key = req.idempotency_key(request)
-        return req.posting_response(await ledger.post_transaction(cmd, key, req.actor(request)))
+        return req.posting_response(await ledger.postings.post(cmd, key, req.actor(request)))
 
     @get(**requires(REPORTS_READ, query_prefix=METADATA_PREFIX))
     async def search_transactions(
@@ -87,7 +86,7 @@ class TransactionController(Controller):
     ) -> Transaction:
         """The transaction with its legs; for a pending one, its state and
         what resolved it. `consistency=stale` may be a few seconds old."""
-        return await ledger.get_transaction(
+        return await ledger.postings.get(
             transaction_id, stale=req.stale(consistency), actor=req.actor(request)
         )
 
@@ -106,7 +105,7 @@ class TransactionController(Controller):
         """Append a transaction with every leg swapped. Requires an
         `Idempotency-Key`; a second reversal of the same transaction is 409."""
         return await _act_on(
-            transaction_id, request, ledger, settings, ReversalRequest, Ledger.reverse_transaction
+            transaction_id, request, ledger, settings, ReversalRequest, Postings.reverse
         )
 
     @post(
@@ -126,7 +125,7 @@ class TransactionController(Controller):
         Requires an `Idempotency-Key`. A second resolution, or one after expiry,
         is 409 with the reason."""
         return await _act_on(
-            transaction_id, request, ledger, settings, PostPendingRequest, Ledger.post_pending
+            transaction_id, request, ledger, settings, PostPendingRequest, Postings.post_pending
         )
 
     @post(
@@ -143,7 +142,7 @@ class TransactionController(Controller):
     ) -> Response[Transaction]:
         """Release a pending transaction. Requires an `Idempotency-Key`."""
         return await _act_on(
-            transaction_id, request, ledger, settings, VoidRequest, Ledger.void_pending
+            transaction_id, request, ledger, settings, VoidRequest, Postings.void_pending
         )
 
 
@@ -152,7 +151,9 @@ async def _act_on(transaction_id, request, ledger, settings, body_type, action):
     idempotency key, and answer 201 (or 200 for a replay)."""
     cmd = decode_body(await request.body(), body_type, settings.max_body_bytes, allow_empty=True)
     key = req.idempotency_key(request)
-    return req.posting_response(await action(ledger, transaction_id, cmd, key, req.actor(request)))
+    return req.posting_response(
+        await action(ledger.postings, transaction_id, cmd, key, req.actor(request))
+    )
 
 
 def router(settings: Settings) -> Router:

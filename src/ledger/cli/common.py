@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 from ledger.settings import Settings
 
 if TYPE_CHECKING:
-    from ledger.engine.ledger import Ledger
+    from ledger.engine import Ledger
 
 T = TypeVar("T")
 

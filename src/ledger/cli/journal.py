@@ -8,7 +8,7 @@ import argparse
 import msgspec
 
 from ledger.cli.common import database_args, with_ledger
-from ledger.engine.journal_check import JournalReport
+from ledger.engine import JournalReport
 
 
 def register(sub) -> None:

@@ -1,12 +1,11 @@
-"""The ledger's use cases for accounts: create, change, read, list, and
-the compaction of hot accounts' deltas. `ledger.engine.ledger.Ledger`
-offers them beside the postings."""
+"""The accounts' use cases: create, change, read, list; their balances
+and history; and the compaction of hot accounts' deltas."""
 
 from __future__ import annotations
 
 import random
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -23,15 +22,24 @@ from ledger.engine import (
 from ledger.engine.access import DIRECT, Actor
 from ledger.engine.audit import AuditRecord
 from ledger.engine.limits import Limits
-from ledger.engine.model import Account, AccountPatch, IdempotencyKey, NewAccount, Page
+from ledger.engine.model import (
+    Account,
+    AccountPatch,
+    Balance,
+    IdempotencyKey,
+    NewAccount,
+    Page,
+    PendingTotals,
+)
 from ledger.engine.ports import AccountStore
 
 
-class AccountCases:
-    store: AccountStore
-    limits: Limits
+class Accounts:
+    def __init__(self, store: AccountStore, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
 
-    async def create_account(
+    async def create(
         self, cmd: NewAccount, actor: Actor = DIRECT, key: IdempotencyKey | None = None
     ) -> tuple[Account, bool]:
         """Create an account; returns it and whether it was created now.
@@ -93,7 +101,7 @@ class AccountCases:
             account_id=account_id,
         )
 
-    async def update_account(
+    async def update(
         self, account_id: str, patch: AccountPatch, actor: Actor = DIRECT
     ) -> tuple[Account, bool]:
         """Change what may change about an account (see
@@ -106,7 +114,7 @@ class AccountCases:
         `account_changes.plan` raises.
         """
         account_changes.check_patch(patch, self.limits)
-        await self.get_account(account_id, actor)
+        await self.get(account_id, actor)
         record = AuditRecord(
             actor=actor,
             action=audit.ACCOUNT_UPDATE,
@@ -122,14 +130,14 @@ class AccountCases:
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         return found
 
-    async def account_changes(
+    async def changes(
         self, account_id: str, cursor: str | None, limit: int | None = None, actor: Actor = DIRECT
     ) -> Page:
         """Recorded changes of the account's attributes, oldest first.
         Raises AccountNotFound, InvalidCursor, InvalidValue, AccountOutOfReach."""
         limit = self._page_size(limit)
         after = paging.decode_cursor(cursor)
-        await self.get_account(account_id, actor)
+        await self.get(account_id, actor)
         items = await self.store.account_changes(account_id, after, limit + 1)
         return paging.page(items, limit, lambda c: c.change_id)
 
@@ -149,11 +157,11 @@ class AccountCases:
             folded += await self.store.compact_hot(account_id, grace)
         return folded
 
-    async def list_currencies(self) -> Page:
+    async def currencies(self) -> Page:
         """The currencies in use, with their one scale each, by code."""
         return Page(items=await self.store.currencies(), next_cursor=None)
 
-    async def get_account(self, account_id: str, actor: Actor = DIRECT) -> Account:
+    async def get(self, account_id: str, actor: Actor = DIRECT) -> Account:
         """Raises AccountOutOfReach, AccountNotFound."""
         access.check_reach(actor, [account_id])
         if not account_rules.known_account_id(account_id):
@@ -163,7 +171,7 @@ class AccountCases:
             raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
         return account
 
-    async def list_accounts(
+    async def page(
         self, cursor: str | None, limit: int | None = None, actor: Actor = DIRECT
     ) -> Page:
         """Accounts in id order (those the actor's key reaches). Raises
@@ -173,6 +181,69 @@ class AccountCases:
             paging.decode_cursor(cursor), limit + 1, actor.accounts
         )
         return paging.page(items, limit, lambda a: a.id)
+
+    async def balance(
+        self,
+        account_id: str,
+        as_of: datetime | None = None,
+        *,
+        stale: bool = False,
+        actor: Actor = DIRECT,
+    ) -> Balance:
+        """The account's posted, pending and available balances now (from the
+        cached row) or as of a time (summed from the journal). `stale` allows
+        a slightly old snapshot, for display only: no rule of the ledger reads
+        balances this way. Raises AccountNotFound, AccountOutOfReach."""
+        access.check_reach(actor, [account_id])
+        if not account_rules.known_account_id(account_id):
+            raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+        if as_of is None:
+            found = await self.store.cached_totals(account_id, stale=stale)
+            if found is None:
+                raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+            state, read_at = found
+        else:
+            now = await self.store.now()
+            if as_of > now:
+                raise errors.InvalidValue(
+                    f"as_of {as_of.isoformat()} is after the database's current time "
+                    f"{now.isoformat()}: no balance is known there yet",
+                    field="as_of",
+                )
+            state = await self.store.journal_totals(account_id, as_of)
+            if state is None:
+                raise errors.AccountNotFound(f"no account {account_id!r}", account_id=account_id)
+            read_at = as_of
+        account = state.account
+        posted = rules.totals(account.normal_side, state.posted_debits, state.posted_credits)
+        pending = PendingTotals(state.pending_debits, state.pending_credits)
+        return Balance(
+            account_id=account.id,
+            currency=account.currency,
+            scale=account.scale,
+            normal_side=account.normal_side,
+            as_of=read_at,
+            posted=posted,
+            pending=pending,
+            available=rules.available(account.normal_side, posted, pending),
+        )
+
+    async def entries(
+        self,
+        account_id: str,
+        cursor: str | None,
+        limit: int | None = None,
+        *,
+        stale: bool = False,
+        actor: Actor = DIRECT,
+    ) -> Page:
+        """The account's entries, oldest first. Raises AccountNotFound,
+        InvalidCursor, InvalidValue, AccountOutOfReach."""
+        limit = self._page_size(limit)
+        after = paging.decode_cursor(cursor)
+        await self.get(account_id, actor)
+        items = await self.store.account_entries(account_id, after, limit + 1, stale=stale)
+        return paging.page(items, limit, lambda e: e.entry_id)
 
     def _page_size(self, limit: int | None) -> int:
         return paging.page_size(limit, self.limits.default_page_size, self.limits.max_page_size)

@@ -1,6 +1,6 @@
 """Posting a batch: many postings in one database transaction.
 
-Each item is judged exactly as `Ledger.post_transaction` would judge it,
+Each item is judged exactly as `Postings.post` would judge it,
 one after another in request order, against balances that already carry
 the items accepted before it: so limits hold across the batch as they
 would across single postings. What the batch shares is the overhead: one

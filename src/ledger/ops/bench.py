@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ledger.engine import Ledger
 from ledger.engine.access import key_id_of
-from ledger.engine.ledger import Ledger
 from ledger.ops import figures, locust, report, webhook_check
 from ledger.ops.files import SHAPES, locustfiles
 from ledger.settings import Settings

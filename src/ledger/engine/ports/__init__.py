@@ -9,11 +9,11 @@ from typing import Protocol
 
 from ledger.engine.ports.accounts import AccountStore
 from ledger.engine.ports.audit import AuditStore
+from ledger.engine.ports.checks import CheckStore
 from ledger.engine.ports.events import EventStore
 from ledger.engine.ports.journal import BuildBlock, JournalStore
 from ledger.engine.ports.keys import KeyStore
 from ledger.engine.ports.posting import PostingStore, PostingUnit
-from ledger.engine.ports.reads import ReadStore
 from ledger.engine.ports.reconciliation import ReconciliationCases, ReconciliationStore
 from ledger.engine.ports.reports import ReportStore
 from ledger.engine.ports.webhooks import WebhookStore
@@ -22,12 +22,12 @@ __all__ = [
     "AccountStore",
     "AuditStore",
     "BuildBlock",
+    "CheckStore",
     "EventStore",
     "JournalStore",
     "KeyStore",
     "PostingStore",
     "PostingUnit",
-    "ReadStore",
     "ReconciliationCases",
     "ReconciliationStore",
     "ReportStore",
@@ -39,7 +39,7 @@ __all__ = [
 class Store(
     PostingStore,
     AccountStore,
-    ReadStore,
+    CheckStore,
     JournalStore,
     EventStore,
     WebhookStore,

@@ -4,7 +4,7 @@ history, and the hot accounts' compaction."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ledger.engine.audit import AuditRecord
@@ -12,6 +12,7 @@ from ledger.engine.currencies import CurrencyScale
 from ledger.engine.model import (
     Account,
     AccountChange,
+    AccountEntry,
     AccountState,
     FieldChange,
     NewAccount,
@@ -76,4 +77,27 @@ class AccountStore(AuditStore, Protocol):
     ) -> list[Account]:
         """Accounts in id order after `after`; only those whose id starts
         with one of `prefixes` when given."""
+        ...
+
+    # `stale=True` allows a slightly old snapshot (a follower read on
+    # CockroachDB) for reads that feed no decision.
+
+    async def cached_totals(
+        self, account_id: str, *, stale: bool = False
+    ) -> tuple[AccountState, datetime] | None:
+        """The account with its cached totals, and the time read."""
+        ...
+
+    async def journal_totals(self, account_id: str, as_of: datetime) -> AccountState | None:
+        """The account with its totals as of `as_of`, summed from the journal:
+        posted entries created by then, and pending entries created by then
+        whose transaction was not yet resolved then."""
+        ...
+
+    async def account_entries(
+        self, account_id: str, after: str | None, limit: int, *, stale: bool = False
+    ) -> list[AccountEntry]: ...
+
+    async def now(self) -> datetime:
+        """The database's current time."""
         ...

@@ -103,13 +103,19 @@ class PostingUnit(Protocol):
 
 
 class PostingStore(AuditStore, Protocol):
-    """Runs posting units; finds what is due to expire."""
+    """Runs posting units; reads a transaction; finds what is due to expire."""
 
     async def run(self, work: Callable[[PostingUnit], Awaitable[T]]) -> T:
         """Run `work` in one SERIALIZABLE database transaction, retrying the
         whole of it on conflicts. Raises RetriesExhausted or OutcomeUnknown
         when it cannot get an answer."""
         ...
+
+    # `stale=True` allows a slightly old snapshot (a follower read on
+    # CockroachDB) for reads that feed no decision.
+    async def get_transaction(
+        self, transaction_id: str, *, stale: bool = False
+    ) -> Transaction | None: ...
 
     async def due_for_expiry(self, limit: int) -> list[str]:
         """Ids of pending transactions whose timeout has passed and that are

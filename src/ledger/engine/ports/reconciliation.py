@@ -8,8 +8,7 @@ from typing import Protocol
 
 from ledger.engine.audit import AuditRecord
 from ledger.engine.ports.accounts import AccountStore
-from ledger.engine.ports.audit import AuditStore
-from ledger.engine.ports.reads import ReadStore
+from ledger.engine.ports.posting import PostingStore
 from ledger.engine.reconcile.model import (
     Decision,
     ExceptionFilter,
@@ -89,7 +88,7 @@ class ReconciliationStore(Protocol):
     async def now(self) -> datetime: ...
 
 
-class ReconciliationCases(ReconciliationStore, AccountStore, ReadStore, AuditStore, Protocol):
+class ReconciliationCases(ReconciliationStore, AccountStore, PostingStore, Protocol):
     """What reconciliation's use cases read beside their own rows: a
     source's account, the transaction a resolution names, the time; and
     refusals' audit rows."""
