@@ -198,6 +198,7 @@ async def test_a_key_limited_to_prefixes_makes_an_endpoint_that_gets_only_its_ev
         assert outside not in receiver.transaction_ids()
 
 
+@pytest.mark.slow
 async def test_a_receiver_slower_than_the_lease_keeps_one_deliverer(client, database_url, settings):
     """The lease is renewed while a delivery waits on the receiver, so a
     second process's deliverer (this app's) never takes over a live one:

@@ -6,7 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from support.ids import fresh_id
+
+# End to end, more than about ten seconds: not in `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
 
 
 def ledger(*args: str, database_url: str) -> subprocess.CompletedProcess:

@@ -12,10 +12,13 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("LEDGER_TEST_DATABASE_URL")),
-    reason="builds its own PostgreSQL cluster; nothing here depends on the test database",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        bool(os.environ.get("LEDGER_TEST_DATABASE_URL")),
+        reason="builds its own PostgreSQL cluster; nothing here depends on the test database",
+    ),
+]
 
 
 def ledger(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:

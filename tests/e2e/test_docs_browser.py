@@ -14,6 +14,9 @@ import pytest
 
 from support.processes import start
 
+# End to end, more than about ten seconds: not in `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

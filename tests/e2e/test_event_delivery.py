@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import text
 
 from ledger.engine.access import new_key
@@ -151,6 +152,7 @@ async def lease_holder(owner_engine, webhook_id: str) -> int | None:
     return None if owner is None else int(owner.split(":")[1])
 
 
+@pytest.mark.slow
 async def test_deliveries_survive_kill_9_of_the_lease_holder_while_the_receiver_fails(
     tmp_path, server_url, settings
 ):

@@ -17,6 +17,9 @@ from ledger.engine.access import SCOPES
 from support.ledger import make_key
 from support.processes import start
 
+# End to end, more than about ten seconds: not in `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 CHECKS = ",".join(
     [
         "not_a_server_error",

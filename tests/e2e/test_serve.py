@@ -21,6 +21,9 @@ import pytest
 from support.ids import fresh_id
 from support.processes import ledger_cmd, start
 
+# End to end, more than about ten seconds: not in `pytest -m "not slow"`.
+pytestmark = pytest.mark.slow
+
 READY = re.compile(
     r"ready (?P<total>[\d.]+) s after the process started \(imports (?P<imports>[\d.]+).*\)"
 )
