@@ -765,7 +765,7 @@ def lost_sessions() -> float:
 # every step; only the full run has the steps to be sure of reaching every
 # outcome below, so only it asserts that it did.
 RUNS = [
-    pytest.param(6, id="quick"),
+    pytest.param(3, id="quick"),
     pytest.param(40, id="full", marks=pytest.mark.slow),
 ]
 

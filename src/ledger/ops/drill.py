@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ledger import operator
 from ledger.ops import bench, locust, read_check, webhook_check
 
 
@@ -278,7 +279,7 @@ def run(
     acks = locust.read_acks(ack_log)
     import asyncio
 
-    audited = asyncio.run(bench.audit(options.database_url, acks, options.api_key, began))
+    audited = asyncio.run(operator.audit_load(options.database_url, acks, options.api_key, began))
     # The receiver was registered with the first service, which a
     # service-kill drill may have killed: any live one deletes it.
     watch.target = options.targets[-1]
