@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ledger.engine.audit import AuditRecord
@@ -27,6 +27,12 @@ class StoreMethods:
     engine: AsyncEngine
     policy: RetryPolicy
     replica: Replica | None = None
+
+    async def now(self) -> datetime:
+        async def read(conn: AsyncConnection) -> datetime:
+            return (await conn.execute(select(func.now()))).scalar_one()
+
+        return await self._read(read)
 
     async def _read(self, fn: Read[T], *, stale: bool = False) -> T:
         """A read on the primary; a `stale` one on the replica when there is

@@ -349,4 +349,4 @@ audit_log = Table(
 Index("log_target", audit_log.c.target)
 
 # Reconciliation's tables join the same metadata (migration 0010).
-from ledger.storage.reconcile import tables as _reconciliation  # noqa: E402, F401
+from ledger.storage.queries.reconciliation import tables as _reconciliation  # noqa: E402, F401

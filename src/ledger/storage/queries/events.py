@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger.engine import events
 from ledger.engine.events import EventFilter, Position, SealedRecord
 from ledger.storage.queries.journal import RECORD_COLUMNS, records_of
-from ledger.storage.reconcile import feed
+from ledger.storage.queries.reconciliation import feed
 from ledger.storage.tables import entries, journal, journal_blocks, transactions
 
 t = transactions.c

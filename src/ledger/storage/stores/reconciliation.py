@@ -27,9 +27,9 @@ from ledger.engine.reconcile.model import (
 )
 from ledger.storage import failures
 from ledger.storage.methods import StoreMethods
-from ledger.storage.reconcile import exceptions, runs
-from ledger.storage.reconcile import queries as q
-from ledger.storage.reconcile.tables import STATEMENT_SHA256
+from ledger.storage.queries.reconciliation import exceptions, runs
+from ledger.storage.queries.reconciliation import queries as q
+from ledger.storage.queries.reconciliation.tables import STATEMENT_SHA256
 
 SOURCE_PKEY = "recon_sources_pkey"
 

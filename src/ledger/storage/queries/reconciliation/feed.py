@@ -9,8 +9,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.engine.reconcile.feed import StoredExceptionEvent
-from ledger.storage.reconcile.queries import exception_of
-from ledger.storage.reconcile.tables import recon_event_counter, recon_events, recon_exceptions
+from ledger.storage.queries.reconciliation.queries import exception_of
+from ledger.storage.queries.reconciliation.tables import (
+    recon_event_counter,
+    recon_events,
+    recon_exceptions,
+)
 
 e = recon_events.c
 counter = recon_event_counter.c

@@ -12,9 +12,9 @@ from ledger.engine.reconcile.model import (
     ReconException,
     Resolved,
 )
-from ledger.storage.reconcile.queries import exception_of, x
-from ledger.storage.reconcile.runs import insert_matches
-from ledger.storage.reconcile.tables import (
+from ledger.storage.queries.reconciliation.queries import exception_of, x
+from ledger.storage.queries.reconciliation.runs import insert_matches
+from ledger.storage.queries.reconciliation.tables import (
     recon_exceptions,
 )
 

@@ -18,7 +18,7 @@ from ledger.engine.reconcile.model import (
     Source,
     Statement,
 )
-from ledger.storage.reconcile.tables import (
+from ledger.storage.queries.reconciliation.tables import (
     recon_exceptions,
     recon_lines,
     recon_sources,

@@ -25,9 +25,9 @@ from ledger.engine.reconcile.model import (
     new_id,
 )
 from ledger.storage import ids
-from ledger.storage.reconcile import feed
-from ledger.storage.reconcile.queries import line_of, x
-from ledger.storage.reconcile.tables import (
+from ledger.storage.queries.reconciliation import feed
+from ledger.storage.queries.reconciliation.queries import line_of, x
+from ledger.storage.queries.reconciliation.tables import (
     recon_exceptions,
     recon_lines,
     recon_matches,

@@ -1,1 +1,0 @@
-"""Reconciliation's storage: its tables, queries and the store's methods."""
