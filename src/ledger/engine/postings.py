@@ -25,6 +25,9 @@ from ledger.engine.posting import answered, header, replay, replay_or_target, wr
 
 EXPIRY = access.system("expiry", client_id="ledger-expiry")
 
+# A resolution asked for: the fingerprint's verb (as the API's route names it).
+_VERBS = {"posted": "post", "voided": "void"}
+
 _RESOLUTION_ACTIONS = {
     "posted": audit.PENDING_POST,
     "voided": audit.PENDING_VOID,
@@ -176,18 +179,7 @@ class Postings:
         InvalidResolution, LimitExceeded, IdempotencyKeyReused,
         MissingIdempotencyKey, RetriesExhausted, OutcomeUnknown.
         """
-        self._check_key(key)
-        free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
-        fingerprint = rules.fingerprint(f"post:{transaction_id}", cmd)
-        result = await self._resolve(transaction_id, "posted", cmd, key, fingerprint, actor)
-        return await answered(
-            self.store,
-            result,
-            actor=actor,
-            action=audit.PENDING_POST,
-            fingerprint=fingerprint,
-            target=transaction_id,
-        )
+        return await self._resolve_asked(transaction_id, "posted", cmd, key, actor)
 
     async def void_pending(
         self,
@@ -202,15 +194,27 @@ class Postings:
         IdempotencyKeyReused, MissingIdempotencyKey, RetriesExhausted,
         OutcomeUnknown.
         """
+        return await self._resolve_asked(transaction_id, "voided", cmd, key, actor)
+
+    async def _resolve_asked(
+        self,
+        transaction_id: str,
+        resolution: str,
+        cmd: PostPendingRequest | VoidRequest,
+        key: IdempotencyKey,
+        actor: Actor,
+    ) -> PostingResult:
+        """A resolution a caller asked for (not the sweeper's): its key and
+        text checked, and a replay of it recorded like the original."""
         self._check_key(key)
         free_text.check_metadata(cmd.metadata, cmd.description, self.limits)
-        fingerprint = rules.fingerprint(f"void:{transaction_id}", cmd)
-        result = await self._resolve(transaction_id, "voided", cmd, key, fingerprint, actor)
+        fingerprint = rules.fingerprint(f"{_VERBS[resolution]}:{transaction_id}", cmd)
+        result = await self._resolve(transaction_id, resolution, cmd, key, fingerprint, actor)
         return await answered(
             self.store,
             result,
             actor=actor,
-            action=audit.PENDING_VOID,
+            action=_RESOLUTION_ACTIONS[resolution],
             fingerprint=fingerprint,
             target=transaction_id,
         )
