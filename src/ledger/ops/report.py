@@ -50,8 +50,14 @@ def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> l
         for s in levels
     ]
     (out / "plotted.json").write_text(json.dumps({"per_second": seconds, "steps": bars}, indent=1))
-    files = []
+    return [
+        _throughput(plt, out, xs, seconds, bars),
+        _latency(plt, out, xs, seconds, bars, p99_ms),
+        _latency_against_throughput(plt, out, levels, p99_ms),
+    ]
 
+
+def _throughput(plt, out: Path, xs: list, seconds: list[dict], bars: list[dict]) -> str:
     fig, ax = plt.subplots(figsize=(9, 4.5))
     ax.plot(xs, [r["postings_per_second"] for r in seconds], label="postings/s", lw=0.8)
     ax.plot(xs, [r["requests_per_second"] for r in seconds], label="requests/s", lw=0.8, alpha=0.6)
@@ -68,8 +74,10 @@ def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> l
     ax.set_ylabel("per second")
     ax.legend(loc="upper left")
     ax.set_title("Throughput")
-    files.append(_save(fig, out, "throughput.png"))
+    return _save(fig, out, "throughput.png")
 
+
+def _latency(plt, out: Path, xs: list, seconds: list[dict], bars: list[dict], p99_ms: float):
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for key in ("p50_ms", "p95_ms", "p99_ms"):
         ax.plot(xs, [r[key] or None for r in seconds], label=f"{key[:3]} each second", lw=0.8)
@@ -82,8 +90,10 @@ def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> l
     ax.set_yscale("log")
     ax.legend()
     ax.set_title("Latency")
-    files.append(_save(fig, out, "latency.png"))
+    return _save(fig, out, "latency.png")
 
+
+def _latency_against_throughput(plt, out: Path, levels: list[dict], p99_ms: float) -> str:
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot([s["postings_per_second"] for s in levels], [s["p99_ms"] for s in levels], marker="o")
     for s in levels:
@@ -93,8 +103,7 @@ def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> l
     ax.set_ylabel("p99 ms (per step; labels: users)")
     ax.legend()
     ax.set_title("Latency against throughput")
-    files.append(_save(fig, out, "latency_vs_throughput.png"))
-    return files
+    return _save(fig, out, "latency_vs_throughput.png")
 
 
 def _save(fig, out: Path, name: str) -> str:
