@@ -16,12 +16,9 @@ from ledger.engine.access import (
     TRANSACTIONS_WRITE,
     new_key,
 )
+from support.access import bearer, refused, transfer
 from support.ids import fresh_id
 from support.ledger import app_client, make_key
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 async def open_pair(client, prefix: str = "acct") -> tuple[str, str]:
@@ -33,23 +30,6 @@ async def open_pair(client, prefix: str = "acct") -> tuple[str, str]:
         )
         assert r.status_code == 201, r.text
     return a, b
-
-
-def transfer(a: str, b: str, amount: int = 10) -> dict:
-    return {
-        "entries": [
-            {"account_id": a, "direction": "debit", "amount": amount},
-            {"account_id": b, "direction": "credit", "amount": amount},
-        ]
-    }
-
-
-def refused(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["code"] == code, body
-    assert response.headers["content-type"].startswith("application/problem+json")
-    return body
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from test_journal_api import accounts, post
+from support.journal import accounts, post
 
 
 async def test_the_feed_takes_every_parameter_it_documents(client):

@@ -11,34 +11,10 @@ import sys
 from pathlib import Path
 
 from ledger.engine.access import ACCOUNTS_WRITE, JOURNAL_READ, TRANSACTIONS_READ, TRANSACTIONS_WRITE
-from support.ids import fresh_id
+from support.journal import accounts, post
 from support.ledger import app_client, make_key
 
 SCRIPT = Path(__file__).parents[2] / "tools" / "verify_proof.py"
-
-
-async def accounts(client) -> tuple[str, str]:
-    ids = []
-    for side in ("debit", "credit"):
-        body = {"id": fresh_id(), "currency": "USD", "scale": 2, "normal_side": side}
-        assert (await client.post("/accounts", json=body)).status_code == 201
-        ids.append(body["id"])
-    return ids[0], ids[1]
-
-
-async def post(client, a: str, b: str, amount: int = 5, **extra) -> dict:
-    body = {
-        "entries": [
-            {"account_id": a, "direction": "debit", "amount": amount},
-            {"account_id": b, "direction": "credit", "amount": amount},
-        ],
-        **extra,
-    }
-    answer = await client.post(
-        "/transactions", json=body, headers={"Idempotency-Key": fresh_id("key")}
-    )
-    assert answer.status_code == 201, answer.text
-    return answer.json()
 
 
 async def sealed(client, transaction_id: str) -> dict:

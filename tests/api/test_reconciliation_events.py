@@ -10,8 +10,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
-from test_reconciliation_api import XML, account, camt, open_exceptions, post, run, source
-from test_webhooks_api import arrived, endpoint, until
 
 from ledger.engine import events as ev
 from ledger.engine.access import (
@@ -23,23 +21,13 @@ from ledger.engine.access import (
 )
 from ledger.engine.reconcile.model import NewRun
 from ledger.ops.receiver import Receiver
+from support.events import head
 from support.ledger import app_client, make_key
+from support.reconciliation import XML, account, camt, open_exceptions, post, run, source
+from support.webhooks import arrived, endpoint, until
 
 EXCEPTION = "reconciliation.exception"
 ONLY = {"types": EXCEPTION}
-
-
-async def head(client, **params) -> str:
-    got = await client.get("/events", params={**params, "limit": 1, "after": ""})
-    cursor = got.json()["cursor"]
-    # The first page may start far back: walk to the end of both streams.
-    for _ in range(10_000):
-        got = await client.get("/events", params={**params, "after": cursor, "limit": 500})
-        assert got.status_code == 200, got.text
-        if not got.json()["events"]:
-            return got.json()["cursor"]
-        cursor = got.json()["cursor"]
-    raise AssertionError("the feed did not end")
 
 
 async def events_after(client, cursor: str, **params) -> tuple[list[dict], str]:

@@ -15,14 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from litestar.params import QueryParameter
-from test_reconciliation_api import XML, camt
-from test_routes import documentation, handlers
 
 from ledger.api.access import SCOPE_OPT
 from ledger.engine.access import SCOPES
 from support.database import written_rows
 from support.ids import fresh_id
 from support.ledger import app_client, make_key
+from support.reconciliation import XML, camt
+from support.routes import documentation, handlers
 
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
 # Writes that touch nothing of another tenant whatever they are given: the

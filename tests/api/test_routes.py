@@ -10,33 +10,14 @@ import uuid
 import pytest
 
 from ledger.api.access import ACTION_OPT, AUTHENTICATED, PUBLIC, SCOPE_OPT
-from ledger.app import create_app
 from ledger.engine.access import ACCOUNTS_READ, DIRECT, METRICS_READ, SCOPES
-from ledger.settings import Settings
 from support.ledger import make_key
+from support.routes import documentation, handlers
 
-APP = create_app(Settings(), "postgresql+psycopg://unused@localhost/unused")
 OPEN = {("/health", "GET"), ("/ready", "GET")}
 
 
-def documentation(path: str, method: str) -> bool:
-    """The documentation is public and read-only."""
-    return (path == "/schema" or path.startswith("/schema/")) and method in {
-        "GET",
-        "HEAD",
-        "OPTIONS",
-    }
-
-
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
-
-
-def handlers():
-    """(path, method, handler) of every route, Litestar's own included."""
-    for route in APP.routes:
-        for handler in getattr(route, "route_handlers", []):
-            for method in handler.http_methods:
-                yield route.path, method, handler
 
 
 def concrete(path: str) -> str:

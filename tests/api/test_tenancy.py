@@ -10,9 +10,6 @@ import asyncio
 import json
 
 import pytest
-from test_access import bearer, refused, transfer
-from test_reconciliation_api import XML, camt, days
-from test_reconciliation_events import head
 
 from ledger.engine.access import (
     ACCOUNTS_READ,
@@ -23,8 +20,11 @@ from ledger.engine.access import (
     SCOPES,
     TRANSACTIONS_WRITE,
 )
+from support.access import bearer, refused, transfer
+from support.events import head
 from support.ids import fresh_id
 from support.ledger import app_client, make_key
+from support.reconciliation import XML, camt, days
 
 
 class Tenants:

@@ -4,18 +4,16 @@ receiver on 127.0.0.1 that checks every signature with the
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import pytest
-from test_journal_api import accounts as journal_accounts
-from test_journal_api import post as journal_post
 
 from ledger.engine.access import ACCOUNTS_READ, WEBHOOKS_ADMIN
 from ledger.ops.receiver import Receiver
 from support.database import written_rows
 from support.ids import fresh_id
+from support.journal import accounts as journal_accounts
+from support.journal import post as journal_post
 from support.ledger import app_client, make_key
+from support.webhooks import arrived, endpoint, until
 
 
 async def accounts(client) -> tuple[str, str]:
@@ -24,35 +22,6 @@ async def accounts(client) -> tuple[str, str]:
 
 async def post(client, a: str, b: str, amount: int = 5) -> str:
     return (await journal_post(client, a, b, amount))["id"]
-
-
-async def until(check, what: str, seconds: float = 60.0):
-    for _ in range(int(seconds / 0.05)):
-        if found := await check():
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {seconds:g} s")
-
-
-@contextlib.asynccontextmanager
-async def endpoint(client, receiver: Receiver, **extra):
-    """A webhook to `receiver`, whose secret it learns; deleted afterwards."""
-    made = await client.post("/webhooks", json={"url": receiver.url, **extra})
-    assert made.status_code == 201, made.text
-    hook = made.json()
-    receiver.secret = hook["secret"]
-    try:
-        yield hook
-    finally:
-        await client.delete(f"/webhooks/{hook['id']}")
-        receiver.stop()
-
-
-def arrived(receiver: Receiver, ids: list[str]):
-    async def check():
-        return set(ids) <= receiver.transaction_ids()
-
-    return check
 
 
 async def test_register_show_list_delete_with_audit_rows_and_the_secret_shown_once(client):

@@ -34,7 +34,6 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import text
 
-import strategies as S
 from ledger.app import build_ledger, build_store
 from ledger.engine import access, errors
 from ledger.engine.batch_model import BatchItem, NewBatch
@@ -53,6 +52,7 @@ from ledger.engine.model import (
 from ledger.storage import dialect
 from ledger.storage.database import create_engine
 from ledger.storage.retry import ATTEMPTS
+from support import strategies as S
 from support.database import new_database
 
 APP = "ledger-props"
