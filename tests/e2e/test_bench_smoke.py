@@ -82,7 +82,21 @@ def test_cluster_up_bench_and_a_report_with_clean_books(tmp_path):
         assert summary["stopped_because"].startswith(("the duration ran out", "step "))
         assert set(summary["phases_s"]) >= {"seeding", "load", "audit", "pgbench baseline"}
         assert "the run took" in run.stdout
-        for name in ("throughput.png", "latency.png", "latency_vs_throughput.png"):
+        # Where a posting's CPU goes, per step: the database and the
+        # services did work for every step's postings, and the parts add up.
+        for step in summary["steps"]:
+            cost = step["cpu_ms_per_posting"]
+            assert cost["database"] > 0 and cost["services"] > 0, step
+            parts = sum(cost[k] for k in ("database", "services", "background", "load", "other"))
+            assert abs(parts - cost["total"]) < 0.01, cost
+        assert "cores per 1,000 postings/s" in run.stdout
+        files = (
+            "throughput.png",
+            "latency.png",
+            "latency_vs_throughput.png",
+            "cpu_per_posting.png",
+        )
+        for name in files:
             assert (report / name).stat().st_size > 0
         assert (report / "locust.html").exists() and (report / "locust_stats.csv").exists()
     finally:

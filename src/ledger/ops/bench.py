@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger import operator
-from ledger.ops import figures, locust, report, webhook_check
+from ledger.ops import cpu, figures, locust, report, webhook_check
 from ledger.ops.files import SHAPES, locustfiles
 
 DEFAULT_RESULTS = Path("bench/results")
@@ -142,7 +142,9 @@ def run(
         f"up to {options.max_users}, for at most {options.duration} s ...",
         flush=True,
     )
+    sampler = cpu.Sampler().start()
     locust_code = locust.start(options, out, ack_log).wait()
+    samples = sampler.stop()
     clock.append(("locust", time.time()))
     after = attempts(options.targets, options.api_key)
     acks = locust.read_acks(ack_log)
@@ -153,7 +155,8 @@ def run(
     clock.append(("audit", time.time()))
     baseline = measure_baseline()
     clock.append(("pgbench baseline", time.time()))
-    summary = summarize(options, out, acks, {k: after.get(k, 0) - before.get(k, 0) for k in after})
+    attempted = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    summary = summarize(options, out, acks, attempted, samples)
     summary.update(
         duration_s=round(clock[-1][1] - clock[0][1], 1),
         phases_s=phases(clock, summary.pop("load_window")),
@@ -192,14 +195,18 @@ def phases(clock: list[tuple[str, float]], load: tuple[float, float] | None) -> 
     return {name: round(seconds, 1) for name, seconds in out.items()}
 
 
-def summarize(options: BenchOptions, out: Path, acks, attempted: dict[str, float]) -> dict:
+def summarize(
+    options: BenchOptions, out: Path, acks, attempted: dict[str, float], samples=()
+) -> dict:
     """The figures of a finished load, all from the request, acknowledgement
-    and step logs (`ledger.ops.figures`): steps, the sustained level, the
-    stop and its reason, errors, retries per commit, and the plots."""
+    and step logs (`ledger.ops.figures`) and the CPU samples
+    (`ledger.ops.cpu`): steps with their CPU per posting, the sustained
+    level, the stop and its reason, errors, retries per commit, the plots."""
     log = figures.read_steps(out / locust.STEP_LOG)
     requests = figures.read_requests(out / locust.REQUEST_LOG)
     ack_times = sorted(t for _, _, t in acks)
     levels = figures.steps(log, requests, ack_times)
+    cpu.steps_cost(list(samples), levels, ack_times)
     best = report.knee(levels, options.p99_ms, options.max_errors)
     window = (levels[0]["start"], levels[-1]["end"]) if levels else None
     seconds = figures.per_second(requests, ack_times, *window) if window else []
@@ -221,6 +228,9 @@ def summarize(options: BenchOptions, out: Path, acks, attempted: dict[str, float
         "requests": len(requests),
         "sustained": best,
         "sustained_postings_per_second": best["postings_per_second"] if best else None,
+        # CPU-ms per acknowledged posting at the sustained step, by kind of
+        # process; its total is also the cores per 1,000 postings/s.
+        "cpu_ms_per_posting": best.get("cpu_ms_per_posting") if best else None,
         "knee_users": best["users"] if best else None,
         "p99_target_ms": options.p99_ms,
         "stopped_because": log.stop_reason,

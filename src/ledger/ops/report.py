@@ -7,7 +7,7 @@ import json
 import tomllib
 from pathlib import Path
 
-from ledger.ops import webhook_check
+from ledger.ops import cpu, webhook_check
 from ledger.ops.files import package_file
 
 
@@ -46,6 +46,7 @@ def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> l
             "postings_per_second": s["postings_per_second"],
             "requests_per_second": s["requests_per_second"],
             "p99_ms": s["p99_ms"],
+            "cpu_ms_per_posting": s.get("cpu_ms_per_posting"),
         }
         for s in levels
     ]
@@ -54,6 +55,11 @@ def plot(out: Path, seconds: list[dict], levels: list[dict], p99_ms: float) -> l
         _throughput(plt, out, xs, seconds, bars),
         _latency(plt, out, xs, seconds, bars, p99_ms),
         _latency_against_throughput(plt, out, levels, p99_ms),
+        *(
+            [_cpu_per_posting(plt, out, levels)]
+            if any(s.get("cpu_ms_per_posting") for s in levels)
+            else []
+        ),
     ]
 
 
@@ -104,6 +110,24 @@ def _latency_against_throughput(plt, out: Path, levels: list[dict], p99_ms: floa
     ax.legend()
     ax.set_title("Latency against throughput")
     return _save(fig, out, "latency_vs_throughput.png")
+
+
+def _cpu_per_posting(plt, out: Path, levels: list[dict]) -> str:
+    """Each step's CPU-ms per posting, stacked by kind of process."""
+    costed = [s for s in levels if s.get("cpu_ms_per_posting")]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    xs = list(range(len(costed)))
+    bottom = [0.0] * len(costed)
+    for kind in cpu.KINDS:
+        heights = [s["cpu_ms_per_posting"][kind] for s in costed]
+        ax.bar(xs, heights, bottom=bottom, label=kind)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    ax.set_xticks(xs, [str(s["users"]) for s in costed])
+    ax.set_xlabel("users (one bar per step)")
+    ax.set_ylabel("CPU ms per posting (= cores per 1,000 postings/s)")
+    ax.legend()
+    ax.set_title("Where a posting's CPU goes")
+    return _save(fig, out, "cpu_per_posting.png")
 
 
 def _save(fig, out: Path, name: str) -> str:
@@ -163,6 +187,13 @@ def format_summary(summary: dict) -> str:
     if phases:
         parts = ", ".join(f"{name} {seconds:g} s" for name, seconds in phases.items())
         lines.append(f"the run took {summary.get('duration_s', 0):g} s: {parts}")
+    cost = summary.get("cpu_ms_per_posting")
+    if cost:
+        parts = ", ".join(f"{k} {cost[k]:.2f}" for k in cpu.KINDS)
+        lines.append(
+            f"CPU per posting at the sustained step: {parts}; total {cost['total']:.2f} ms, "
+            f"so {cost['total']:.2f} cores per 1,000 postings/s"
+        )
     best = summary["sustained"]
     if best:
         lines.append(
